@@ -1,0 +1,407 @@
+//! Frame and API body types.
+
+use serde::{Deserialize, Serialize};
+
+/// A case's id, as stored.
+pub type CaseId = i64;
+/// An agent's id, as stored.
+pub type AgentId = i64;
+/// A message's place in its case: 1, 2, 3 … assigned by the server, never reused.
+pub type Seq = i64;
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// Who wrote a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Author {
+    Customer {
+        name: String,
+    },
+    Agent {
+        id: AgentId,
+        name: String,
+    },
+    /// Parlor itself: "agent joined", "chat ended" and the like.
+    System,
+}
+
+/// One stored chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub case_id: CaseId,
+    pub seq: Seq,
+    /// Chosen by the sender; the server makes one up for system messages.
+    pub client_id: String,
+    pub author: Author,
+    /// Exactly as sent: never markup.
+    pub body: String,
+    pub sent_at: Millis,
+}
+
+/// Where a chat stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    /// Waiting for an agent.
+    Queued,
+    /// An agent is in the chat.
+    Active,
+    /// Over; the transcript stays on the case.
+    Ended,
+}
+
+/// Who ended a chat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndedBy {
+    Customer,
+    Agent { name: String },
+}
+
+/// What either side needs to show a chat case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub id: CaseId,
+    pub subject: String,
+    pub customer_name: String,
+    pub state: ChatState,
+    /// The agent in the chat, once one accepted.
+    pub agent_name: Option<String>,
+    pub created_at: Millis,
+    pub ended_by: Option<EndedBy>,
+}
+
+/// A case with the messages the client does not hold yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chat {
+    pub case: CaseSummary,
+    /// In `seq` order: all of them, or those after the `since` the client sent.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// A chat routed to one agent, waiting for Accept (the screen pop).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub case_id: CaseId,
+    pub customer_name: String,
+    pub subject: String,
+    pub group: Option<String>,
+    /// Approximate, from what the server can know without an outside service.
+    pub location: String,
+    pub created_at: Millis,
+    /// Time left to accept, counted by the server; the console counts down locally.
+    pub expires_in_ms: u64,
+}
+
+/// Why an offer left an agent's screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferClosed {
+    /// The countdown reached 0; the chat went to the next agent.
+    TimedOut,
+    /// The agent pressed Disable.
+    Disabled,
+    /// The customer left before anyone accepted.
+    Abandoned,
+    /// The agent accepted it.
+    Accepted,
+    /// The agent went offline; the chat went to the next agent.
+    Withdrawn,
+}
+
+/// Why an agent's routing switch changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingChange {
+    /// The agent flipped the switch.
+    Switched,
+    /// The agent pressed Disable on a screen pop.
+    DisabledFromOffer,
+    /// The agent let a screen pop time out.
+    IgnoredOffer,
+}
+
+/// A clear error, sent instead of doing anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The `client_id` of the send that failed, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// Machine-readable error kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not valid JSON, or not a known frame.
+    Malformed,
+    /// The frame is over [`MAX_FRAME_BYTES`].
+    TooLarge,
+    /// The frame is valid but its content is not (empty text, too long, …).
+    Invalid,
+    /// No such case for this caller (also for cases that belong to someone else).
+    NotFound,
+    /// The action does not fit the chat's current state.
+    Conflict,
+    /// The caller must say hello (or sign in) first.
+    Unauthorized,
+    /// Something failed inside Parlor; details are in its log.
+    Internal,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            client_id: None,
+        }
+    }
+
+    pub fn for_send(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+}
+
+/// The largest frame either socket accepts.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+
+// ---------------------------------------------------------------------------------------
+// Widget <-> server
+
+/// Frames the widget sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorFrame {
+    /// The first frame on every connection. `token` is the one from an earlier
+    /// `Welcome`, kept by the widget; `since` is the last `seq` the widget holds.
+    Hello {
+        token: Option<String>,
+        #[serde(default)]
+        since: Seq,
+    },
+    /// The pre-chat form and the first message: creates the case and queues it.
+    StartChat {
+        client_id: String,
+        name: String,
+        subject: String,
+        body: String,
+        /// Reported by the browser, for the agent's approximate location.
+        #[serde(default)]
+        time_zone: Option<String>,
+        #[serde(default)]
+        language: Option<String>,
+    },
+    /// A message in the visitor's live chat.
+    Send { client_id: String, body: String },
+    /// The customer pressed End chat.
+    EndChat,
+}
+
+/// Frames the server sends a widget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToVisitor {
+    /// The answer to `Hello`: the visitor's token (the one sent if it is known, else a
+    /// new one — keep it to resume) and the visitor's live chat, if any.
+    Welcome {
+        token: String,
+        chat: Option<Chat>,
+    },
+    /// The answer to `StartChat`.
+    ChatStarted {
+        chat: Chat,
+    },
+    /// A new message in the chat (also the acknowledgement of the visitor's own send).
+    Message {
+        message: ChatMessage,
+    },
+    /// The chat's state changed (an agent joined, it was queued again, …).
+    State {
+        case: CaseSummary,
+    },
+    Error {
+        error: ProtocolError,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// Console <-> server
+
+/// Where the console's copy of one chat ends, for resuming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub case_id: CaseId,
+    pub since: Seq,
+}
+
+/// Frames the console sends. The socket is signed in by the session cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentFrame {
+    /// The first frame: the chats the console already holds, and up to where.
+    Hello {
+        #[serde(default)]
+        cursors: Vec<Cursor>,
+    },
+    /// The routing switch for the chat channel.
+    SetRouting {
+        on: bool,
+    },
+    Accept {
+        case_id: CaseId,
+    },
+    /// Decline a screen pop: switches the agent's routing off.
+    Disable {
+        case_id: CaseId,
+    },
+    Send {
+        case_id: CaseId,
+        client_id: String,
+        body: String,
+    },
+    EndChat {
+        case_id: CaseId,
+    },
+}
+
+/// The signed-in agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProfile {
+    pub id: AgentId,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+/// Frames the server sends a console.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToAgent {
+    /// The answer to `Hello`: who I am, my switch and my chats. An open screen pop
+    /// follows as an `Offer` frame.
+    Welcome {
+        agent: AgentProfile,
+        routing: bool,
+        chats: Vec<Chat>,
+    },
+    Routing {
+        on: bool,
+        change: RoutingChange,
+    },
+    /// A screen pop.
+    Offer {
+        offer: Offer,
+    },
+    OfferClosed {
+        case_id: CaseId,
+        reason: OfferClosed,
+    },
+    /// I entered a chat: open its case tab.
+    ChatOpened {
+        chat: Chat,
+    },
+    Message {
+        message: ChatMessage,
+    },
+    State {
+        case: CaseSummary,
+    },
+    Error {
+        error: ProtocolError,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP API bodies
+
+/// `POST /api/login`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// The body of every HTTP error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_tagged_by_type_in_snake_case() {
+        let frame = VisitorFrame::Send {
+            client_id: "c1".into(),
+            body: "hi".into(),
+        };
+        let json = serde_json::to_string(&frame).expect("serialises");
+        assert_eq!(json, r#"{"type":"send","client_id":"c1","body":"hi"}"#);
+    }
+
+    #[test]
+    fn hello_without_since_means_from_the_start() {
+        let frame: VisitorFrame =
+            serde_json::from_str(r#"{"type":"hello","token":null}"#).expect("parses");
+        assert_eq!(
+            frame,
+            VisitorFrame::Hello {
+                token: None,
+                since: 0
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_frame_types_are_rejected() {
+        assert!(serde_json::from_str::<AgentFrame>(r#"{"type":"take_over"}"#).is_err());
+    }
+
+    #[test]
+    fn every_server_frame_round_trips() {
+        let message = ChatMessage {
+            case_id: 7,
+            seq: 3,
+            client_id: "abc".into(),
+            author: Author::Agent {
+                id: 1,
+                name: "Ada".into(),
+            },
+            body: "<b>not markup</b>".into(),
+            sent_at: 1,
+        };
+        let frames = [
+            ToAgent::Message {
+                message: message.clone(),
+            },
+            ToAgent::OfferClosed {
+                case_id: 7,
+                reason: OfferClosed::TimedOut,
+            },
+            ToAgent::Routing {
+                on: false,
+                change: RoutingChange::IgnoredOffer,
+            },
+        ];
+        for frame in frames {
+            let json = serde_json::to_string(&frame).expect("serialises");
+            let back: ToAgent = serde_json::from_str(&json).expect("parses");
+            assert_eq!(back, frame);
+        }
+    }
+
+    #[test]
+    fn an_error_names_the_failed_send() {
+        let error = ProtocolError::new(ErrorCode::Invalid, "empty").for_send("c9");
+        let json = serde_json::to_value(ToVisitor::Error { error }).expect("serialises");
+        assert_eq!(json["error"]["client_id"], "c9");
+        assert_eq!(json["error"]["code"], "invalid");
+    }
+}

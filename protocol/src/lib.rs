@@ -1,0 +1,15 @@
+//! Parlor's wire protocol: the typed frames a widget or a console exchanges with the
+//! server over its one WebSocket, the bodies of the HTTP API, and the pure rules for
+//! what a valid chat text is. No I/O: this crate compiles to native and to wasm, and
+//! both sides of every socket use the same types.
+//!
+//! Frames are JSON objects tagged by `"type"`. Every chat message carries the
+//! server-assigned per-case sequence number `seq` and the sender's `client_id`, so a
+//! client that reconnects asks for what came after the last `seq` it holds, and a
+//! retried send (same `client_id`) is answered with the message already stored.
+
+mod frames;
+mod text;
+
+pub use frames::*;
+pub use text::*;

@@ -1,0 +1,61 @@
+//! How Parlor is configured: flags, each with an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "parlor",
+    about = "Parlor: live chat for support teams",
+    version
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PARLOR_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Folder for the SQLite database (`parlor.db`), created if missing.
+    #[arg(long, env = "PARLOR_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// A database URL instead of the file in `--data-dir` (e.g. `sqlite:///var/lib/parlor.db`).
+    #[arg(long, env = "PARLOR_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Folder with the built widget and console (`widget/`, `console/`), as Trunk made them.
+    #[arg(long, env = "PARLOR_WEB_DIR", default_value = "dist")]
+    pub web_dir: PathBuf,
+
+    /// A request header with the visitor's location, set by a reverse proxy in front of
+    /// Parlor (e.g. `CF-IPCountry`), shown on screen pops.
+    #[arg(long, env = "PARLOR_GEO_HEADER")]
+    pub geo_header: Option<String>,
+
+    /// Email of the admin account created on first start.
+    #[arg(long, env = "PARLOR_ADMIN_EMAIL", default_value = "admin@parlor.local")]
+    pub admin_email: String,
+
+    /// Password of that admin account; a random one is made and printed when unset.
+    #[arg(long, env = "PARLOR_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Mark the session cookie `Secure` (set when Parlor is served over HTTPS).
+    #[arg(long, env = "PARLOR_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+impl Config {
+    /// A configuration for tests and tools: everything default, listening on any port.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url: None,
+            web_dir: PathBuf::from("dist"),
+            geo_header: None,
+            admin_email: "admin@parlor.local".into(),
+            admin_password: None,
+            secure_cookies: false,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The hub: every open widget and console socket, and which chats each one follows.
+//! Publishing a frame serialises it once and queues it on each follower's bounded
+//! outbox; a socket whose outbox is full is disconnected (its client resumes from its
+//! last `seq`), so one slow reader never stalls the others.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use parlor_protocol::{AgentId, CaseId, ToAgent, ToVisitor};
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc};
+
+/// A serialised frame, shared by every socket it goes to.
+pub type Outbound = Arc<str>;
+
+/// How many frames may wait for one slow socket before it is dropped.
+pub const OUTBOX_FRAMES: usize = 256;
+
+pub type ConnId = u64;
+
+/// What a socket session keeps to hear from the hub.
+pub struct Connection {
+    pub id: ConnId,
+    pub outbox: mpsc::Receiver<Outbound>,
+    /// Sends on this socket's own outbox, in order with everything published to it.
+    pub reply: mpsc::Sender<Outbound>,
+    /// Notified when the hub drops this socket for falling behind.
+    pub kicked: Arc<Notify>,
+}
+
+struct Conn {
+    outbox: mpsc::Sender<Outbound>,
+    kicked: Arc<Notify>,
+    agent: Option<AgentId>,
+    cases: HashSet<CaseId>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: ConnId,
+    conns: HashMap<ConnId, Conn>,
+    followers: HashMap<CaseId, HashSet<ConnId>>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+}
+
+/// Serialises a frame. Parlor's frames are plain data, so this cannot fail in practice;
+/// if it ever did, the frame is logged and skipped rather than taking the server down.
+pub fn encode(frame: &impl Serialize) -> Option<Outbound> {
+    match serde_json::to_string(frame) {
+        Ok(json) => Some(json.into()),
+        Err(error) => {
+            tracing::error!(%error, "a frame could not be serialised");
+            None
+        }
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The lock is never held across an await or a panic-prone call; recover anyway.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a socket: a console when `agent` is set, else a widget.
+    pub fn connect(&self, agent: Option<AgentId>) -> Connection {
+        let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
+        let kicked = Arc::new(Notify::new());
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.conns.insert(
+            id,
+            Conn {
+                outbox: tx.clone(),
+                kicked: kicked.clone(),
+                agent,
+                cases: HashSet::new(),
+            },
+        );
+        Connection {
+            id,
+            outbox: rx,
+            reply: tx,
+            kicked,
+        }
+    }
+
+    pub fn disconnect(&self, id: ConnId) {
+        let mut inner = self.lock();
+        remove(&mut inner, id);
+    }
+
+    /// The socket now hears everything published to `case`.
+    pub fn follow(&self, id: ConnId, case: CaseId) {
+        let mut inner = self.lock();
+        if let Some(conn) = inner.conns.get_mut(&id) {
+            conn.cases.insert(case);
+            inner.followers.entry(case).or_default().insert(id);
+        }
+    }
+
+    /// Every console of `agent` now hears `case`.
+    pub fn follow_for_agent(&self, agent: AgentId, case: CaseId) {
+        let ids: Vec<ConnId> = {
+            let inner = self.lock();
+            inner
+                .conns
+                .iter()
+                .filter(|(_, c)| c.agent == Some(agent))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in ids {
+            self.follow(id, case);
+        }
+    }
+
+    /// Sends a frame to everyone following `case`: widgets get `visitor`, consoles `agent`.
+    pub fn publish(&self, case: CaseId, visitor: &ToVisitor, agent: &ToAgent) {
+        let (Some(to_visitor), Some(to_agent)) = (encode(visitor), encode(agent)) else {
+            return;
+        };
+        let mut inner = self.lock();
+        let ids: Vec<ConnId> = inner
+            .followers
+            .get(&case)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            let frame = match inner.conns.get(&id).map(|c| c.agent.is_some()) {
+                Some(true) => to_agent.clone(),
+                Some(false) => to_visitor.clone(),
+                None => continue,
+            };
+            deliver(&mut inner, id, frame);
+        }
+    }
+
+    /// Sends a frame to every console of `agent`.
+    pub fn send_agent(&self, agent: AgentId, frame: &ToAgent) {
+        let Some(frame) = encode(frame) else { return };
+        let mut inner = self.lock();
+        let ids: Vec<ConnId> = inner
+            .conns
+            .iter()
+            .filter(|(_, c)| c.agent == Some(agent))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            deliver(&mut inner, id, frame.clone());
+        }
+    }
+
+    /// How many sockets are open.
+    pub fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn deliver(inner: &mut Inner, id: ConnId, frame: Outbound) {
+    let Some(conn) = inner.conns.get(&id) else {
+        return;
+    };
+    if conn.outbox.try_send(frame).is_err() {
+        tracing::warn!(
+            conn = id,
+            "socket fell behind; disconnecting it so it resumes"
+        );
+        conn.kicked.notify_one();
+        remove(inner, id);
+    }
+}
+
+fn remove(inner: &mut Inner, id: ConnId) {
+    if let Some(conn) = inner.conns.remove(&id) {
+        for case in conn.cases {
+            if let Some(set) = inner.followers.get_mut(&case) {
+                set.remove(&id);
+                if set.is_empty() {
+                    inner.followers.remove(&case);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parlor_protocol::{ErrorCode, ProtocolError};
+
+    fn visitor_frame() -> ToVisitor {
+        ToVisitor::Error {
+            error: ProtocolError::new(ErrorCode::Invalid, "v"),
+        }
+    }
+
+    fn agent_frame() -> ToAgent {
+        ToAgent::Error {
+            error: ProtocolError::new(ErrorCode::Invalid, "a"),
+        }
+    }
+
+    #[test]
+    fn a_case_is_published_to_its_followers_only_each_in_their_own_frame_type() {
+        let hub = Hub::default();
+        let mut widget = hub.connect(None);
+        let mut console = hub.connect(Some(1));
+        let mut stranger = hub.connect(None);
+        hub.follow(widget.id, 7);
+        hub.follow_for_agent(1, 7);
+        hub.publish(7, &visitor_frame(), &agent_frame());
+        assert!(
+            widget
+                .outbox
+                .try_recv()
+                .expect("widget hears")
+                .contains("\"v\"")
+        );
+        assert!(
+            console
+                .outbox
+                .try_recv()
+                .expect("console hears")
+                .contains("\"a\"")
+        );
+        assert!(stranger.outbox.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_socket_that_falls_behind_is_dropped_not_waited_for() {
+        let hub = Hub::default();
+        let slow = hub.connect(None);
+        let mut quick = hub.connect(None);
+        hub.follow(slow.id, 7);
+        hub.follow(quick.id, 7);
+        for _ in 0..=OUTBOX_FRAMES {
+            hub.publish(7, &visitor_frame(), &agent_frame());
+            assert!(quick.outbox.try_recv().is_ok());
+        }
+        assert_eq!(hub.len(), 1);
+    }
+}

@@ -1,0 +1,724 @@
+//! The routing engine: which agent is offered which waiting chat, and what happens when
+//! they accept, press Disable or let the countdown run out.
+//!
+//! It is a pure state machine: [`Engine::handle`] takes an event and the current time
+//! and returns decisions; it does no I/O and reads no clock. The async shell in
+//! `dispatch` feeds it events from sockets and timers and carries out its decisions.
+
+use std::collections::BTreeMap;
+
+use parlor_protocol::{AgentId, CaseId, Millis, OfferClosed, RoutingChange};
+
+/// Something that happened, as far as routing cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A console of this agent connected. `load` is the number of chats they are in.
+    AgentConnected {
+        agent: AgentId,
+        routing: bool,
+        capacity: u32,
+        load: u32,
+    },
+    /// A console of this agent went away.
+    AgentDisconnected {
+        agent: AgentId,
+    },
+    /// The agent flipped their routing switch.
+    RoutingSwitched {
+        agent: AgentId,
+        on: bool,
+    },
+    /// A chat is waiting for an agent. `offer` is a screen pop that was open when the
+    /// server stopped, restored with its stored deadline.
+    ChatQueued {
+        case: CaseId,
+        offer: Option<(AgentId, Millis)>,
+    },
+    Accept {
+        agent: AgentId,
+        case: CaseId,
+    },
+    Disable {
+        agent: AgentId,
+        case: CaseId,
+    },
+    /// A waiting chat left the queue without an agent (the customer ended it).
+    ChatLeft {
+        case: CaseId,
+    },
+    /// A chat an agent was in ended: a place frees up.
+    ChatClosed {
+        agent: AgentId,
+        case: CaseId,
+    },
+    /// Time passed; deadlines up to now are due.
+    Tick,
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Show a screen pop to `agent`, closing itself at `expires_at`.
+    Offer {
+        case: CaseId,
+        agent: AgentId,
+        expires_at: Millis,
+    },
+    /// Take the screen pop for `case` off `agent`'s screen.
+    OfferClosed {
+        case: CaseId,
+        agent: AgentId,
+        reason: OfferClosed,
+    },
+    /// Switch `agent`'s routing off and tell them why.
+    RoutingOff {
+        agent: AgentId,
+        change: RoutingChange,
+    },
+    /// Put `agent` in the chat.
+    Assign { case: CaseId, agent: AgentId },
+    /// `agent` asked for `case` and cannot have it.
+    Refuse {
+        case: CaseId,
+        agent: AgentId,
+        refusal: Refusal,
+    },
+}
+
+/// Why an agent cannot enter a chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Another agent has it, or it ended.
+    NotWaiting,
+    /// It is on another agent's screen pop.
+    OfferedToAnother,
+    /// The agent is in as many chats as their capacity allows.
+    AtCapacity,
+}
+
+impl Refusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotWaiting => {
+                "This chat is no longer waiting: another agent took it or it ended."
+            }
+            Self::OfferedToAnother => "This chat is being offered to another agent.",
+            Self::AtCapacity => "You are in as many chats as your capacity allows.",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Agent {
+    connections: u32,
+    routing: bool,
+    capacity: u32,
+    load: u32,
+    /// When the agent last got or finished a chat: the longest idle is offered first.
+    idle_since: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Offered {
+    agent: AgentId,
+    expires_at: Millis,
+}
+
+#[derive(Clone, Debug)]
+struct Waiting {
+    case: CaseId,
+    offer: Option<Offered>,
+}
+
+/// Routing state: the agents who are connected and the chats waiting, in arrival order.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    agents: BTreeMap<AgentId, Agent>,
+    queue: Vec<Waiting>,
+    offer_timeout_ms: Millis,
+}
+
+impl Engine {
+    pub fn new(offer_timeout_ms: Millis) -> Self {
+        Self {
+            agents: BTreeMap::new(),
+            queue: Vec::new(),
+            offer_timeout_ms: offer_timeout_ms.max(1),
+        }
+    }
+
+    /// The admin's screen-pop timeout, for offers made from now on.
+    pub fn set_offer_timeout(&mut self, offer_timeout_ms: Millis) {
+        self.offer_timeout_ms = offer_timeout_ms.max(1);
+    }
+
+    /// When the next offer runs out, if any is open: the shell sends `Tick` then.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.queue
+            .iter()
+            .filter_map(|w| w.offer.map(|o| o.expires_at))
+            .min()
+    }
+
+    /// The open screen pop of `agent`: (case, expires_at).
+    pub fn offer_of(&self, agent: AgentId) -> Option<(CaseId, Millis)> {
+        self.queue.iter().find_map(|w| match w.offer {
+            Some(o) if o.agent == agent => Some((w.case, o.expires_at)),
+            _ => None,
+        })
+    }
+
+    /// Where `case` stands in the queue: 1 for the next chat to be taken.
+    pub fn position(&self, case: CaseId) -> Option<usize> {
+        self.queue
+            .iter()
+            .position(|w| w.case == case)
+            .map(|i| i + 1)
+    }
+
+    pub fn handle(&mut self, now: Millis, event: Event) -> Vec<Decision> {
+        let mut out = Vec::new();
+        self.apply(now, event, &mut out);
+        self.expire_offers(now, &mut out);
+        self.route(now, &mut out);
+        out
+    }
+
+    fn apply(&mut self, now: Millis, event: Event, out: &mut Vec<Decision>) {
+        match event {
+            Event::AgentConnected {
+                agent,
+                routing,
+                capacity,
+                load,
+            } => {
+                let entry = self.agents.entry(agent).or_insert(Agent {
+                    connections: 0,
+                    routing,
+                    capacity,
+                    load,
+                    idle_since: now,
+                });
+                entry.connections += 1;
+                entry.routing = routing;
+                entry.capacity = capacity.max(1);
+                entry.load = load;
+                if !routing {
+                    self.close_offer_of(agent, OfferClosed::Disabled, out);
+                }
+            }
+            Event::AgentDisconnected { agent } => {
+                let Some(entry) = self.agents.get_mut(&agent) else {
+                    return;
+                };
+                entry.connections = entry.connections.saturating_sub(1);
+                if entry.connections == 0 {
+                    self.agents.remove(&agent);
+                    self.close_offer_of(agent, OfferClosed::Withdrawn, out);
+                }
+            }
+            Event::RoutingSwitched { agent, on } => {
+                if let Some(entry) = self.agents.get_mut(&agent) {
+                    entry.routing = on;
+                }
+                if !on {
+                    self.close_offer_of(agent, OfferClosed::Disabled, out);
+                }
+            }
+            Event::ChatQueued { case, offer } => {
+                if self.position(case).is_none() {
+                    let offer = offer.map(|(agent, expires_at)| Offered { agent, expires_at });
+                    self.queue.push(Waiting { case, offer });
+                }
+            }
+            Event::Accept { agent, case } => self.accept(now, agent, case, out),
+            Event::Disable { agent, case } => {
+                let had_offer = self.offer_of(agent).is_some_and(|(c, _)| c == case);
+                let was_on = self.agents.get(&agent).is_some_and(|a| a.routing);
+                self.close_offer_of(agent, OfferClosed::Disabled, out);
+                if let Some(entry) = self.agents.get_mut(&agent) {
+                    entry.routing = false;
+                }
+                if had_offer || was_on {
+                    out.push(Decision::RoutingOff {
+                        agent,
+                        change: RoutingChange::DisabledFromOffer,
+                    });
+                }
+            }
+            Event::ChatLeft { case } => {
+                if let Some(i) = self.queue.iter().position(|w| w.case == case) {
+                    let waiting = self.queue.remove(i);
+                    if let Some(offer) = waiting.offer {
+                        out.push(Decision::OfferClosed {
+                            case,
+                            agent: offer.agent,
+                            reason: OfferClosed::Abandoned,
+                        });
+                    }
+                }
+            }
+            Event::ChatClosed { agent, .. } => {
+                if let Some(entry) = self.agents.get_mut(&agent) {
+                    entry.load = entry.load.saturating_sub(1);
+                    entry.idle_since = now;
+                }
+            }
+            Event::Tick => {}
+        }
+    }
+
+    fn accept(&mut self, now: Millis, agent: AgentId, case: CaseId, out: &mut Vec<Decision>) {
+        let refuse = |refusal| Decision::Refuse {
+            case,
+            agent,
+            refusal,
+        };
+        let Some(i) = self.queue.iter().position(|w| w.case == case) else {
+            out.push(refuse(Refusal::NotWaiting));
+            return;
+        };
+        let offer = self.queue[i].offer;
+        if offer.is_some_and(|o| o.agent != agent) {
+            out.push(refuse(Refusal::OfferedToAnother));
+            return;
+        }
+        if let Some(entry) = self.agents.get_mut(&agent) {
+            if entry.load >= entry.capacity {
+                out.push(refuse(Refusal::AtCapacity));
+                return;
+            }
+            entry.load += 1;
+            entry.idle_since = now;
+        }
+        self.queue.remove(i);
+        if offer.is_some() {
+            out.push(Decision::OfferClosed {
+                case,
+                agent,
+                reason: OfferClosed::Accepted,
+            });
+        }
+        out.push(Decision::Assign { case, agent });
+    }
+
+    fn close_offer_of(&mut self, agent: AgentId, reason: OfferClosed, out: &mut Vec<Decision>) {
+        for waiting in &mut self.queue {
+            if waiting.offer.is_some_and(|o| o.agent == agent) {
+                waiting.offer = None;
+                out.push(Decision::OfferClosed {
+                    case: waiting.case,
+                    agent,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// An offer whose countdown reached 0 goes away, and the agent who ignored it has
+    /// their routing switched off.
+    fn expire_offers(&mut self, now: Millis, out: &mut Vec<Decision>) {
+        for waiting in &mut self.queue {
+            let Some(offer) = waiting.offer else { continue };
+            if offer.expires_at > now {
+                continue;
+            }
+            waiting.offer = None;
+            out.push(Decision::OfferClosed {
+                case: waiting.case,
+                agent: offer.agent,
+                reason: OfferClosed::TimedOut,
+            });
+            if let Some(entry) = self.agents.get_mut(&offer.agent) {
+                entry.routing = false;
+            }
+            out.push(Decision::RoutingOff {
+                agent: offer.agent,
+                change: RoutingChange::IgnoredOffer,
+            });
+        }
+    }
+
+    /// Offers each waiting chat without a screen pop, oldest first, to the longest-idle
+    /// agent who has routing on, room for a chat and no other screen pop.
+    fn route(&mut self, now: Millis, out: &mut Vec<Decision>) {
+        for i in 0..self.queue.len() {
+            if self.queue[i].offer.is_some() {
+                continue;
+            }
+            let busy: Vec<AgentId> = self
+                .queue
+                .iter()
+                .filter_map(|w| w.offer.map(|o| o.agent))
+                .collect();
+            let next = self
+                .agents
+                .iter()
+                .filter(|(id, a)| {
+                    a.connections > 0 && a.routing && a.load < a.capacity && !busy.contains(id)
+                })
+                .min_by_key(|(id, a)| (a.idle_since, **id))
+                .map(|(id, _)| *id);
+            let Some(agent) = next else { break };
+            let expires_at = now + self.offer_timeout_ms;
+            self.queue[i].offer = Some(Offered { agent, expires_at });
+            out.push(Decision::Offer {
+                case: self.queue[i].case,
+                agent,
+                expires_at,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TIMEOUT: Millis = 30_000;
+
+    fn connected(agent: AgentId) -> Event {
+        Event::AgentConnected {
+            agent,
+            routing: true,
+            capacity: 2,
+            load: 0,
+        }
+    }
+
+    fn queued(case: CaseId) -> Event {
+        Event::ChatQueued { case, offer: None }
+    }
+
+    fn offers(decisions: &[Decision]) -> Vec<(CaseId, AgentId)> {
+        decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Offer { case, agent, .. } => Some((*case, *agent)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_queued_chat_is_offered_to_an_agent_with_routing_on() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        let out = engine.handle(10, queued(100));
+        assert_eq!(
+            out,
+            vec![Decision::Offer {
+                case: 100,
+                agent: 1,
+                expires_at: 10 + TIMEOUT
+            }]
+        );
+        assert_eq!(engine.next_deadline(), Some(10 + TIMEOUT));
+    }
+
+    #[test]
+    fn an_agent_with_routing_off_gets_no_screen_pop() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(
+            0,
+            Event::AgentConnected {
+                agent: 1,
+                routing: false,
+                capacity: 2,
+                load: 0,
+            },
+        );
+        assert!(engine.handle(0, queued(100)).is_empty());
+        let out = engine.handle(5, Event::RoutingSwitched { agent: 1, on: true });
+        assert_eq!(offers(&out), vec![(100, 1)]);
+    }
+
+    #[test]
+    fn accepting_a_screen_pop_assigns_the_chat() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(0, queued(100));
+        let out = engine.handle(
+            1,
+            Event::Accept {
+                agent: 1,
+                case: 100,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![
+                Decision::OfferClosed {
+                    case: 100,
+                    agent: 1,
+                    reason: OfferClosed::Accepted
+                },
+                Decision::Assign {
+                    case: 100,
+                    agent: 1
+                }
+            ]
+        );
+        assert_eq!(engine.position(100), None);
+        assert_eq!(engine.next_deadline(), None);
+    }
+
+    #[test]
+    fn ignoring_a_screen_pop_disables_routing_and_routes_to_the_next_agent() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(1, connected(2));
+        engine.handle(2, queued(100));
+        assert_eq!(engine.offer_of(1).map(|o| o.0), Some(100));
+        assert!(engine.handle(TIMEOUT + 1, Event::Tick).is_empty());
+        let out = engine.handle(TIMEOUT + 2, Event::Tick);
+        assert_eq!(
+            out,
+            vec![
+                Decision::OfferClosed {
+                    case: 100,
+                    agent: 1,
+                    reason: OfferClosed::TimedOut
+                },
+                Decision::RoutingOff {
+                    agent: 1,
+                    change: RoutingChange::IgnoredOffer
+                },
+                Decision::Offer {
+                    case: 100,
+                    agent: 2,
+                    expires_at: TIMEOUT + 2 + TIMEOUT
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn disable_turns_routing_off_and_offers_the_chat_to_the_next_agent() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(1, connected(2));
+        engine.handle(2, queued(100));
+        let out = engine.handle(
+            3,
+            Event::Disable {
+                agent: 1,
+                case: 100,
+            },
+        );
+        assert!(out.contains(&Decision::RoutingOff {
+            agent: 1,
+            change: RoutingChange::DisabledFromOffer
+        }));
+        assert_eq!(offers(&out), vec![(100, 2)]);
+    }
+
+    #[test]
+    fn an_unanswered_chat_waits_until_an_agent_is_available() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(0, queued(100));
+        let out = engine.handle(TIMEOUT, Event::Tick);
+        assert!(offers(&out).is_empty());
+        assert_eq!(engine.position(100), Some(1));
+        let out = engine.handle(TIMEOUT + 5, Event::RoutingSwitched { agent: 1, on: true });
+        assert_eq!(offers(&out), vec![(100, 1)]);
+    }
+
+    #[test]
+    fn a_chat_on_another_agents_screen_pop_cannot_be_taken() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(1, connected(2));
+        engine.handle(2, queued(100));
+        let out = engine.handle(
+            3,
+            Event::Accept {
+                agent: 2,
+                case: 100,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![Decision::Refuse {
+                case: 100,
+                agent: 2,
+                refusal: Refusal::OfferedToAnother
+            }]
+        );
+    }
+
+    #[test]
+    fn an_agent_at_capacity_is_skipped() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(
+            0,
+            Event::AgentConnected {
+                agent: 1,
+                routing: true,
+                capacity: 1,
+                load: 1,
+            },
+        );
+        engine.handle(1, connected(2));
+        assert_eq!(offers(&engine.handle(2, queued(100))), vec![(100, 2)]);
+    }
+
+    #[test]
+    fn an_agent_has_one_screen_pop_at_a_time() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(0, queued(100));
+        assert!(offers(&engine.handle(0, queued(101))).is_empty());
+        let out = engine.handle(
+            1,
+            Event::Accept {
+                agent: 1,
+                case: 100,
+            },
+        );
+        assert_eq!(offers(&out), vec![(101, 1)]);
+    }
+
+    #[test]
+    fn the_longest_idle_agent_is_offered_first() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(5, connected(2));
+        engine.handle(6, queued(100));
+        engine.handle(
+            7,
+            Event::Accept {
+                agent: 1,
+                case: 100,
+            },
+        );
+        // Agent 1 just took a chat; agent 2 has been idle longer now.
+        assert_eq!(offers(&engine.handle(8, queued(101))), vec![(101, 2)]);
+    }
+
+    #[test]
+    fn an_abandoned_chat_leaves_the_queue_and_its_screen_pop_closes() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(0, queued(100));
+        let out = engine.handle(1, Event::ChatLeft { case: 100 });
+        assert_eq!(
+            out,
+            vec![Decision::OfferClosed {
+                case: 100,
+                agent: 1,
+                reason: OfferClosed::Abandoned
+            }]
+        );
+        assert_eq!(engine.position(100), None);
+    }
+
+    #[test]
+    fn an_offer_restored_after_a_restart_keeps_its_deadline() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(
+            0,
+            Event::ChatQueued {
+                case: 100,
+                offer: Some((1, 500)),
+            },
+        );
+        assert_eq!(engine.next_deadline(), Some(500));
+        let out = engine.handle(500, Event::Tick);
+        assert!(out.contains(&Decision::RoutingOff {
+            agent: 1,
+            change: RoutingChange::IgnoredOffer
+        }));
+    }
+
+    #[test]
+    fn an_agent_going_offline_hands_their_screen_pop_on() {
+        let mut engine = Engine::new(TIMEOUT);
+        engine.handle(0, connected(1));
+        engine.handle(1, connected(2));
+        engine.handle(2, queued(100));
+        let out = engine.handle(3, Event::AgentDisconnected { agent: 1 });
+        assert_eq!(offers(&out), vec![(100, 2)]);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Connect(AgentId, bool),
+        Disconnect(AgentId),
+        Switch(AgentId, bool),
+        Queue(CaseId),
+        Accept(AgentId, CaseId),
+        Disable(AgentId, CaseId),
+        Leave(CaseId),
+        Close(AgentId, CaseId),
+        Wait(Millis),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let agent = 1..4i64;
+        let case = 100..106i64;
+        prop_oneof![
+            (agent.clone(), any::<bool>()).prop_map(|(a, r)| Step::Connect(a, r)),
+            agent.clone().prop_map(Step::Disconnect),
+            (agent.clone(), any::<bool>()).prop_map(|(a, on)| Step::Switch(a, on)),
+            case.clone().prop_map(Step::Queue),
+            (agent.clone(), case.clone()).prop_map(|(a, c)| Step::Accept(a, c)),
+            (agent.clone(), case.clone()).prop_map(|(a, c)| Step::Disable(a, c)),
+            case.clone().prop_map(Step::Leave),
+            (agent, case).prop_map(|(a, c)| Step::Close(a, c)),
+            (0..(2 * TIMEOUT)).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn routing_invariants_hold_for_any_sequence_of_events(steps in prop::collection::vec(step(), 1..60)) {
+            let mut engine = Engine::new(TIMEOUT);
+            let mut now = 0;
+            let mut assigned: BTreeMap<CaseId, AgentId> = BTreeMap::new();
+            for step in steps {
+                let event = match step {
+                    Step::Connect(agent, routing) => Event::AgentConnected { agent, routing, capacity: 2, load: 0 },
+                    Step::Disconnect(agent) => Event::AgentDisconnected { agent },
+                    Step::Switch(agent, on) => Event::RoutingSwitched { agent, on },
+                    Step::Queue(case) => if assigned.contains_key(&case) { continue } else { queued(case) },
+                    Step::Accept(agent, case) => Event::Accept { agent, case },
+                    Step::Disable(agent, case) => Event::Disable { agent, case },
+                    Step::Leave(case) => Event::ChatLeft { case },
+                    Step::Close(agent, case) => {
+                        if assigned.get(&case) != Some(&agent) { continue }
+                        assigned.remove(&case);
+                        Event::ChatClosed { agent, case }
+                    }
+                    Step::Wait(ms) => { now += ms; Event::Tick }
+                };
+                for decision in engine.handle(now, event) {
+                    if let Decision::Assign { case, agent } = decision {
+                        // An accepted chat has exactly one agent.
+                        prop_assert!(assigned.insert(case, agent).is_none());
+                    }
+                }
+                // Each waiting chat is offered to at most one eligible agent, and each
+                // agent holds at most one offer.
+                let mut holders = Vec::new();
+                for waiting in &engine.queue {
+                    if let Some(offer) = waiting.offer {
+                        let agent = &engine.agents[&offer.agent];
+                        prop_assert!(agent.routing && agent.connections > 0);
+                        prop_assert!(!holders.contains(&offer.agent));
+                        holders.push(offer.agent);
+                    }
+                    prop_assert!(!assigned.contains_key(&waiting.case));
+                }
+                // Whenever a chat waits and an eligible agent is free, an offer is out.
+                let free = engine.agents.iter().any(|(id, a)| {
+                    a.connections > 0 && a.routing && a.load < a.capacity && !holders.contains(id)
+                });
+                let unoffered = engine.queue.iter().any(|w| w.offer.is_none());
+                prop_assert!(!(free && unoffered));
+            }
+        }
+    }
+}

@@ -1,0 +1,833 @@
+//! Storage: every case, message, agent and session Parlor keeps, in SQLite through sqlx.
+//! A message is committed here before anyone is told about it.
+//!
+//! Every read or write of a case goes through [`Store::case_for`], which scopes it by
+//! the caller, so no handler can forget whose case it is.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use parlor_protocol::{
+    AgentId, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatMessage, ChatState, EndedBy,
+    Millis, Seq,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("password hashing: {0}")]
+    Password(String),
+    #[error("no such case")]
+    CaseNotFound,
+    #[error("the chat has ended")]
+    ChatEnded,
+    #[error("that message id was already used by someone else")]
+    ClientIdTaken,
+    #[error("an agent with that email already exists")]
+    EmailTaken,
+    #[error("this visitor already has a live chat")]
+    AlreadyChatting,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Who is asking: the one identity every case query is scoped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Visitor(VisitorId),
+    Agent(AgentId),
+}
+
+pub type VisitorId = i64;
+
+/// An agent as routing sees them.
+#[derive(Clone, Debug)]
+pub struct AgentRecord {
+    pub profile: AgentProfile,
+    pub routing: bool,
+    pub capacity: u32,
+}
+
+/// A case as stored, for the server's own decisions.
+#[derive(Clone, Debug)]
+pub struct CaseRecord {
+    pub summary: CaseSummary,
+    pub visitor_id: VisitorId,
+    pub agent_id: Option<AgentId>,
+    pub location: String,
+    pub group: Option<String>,
+    pub offer: Option<(AgentId, Millis)>,
+}
+
+/// A chat the visitor started (or had started: `new` is false for a retry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Started {
+    pub visitor: VisitorId,
+    pub case: CaseId,
+    pub new: bool,
+}
+
+/// What the pre-chat form gives.
+#[derive(Clone, Debug)]
+pub struct NewChat {
+    pub customer_name: String,
+    pub subject: String,
+    pub location: String,
+    pub client_id: String,
+    pub body: String,
+}
+
+pub fn now_ms() -> Millis {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
+     c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
+     c.offer_agent_id, c.offer_expires_at, c.created_at, g.name AS group_name";
+const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
+     LEFT JOIN groups g ON g.id = c.group_id";
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `url` and migrates it.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A message is acknowledged only once it would survive a power cut.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Opens the database file `parlor.db` inside `dir`, creating the folder.
+    pub async fn open_dir(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        let url = format!("sqlite://{}", dir.join("parlor.db").display());
+        Self::open(&url).await
+    }
+
+    // ----------------------------------------------------------------------- agents
+
+    pub async fn agent_count(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM agents")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn create_agent(
+        &self,
+        email: &str,
+        name: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> StoreResult<AgentId> {
+        let hash = hash_password(password.to_owned()).await?;
+        let result = sqlx::query(
+            "INSERT INTO agents (email, name, password_hash, is_admin, created_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(email.trim())
+        .bind(name.trim())
+        .bind(hash)
+        .bind(is_admin)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => Ok(row.get(0)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::EmailTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The agent with this email and password, if both are right and the account is active.
+    pub async fn check_login(&self, email: &str, password: &str) -> StoreResult<Option<AgentId>> {
+        let row = sqlx::query("SELECT id, password_hash FROM agents WHERE email = ? AND active")
+            .bind(email.trim())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            // Spend the same time as a real check, so timing does not reveal accounts.
+            let _ = verify_password(password.to_owned(), DUMMY_HASH.to_owned()).await;
+            return Ok(None);
+        };
+        let hash: String = row.get("password_hash");
+        let ok = verify_password(password.to_owned(), hash).await?;
+        Ok(ok.then(|| row.get("id")))
+    }
+
+    pub async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, email, is_admin, routing, capacity FROM agents \
+             WHERE id = ? AND active",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| AgentRecord {
+            profile: AgentProfile {
+                id: row.get("id"),
+                name: row.get("name"),
+                email: row.get("email"),
+                is_admin: row.get("is_admin"),
+            },
+            routing: row.get("routing"),
+            capacity: row.get::<i64, _>("capacity").clamp(1, 1000) as u32,
+        }))
+    }
+
+    pub async fn set_routing(&self, agent: AgentId, on: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE agents SET routing = ? WHERE id = ?")
+            .bind(on)
+            .bind(agent)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------------- sessions
+
+    /// Starts a session and returns the cookie's token.
+    pub async fn create_session(&self, agent: AgentId, lifetime: Duration) -> StoreResult<String> {
+        let token = secret::token();
+        let expires = now_ms() + lifetime.as_millis() as Millis;
+        sqlx::query("INSERT INTO sessions (token_hash, agent_id, expires_at) VALUES (?, ?, ?)")
+            .bind(secret::digest(&token))
+            .bind(agent)
+            .bind(expires)
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn session_agent(&self, token: &str) -> StoreResult<Option<AgentRecord>> {
+        let id: Option<AgentId> = sqlx::query_scalar(
+            "SELECT agent_id FROM sessions WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(secret::digest(token))
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.agent(id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete_session(&self, token: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(secret::digest(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------------- visitors
+
+    pub async fn visitor_by_token(&self, token: &str) -> StoreResult<Option<VisitorId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM visitors WHERE token_hash = ?")
+                .bind(secret::digest(token))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The visitor's chat that has not ended, if any.
+    pub async fn live_case_of(&self, visitor: VisitorId) -> StoreResult<Option<CaseId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cases WHERE visitor_id = ? AND chat_state != 'ended' \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(visitor)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Creates the visitor (first chat) and the case with its first message, queued.
+    /// A retry of the same start (same token, same first message id) returns the chat
+    /// already started.
+    pub async fn start_chat(&self, token: &str, chat: &NewChat) -> StoreResult<Started> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let visitor: VisitorId = sqlx::query_scalar(
+            "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
+             RETURNING id",
+        )
+        .bind(secret::digest(token))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let live: Option<(CaseId, Option<String>)> = sqlx::query_as(
+            "SELECT c.id, m.client_id FROM cases c \
+             LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+             WHERE c.visitor_id = ? AND c.chat_state != 'ended' ORDER BY c.id DESC LIMIT 1",
+        )
+        .bind(visitor)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((case, first_client_id)) = live {
+            return if first_client_id.as_deref() == Some(chat.client_id.as_str()) {
+                Ok(Started {
+                    visitor,
+                    case,
+                    new: false,
+                })
+            } else {
+                Err(StoreError::AlreadyChatting)
+            };
+        }
+        let case: CaseId = sqlx::query_scalar(
+            "INSERT INTO cases (visitor_id, customer_name, subject, location, chat_state, \
+             created_at) VALUES (?, ?, ?, ?, 'queued', ?) RETURNING id",
+        )
+        .bind(visitor)
+        .bind(&chat.customer_name)
+        .bind(&chat.subject)
+        .bind(&chat.location)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_message(
+            &mut tx,
+            case,
+            &chat.client_id,
+            &Author::Customer {
+                name: chat.customer_name.clone(),
+            },
+            &chat.body,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Started {
+            visitor,
+            case,
+            new: true,
+        })
+    }
+
+    // ------------------------------------------------------------------------ cases
+
+    /// The case, if `caller` may see it: a visitor sees only their own cases; an agent
+    /// sees every case (read-only entry is for any agent).
+    pub async fn case_for(&self, caller: Caller, case: CaseId) -> StoreResult<CaseRecord> {
+        let record = self.case(case).await?.ok_or(StoreError::CaseNotFound)?;
+        match caller {
+            Caller::Visitor(visitor) if record.visitor_id != visitor => {
+                Err(StoreError::CaseNotFound)
+            }
+            _ => Ok(record),
+        }
+    }
+
+    /// A case without a caller: only for the server's own decisions (routing).
+    pub async fn case(&self, case: CaseId) -> StoreResult<Option<CaseRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = ?"
+        ))
+        .bind(case)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| case_record(&row)))
+    }
+
+    /// The case and its messages after `since`, if `caller` may see it.
+    pub async fn chat_for(&self, caller: Caller, case: CaseId, since: Seq) -> StoreResult<Chat> {
+        let record = self.case_for(caller, case).await?;
+        let messages = self.messages_since(case, since).await?;
+        Ok(Chat {
+            case: record.summary,
+            messages,
+        })
+    }
+
+    async fn messages_since(&self, case: CaseId, since: Seq) -> StoreResult<Vec<ChatMessage>> {
+        let rows = sqlx::query(
+            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
+             FROM messages WHERE case_id = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(case)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
+    /// The chats an agent is in.
+    pub async fn active_cases_of(&self, agent: AgentId) -> StoreResult<Vec<CaseId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cases WHERE agent_id = ? AND chat_state = 'active' ORDER BY id",
+        )
+        .bind(agent)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Chats waiting for an agent, oldest first, with the offer that was open, if any.
+    pub async fn queued_cases(&self) -> StoreResult<Vec<CaseRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.chat_state = 'queued' ORDER BY c.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(case_record).collect())
+    }
+
+    /// Appends a message as `caller`. A retry with a `client_id` already stored in the
+    /// case returns the stored message and `false`, storing nothing new.
+    pub async fn append_message(
+        &self,
+        case: CaseId,
+        client_id: &str,
+        author: &Author,
+        body: &str,
+    ) -> StoreResult<(ChatMessage, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(
+            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
+             FROM messages WHERE case_id = ? AND client_id = ?",
+        )
+        .bind(case)
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let message = message_from_row(&row);
+            return if same_author(&message.author, author) {
+                Ok((message, false))
+            } else {
+                Err(StoreError::ClientIdTaken)
+            };
+        }
+        let state: Option<String> = sqlx::query_scalar("SELECT chat_state FROM cases WHERE id = ?")
+            .bind(case)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match state.as_deref() {
+            None => return Err(StoreError::CaseNotFound),
+            Some("ended") if *author != Author::System => return Err(StoreError::ChatEnded),
+            _ => {}
+        }
+        let message = insert_message(&mut tx, case, client_id, author, body, now_ms()).await?;
+        tx.commit().await?;
+        Ok((message, true))
+    }
+
+    /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
+    pub async fn assign(&self, case: CaseId, agent: AgentId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE cases SET chat_state = 'active', agent_id = ?, offer_agent_id = NULL, \
+             offer_expires_at = NULL WHERE id = ? AND chat_state = 'queued'",
+        )
+        .bind(agent)
+        .bind(case)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a chat. `None` when it had already ended; else the agent who was in it.
+    pub async fn end_chat(
+        &self,
+        case: CaseId,
+        by: &EndedBy,
+    ) -> StoreResult<Option<Option<AgentId>>> {
+        let (kind, name) = match by {
+            EndedBy::Customer => ("customer", None),
+            EndedBy::Agent { name } => ("agent", Some(name.as_str())),
+        };
+        let agent = sqlx::query_scalar(
+            "UPDATE cases SET chat_state = 'ended', ended_by = ?, ended_by_name = ?, ended_at = ?, \
+             offer_agent_id = NULL, offer_expires_at = NULL \
+             WHERE id = ? AND chat_state != 'ended' RETURNING agent_id",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(now_ms())
+        .bind(case)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(agent)
+    }
+
+    /// Records the open screen pop of a case (or that there is none).
+    pub async fn set_offer(
+        &self,
+        case: CaseId,
+        offer: Option<(AgentId, Millis)>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE cases SET offer_agent_id = ?, offer_expires_at = ? WHERE id = ?")
+            .bind(offer.map(|o| o.0))
+            .bind(offer.map(|o| o.1))
+            .bind(case)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------------- settings
+
+    pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_message(
+    tx: &mut sqlx::SqliteConnection,
+    case: CaseId,
+    client_id: &str,
+    author: &Author,
+    body: &str,
+    sent_at: Millis,
+) -> StoreResult<ChatMessage> {
+    let seq: Seq = sqlx::query_scalar(
+        "UPDATE cases SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(case)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (kind, agent_id, name) = match author {
+        Author::Customer { name } => ("customer", None, name.as_str()),
+        Author::Agent { id, name } => ("agent", Some(*id), name.as_str()),
+        Author::System => ("system", None, ""),
+    };
+    sqlx::query(
+        "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \
+         body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(case)
+    .bind(seq)
+    .bind(client_id)
+    .bind(kind)
+    .bind(agent_id)
+    .bind(name)
+    .bind(body)
+    .bind(sent_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(ChatMessage {
+        case_id: case,
+        seq,
+        client_id: client_id.to_owned(),
+        author: author.clone(),
+        body: body.to_owned(),
+        sent_at,
+    })
+}
+
+/// A retry must come from whoever sent the original: the same customer or agent.
+fn same_author(stored: &Author, retry: &Author) -> bool {
+    match (stored, retry) {
+        (Author::Customer { .. }, Author::Customer { .. }) => true,
+        (Author::Agent { id: a, .. }, Author::Agent { id: b, .. }) => a == b,
+        (Author::System, Author::System) => true,
+        _ => false,
+    }
+}
+
+fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> ChatMessage {
+    let name: String = row.get("author_name");
+    let author = match row.get::<&str, _>("author_kind") {
+        "customer" => Author::Customer { name },
+        "agent" => Author::Agent {
+            id: row
+                .get::<Option<AgentId>, _>("agent_id")
+                .unwrap_or_default(),
+            name,
+        },
+        _ => Author::System,
+    };
+    ChatMessage {
+        case_id: row.get("case_id"),
+        seq: row.get("seq"),
+        client_id: row.get("client_id"),
+        author,
+        body: row.get("body"),
+        sent_at: row.get("sent_at"),
+    }
+}
+
+fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
+    let state = match row.get::<&str, _>("chat_state") {
+        "queued" => ChatState::Queued,
+        "active" => ChatState::Active,
+        _ => ChatState::Ended,
+    };
+    let ended_by = match row.get::<Option<&str>, _>("ended_by") {
+        Some("customer") => Some(EndedBy::Customer),
+        Some(_) => Some(EndedBy::Agent {
+            name: row
+                .get::<Option<String>, _>("ended_by_name")
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let offer_agent: Option<AgentId> = row.get("offer_agent_id");
+    let offer_expires: Option<Millis> = row.get("offer_expires_at");
+    CaseRecord {
+        summary: CaseSummary {
+            id: row.get("id"),
+            subject: row.get("subject"),
+            customer_name: row.get("customer_name"),
+            state,
+            agent_name: row.get("agent_name"),
+            created_at: row.get("created_at"),
+            ended_by,
+        },
+        visitor_id: row.get("visitor_id"),
+        agent_id: row.get("agent_id"),
+        location: row.get("location"),
+        group: row.get("group_name"),
+        offer: offer_agent.zip(offer_expires),
+    }
+}
+
+/// A valid Argon2 hash of a password nobody has, for constant-time failed logins.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$cGFybG9yLWR1bW15$0bLLZsA4lqJVa7zXyNH0zhAb4M6fUj2oGrj1Dh1dGPY";
+
+async fn hash_password(password: String) -> StoreResult<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Password(e.to_string()))?;
+        let salt =
+            SaltString::encode_b64(&bytes).map_err(|e| StoreError::Password(e.to_string()))?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| StoreError::Password(e.to_string()))
+    })
+    .await
+    .map_err(|e| StoreError::Password(e.to_string()))?
+}
+
+async fn verify_password(password: String, hash: String) -> StoreResult<bool> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Password(e.to_string()))?;
+        Ok(argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| StoreError::Password(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_dir(dir.path()).await.expect("opens");
+        (store, dir)
+    }
+
+    fn new_chat(client_id: &str) -> NewChat {
+        NewChat {
+            customer_name: "Grace".into(),
+            subject: "Billing".into(),
+            location: String::new(),
+            client_id: client_id.into(),
+            body: "Hello".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_is_checked_against_its_hash() {
+        let (store, _dir) = store().await;
+        let id = store
+            .create_agent("ada@example.com", "Ada", "correct horse", false)
+            .await
+            .expect("created");
+        assert_eq!(
+            store
+                .check_login("ADA@example.com", "correct horse")
+                .await
+                .expect("checked"),
+            Some(id)
+        );
+        assert_eq!(
+            store
+                .check_login("ada@example.com", "wrong")
+                .await
+                .expect("checked"),
+            None
+        );
+        assert_eq!(
+            store
+                .check_login("nobody@example.com", "x")
+                .await
+                .expect("checked"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_is_a_valid_argon2_hash() {
+        assert!(argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[tokio::test]
+    async fn messages_get_consecutive_sequence_numbers() {
+        let (store, _dir) = store().await;
+        let case = store
+            .start_chat(&secret::token(), &new_chat("m1"))
+            .await
+            .expect("started")
+            .case;
+        let customer = Author::Customer {
+            name: "Grace".into(),
+        };
+        let (second, _) = store
+            .append_message(case, "m2", &customer, "a")
+            .await
+            .expect("stored");
+        let (third, _) = store
+            .append_message(case, "m3", &Author::System, "b")
+            .await
+            .expect("stored");
+        assert_eq!((second.seq, third.seq), (2, 3));
+    }
+
+    #[tokio::test]
+    async fn a_retried_message_is_stored_once() {
+        let (store, _dir) = store().await;
+        let case = store
+            .start_chat(&secret::token(), &new_chat("m1"))
+            .await
+            .expect("started")
+            .case;
+        let customer = Author::Customer {
+            name: "Grace".into(),
+        };
+        let (first, new) = store
+            .append_message(case, "m2", &customer, "hi")
+            .await
+            .expect("stored");
+        assert!(new);
+        let (again, new) = store
+            .append_message(case, "m2", &customer, "hi")
+            .await
+            .expect("stored");
+        assert!(!new);
+        assert_eq!(first, again);
+        let chat = store
+            .chat_for(Caller::Agent(1), case, 0)
+            .await
+            .expect("read");
+        assert_eq!(chat.messages.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retried_start_returns_the_same_case_and_a_second_start_is_refused() {
+        let (store, _dir) = store().await;
+        let token = secret::token();
+        let first = store
+            .start_chat(&token, &new_chat("m1"))
+            .await
+            .expect("started");
+        let again = store
+            .start_chat(&token, &new_chat("m1"))
+            .await
+            .expect("retried");
+        assert!(first.new && !again.new);
+        assert_eq!(first.case, again.case);
+        assert!(matches!(
+            store.start_chat(&token, &new_chat("other")).await,
+            Err(StoreError::AlreadyChatting)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_visitor_cannot_read_another_visitors_case() {
+        let (store, _dir) = store().await;
+        let case = store
+            .start_chat(&secret::token(), &new_chat("m1"))
+            .await
+            .expect("started")
+            .case;
+        let other = store
+            .start_chat(&secret::token(), &new_chat("m1"))
+            .await
+            .expect("started")
+            .visitor;
+        assert!(matches!(
+            store.chat_for(Caller::Visitor(other), case, 0).await,
+            Err(StoreError::CaseNotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn nothing_can_be_said_in_an_ended_chat() {
+        let (store, _dir) = store().await;
+        let case = store
+            .start_chat(&secret::token(), &new_chat("m1"))
+            .await
+            .expect("started")
+            .case;
+        assert_eq!(
+            store
+                .end_chat(case, &EndedBy::Customer)
+                .await
+                .expect("ended"),
+            Some(None)
+        );
+        assert_eq!(
+            store
+                .end_chat(case, &EndedBy::Customer)
+                .await
+                .expect("ended"),
+            None
+        );
+        let customer = Author::Customer {
+            name: "Grace".into(),
+        };
+        assert!(matches!(
+            store.append_message(case, "m2", &customer, "late").await,
+            Err(StoreError::ChatEnded)
+        ));
+    }
+}

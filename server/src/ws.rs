@@ -1,0 +1,533 @@
+//! The two WebSockets: one per widget (`/ws/visitor`) and one per console
+//! (`/ws/agent`). Each socket is a reader loop and a writer task; the writer drains the
+//! socket's outbox in the hub. Every frame that is not understood, too large or not
+//! allowed is answered with an `error` frame and changes nothing.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use parlor_protocol::{
+    AgentFrame, Author, CaseId, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES, MAX_NAME_CHARS,
+    MAX_SUBJECT_CHARS, ProtocolError, Seq, TextError, ToAgent, ToVisitor, VisitorFrame,
+    check_client_id, check_message, one_line,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::api::{same_origin, signed_in_agent};
+use crate::chat;
+use crate::hub::{ConnId, Connection, Outbound, encode};
+use crate::location;
+use crate::routing::Event;
+use crate::secret;
+use crate::store::{AgentRecord, Caller, NewChat, StoreError, VisitorId};
+
+/// Frames over this are refused by the socket library outright (the connection drops);
+/// between [`MAX_FRAME_BYTES`] and this they get a clear `too_large` error.
+const SOCKET_MESSAGE_LIMIT: usize = 4 * MAX_FRAME_BYTES;
+
+impl From<StoreError> for ProtocolError {
+    fn from(error: StoreError) -> Self {
+        let (code, message) = match error {
+            StoreError::CaseNotFound => (ErrorCode::NotFound, "There is no such chat."),
+            StoreError::ChatEnded => (ErrorCode::Conflict, "This chat has ended."),
+            StoreError::ClientIdTaken => (
+                ErrorCode::Conflict,
+                "That message id was already used for another message.",
+            ),
+            StoreError::AlreadyChatting => (ErrorCode::Conflict, "You already have a chat open."),
+            StoreError::EmailTaken => (ErrorCode::Conflict, "That email is already in use."),
+            StoreError::Database(_) | StoreError::Migration(_) | StoreError::Password(_) => {
+                tracing::error!(%error, "storage failed while handling a frame");
+                (
+                    ErrorCode::Internal,
+                    "Something went wrong on our side; please try again.",
+                )
+            }
+        };
+        ProtocolError::new(code, message)
+    }
+}
+
+fn invalid(error: TextError) -> ProtocolError {
+    ProtocolError::new(ErrorCode::Invalid, error.to_string())
+}
+
+/// Reads one frame, refusing what is too large or not a known frame.
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ProtocolError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::new(
+            ErrorCode::TooLarge,
+            format!("Frames are limited to {MAX_FRAME_BYTES} bytes."),
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        ProtocolError::new(
+            ErrorCode::Malformed,
+            format!("Not a frame Parlor understands: {e}"),
+        )
+    })
+}
+
+/// What one socket does with the frames it reads.
+trait Session {
+    async fn on_text(&mut self, text: &str);
+    async fn on_binary(&mut self);
+    async fn on_close(&mut self);
+}
+
+fn upgrade(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(SOCKET_MESSAGE_LIMIT)
+        .max_frame_size(SOCKET_MESSAGE_LIMIT)
+        // Small buffers: most sockets are idle chats, and the default costs ~128 KiB each.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+}
+
+/// Runs a socket until either side closes it or the hub drops it for falling behind.
+async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mut impl Session) {
+    let Connection {
+        id,
+        mut outbox,
+        kicked,
+        ..
+    } = conn;
+    let (mut sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(async move {
+        while let Some(frame) = outbox.recv().await {
+            if sink
+                .send(Message::Text(frame.as_ref().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => session.on_binary().await,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            () = kicked.notified() => break,
+            _ = &mut writer => break,
+        }
+    }
+    state.hub.disconnect(id);
+    writer.abort();
+    session.on_close().await;
+}
+
+async fn reply(outbox: &mpsc::Sender<Outbound>, frame: &impl Serialize) {
+    if let Some(frame) = encode(frame) {
+        // Fails only when the socket is closing; nothing is left to tell.
+        let _ = outbox.send(frame).await;
+    }
+}
+
+// ------------------------------------------------------------------------------ widget
+
+pub async fn visitor_socket(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-origin socket refused").into_response();
+    }
+    let geo = state
+        .config
+        .geo_header
+        .as_deref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    upgrade(ws).on_upgrade(move |socket| async move {
+        let conn = state.hub.connect(None);
+        let mut session = VisitorSession {
+            state: state.clone(),
+            conn: conn.id,
+            outbox: conn.reply.clone(),
+            geo,
+            token: None,
+            visitor: None,
+        };
+        run(socket, conn, &state, &mut session).await;
+    })
+}
+
+struct VisitorSession {
+    state: AppState,
+    conn: ConnId,
+    outbox: mpsc::Sender<Outbound>,
+    geo: Option<String>,
+    /// Set by `hello`: the token this widget speaks for.
+    token: Option<String>,
+    /// Set once the visitor has started a chat.
+    visitor: Option<VisitorId>,
+}
+
+impl Session for VisitorSession {
+    async fn on_text(&mut self, text: &str) {
+        let result = match parse::<VisitorFrame>(text) {
+            Ok(frame) => self.handle(frame).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            reply(&self.outbox, &ToVisitor::Error { error }).await;
+        }
+    }
+
+    async fn on_binary(&mut self) {
+        let error = ProtocolError::new(ErrorCode::Malformed, "Frames are JSON text.");
+        reply(&self.outbox, &ToVisitor::Error { error }).await;
+    }
+
+    // Closing the window alerts nobody: the chat stays as it is.
+    async fn on_close(&mut self) {}
+}
+
+impl VisitorSession {
+    async fn handle(&mut self, frame: VisitorFrame) -> Result<(), ProtocolError> {
+        let store = &self.state.store;
+        match frame {
+            VisitorFrame::Hello { token, since } => {
+                if self.token.is_some() {
+                    return Err(ProtocolError::new(
+                        ErrorCode::Conflict,
+                        "Hello was already said.",
+                    ));
+                }
+                let known = match token.filter(|t| secret::is_token(t)) {
+                    Some(token) => store.visitor_by_token(&token).await?.map(|v| (token, v)),
+                    None => None,
+                };
+                // An unknown token is not an error: the widget simply starts afresh.
+                let (token, chat) = match known {
+                    Some((token, visitor)) => {
+                        self.visitor = Some(visitor);
+                        let chat = match store.live_case_of(visitor).await? {
+                            Some(case) => Some(self.follow(case, since).await?),
+                            None => None,
+                        };
+                        (token, chat)
+                    }
+                    None => (secret::token(), None),
+                };
+                self.token = Some(token.clone());
+                reply(&self.outbox, &ToVisitor::Welcome { token, chat }).await;
+            }
+            VisitorFrame::StartChat {
+                client_id,
+                name,
+                subject,
+                body,
+                time_zone,
+                language,
+            } => {
+                let token = self.token.clone().ok_or_else(say_hello)?;
+                let fail = |e: TextError| invalid(e).for_send(&client_id);
+                check_client_id(&client_id).map_err(fail)?;
+                let chat = NewChat {
+                    customer_name: one_line(&name, "name", MAX_NAME_CHARS).map_err(fail)?,
+                    subject: one_line(&subject, "subject", MAX_SUBJECT_CHARS).map_err(fail)?,
+                    location: location::approximate(
+                        self.geo.as_deref(),
+                        time_zone.as_deref(),
+                        language.as_deref(),
+                    ),
+                    client_id: client_id.clone(),
+                    body: {
+                        check_message(&body).map_err(fail)?;
+                        body
+                    },
+                };
+                let started = store
+                    .start_chat(&token, &chat)
+                    .await
+                    .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                self.visitor = Some(started.visitor);
+                let chat = self.follow(started.case, 0).await?;
+                reply(&self.outbox, &ToVisitor::ChatStarted { chat }).await;
+                if started.new {
+                    self.state.routing.send(Event::ChatQueued {
+                        case: started.case,
+                        offer: None,
+                    });
+                }
+            }
+            VisitorFrame::Send { client_id, body } => {
+                let fail = |e: TextError| invalid(e).for_send(&client_id);
+                check_client_id(&client_id).map_err(fail)?;
+                check_message(&body).map_err(fail)?;
+                let (case, name) = self.live_case().await.map_err(|e| e.for_send(&client_id))?;
+                let author = Author::Customer { name };
+                let (message, new) =
+                    chat::post(store, &self.state.hub, case, &client_id, &author, &body)
+                        .await
+                        .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                if !new {
+                    // A retry: answer the sender alone with what was stored the first time.
+                    reply(&self.outbox, &ToVisitor::Message { message }).await;
+                }
+            }
+            VisitorFrame::EndChat => {
+                let (case, _) = self.live_case().await?;
+                let settings = self.state.settings.get();
+                if let Some(events) =
+                    chat::end(store, &self.state.hub, &settings, case, EndedBy::Customer).await?
+                {
+                    events.into_iter().for_each(|e| self.state.routing.send(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the case on this socket and reads what the widget has not seen yet.
+    /// Following first means nothing published meanwhile is missed; the widget drops
+    /// what it already holds by `seq`.
+    async fn follow(
+        &self,
+        case: CaseId,
+        since: Seq,
+    ) -> Result<parlor_protocol::Chat, ProtocolError> {
+        let visitor = self.visitor.ok_or_else(say_hello)?;
+        self.state.hub.follow(self.conn, case);
+        Ok(self
+            .state
+            .store
+            .chat_for(Caller::Visitor(visitor), case, since)
+            .await?)
+    }
+
+    /// The visitor's chat that has not ended, with the customer's name.
+    async fn live_case(&self) -> Result<(CaseId, String), ProtocolError> {
+        self.token.as_ref().ok_or_else(say_hello)?;
+        let no_chat = || ProtocolError::new(ErrorCode::Conflict, "There is no chat open.");
+        let visitor = self.visitor.ok_or_else(no_chat)?;
+        let case = self
+            .state
+            .store
+            .live_case_of(visitor)
+            .await?
+            .ok_or_else(no_chat)?;
+        let record = self
+            .state
+            .store
+            .case_for(Caller::Visitor(visitor), case)
+            .await?;
+        Ok((case, record.summary.customer_name))
+    }
+}
+
+fn say_hello() -> ProtocolError {
+    ProtocolError::new(ErrorCode::Unauthorized, "Say hello first.")
+}
+
+// ----------------------------------------------------------------------------- console
+
+pub async fn agent_socket(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-origin socket refused").into_response();
+    }
+    let agent = match signed_in_agent(&state, &headers).await {
+        Ok(agent) => agent,
+        Err(error) => return error.into_response(),
+    };
+    upgrade(ws).on_upgrade(move |socket| async move {
+        let conn = state.hub.connect(Some(agent.profile.id));
+        let mut session = AgentSession {
+            state: state.clone(),
+            conn: conn.id,
+            outbox: conn.reply.clone(),
+            agent,
+            joined: false,
+        };
+        run(socket, conn, &state, &mut session).await;
+    })
+}
+
+struct AgentSession {
+    state: AppState,
+    conn: ConnId,
+    outbox: mpsc::Sender<Outbound>,
+    agent: AgentRecord,
+    /// Whether routing counts this console (after `hello`).
+    joined: bool,
+}
+
+impl Session for AgentSession {
+    async fn on_text(&mut self, text: &str) {
+        let result = match parse::<AgentFrame>(text) {
+            Ok(frame) => self.handle(frame).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            reply(&self.outbox, &ToAgent::Error { error }).await;
+        }
+    }
+
+    async fn on_binary(&mut self) {
+        let error = ProtocolError::new(ErrorCode::Malformed, "Frames are JSON text.");
+        reply(&self.outbox, &ToAgent::Error { error }).await;
+    }
+
+    async fn on_close(&mut self) {
+        if self.joined {
+            self.state.routing.send(Event::AgentDisconnected {
+                agent: self.agent.profile.id,
+            });
+        }
+    }
+}
+
+impl AgentSession {
+    fn me(&self) -> parlor_protocol::AgentId {
+        self.agent.profile.id
+    }
+
+    async fn handle(&mut self, frame: AgentFrame) -> Result<(), ProtocolError> {
+        let store = &self.state.store;
+        if !self.joined && !matches!(frame, AgentFrame::Hello { .. }) {
+            return Err(say_hello());
+        }
+        match frame {
+            AgentFrame::Hello { cursors } => {
+                if self.joined {
+                    return Err(ProtocolError::new(
+                        ErrorCode::Conflict,
+                        "Hello was already said.",
+                    ));
+                }
+                // Fresh from the store: the switch may have changed since sign-in.
+                let agent = store.agent(self.me()).await?.ok_or_else(|| {
+                    ProtocolError::new(ErrorCode::Unauthorized, "Please sign in again.")
+                })?;
+                let since: HashMap<CaseId, Seq> =
+                    cursors.iter().map(|c| (c.case_id, c.since)).collect();
+                let cases = store.active_cases_of(self.me()).await?;
+                let mut chats = Vec::with_capacity(cases.len());
+                for case in &cases {
+                    self.state.hub.follow(self.conn, *case);
+                    let from = since.get(case).copied().unwrap_or(0);
+                    chats.push(
+                        store
+                            .chat_for(Caller::Agent(self.me()), *case, from)
+                            .await?,
+                    );
+                }
+                reply(
+                    &self.outbox,
+                    &ToAgent::Welcome {
+                        agent: agent.profile.clone(),
+                        routing: agent.routing,
+                        chats,
+                    },
+                )
+                .await;
+                self.state.routing.send(Event::AgentConnected {
+                    agent: self.me(),
+                    routing: agent.routing,
+                    capacity: agent.capacity,
+                    load: u32::try_from(cases.len()).unwrap_or(u32::MAX),
+                });
+                self.agent = agent;
+                self.joined = true;
+            }
+            AgentFrame::SetRouting { on } => {
+                store.set_routing(self.me(), on).await?;
+                self.state
+                    .hub
+                    .send_agent(self.me(), &crate::dispatch::switched(on));
+                self.state.routing.send(Event::RoutingSwitched {
+                    agent: self.me(),
+                    on,
+                });
+            }
+            AgentFrame::Accept { case_id } => {
+                store.case_for(Caller::Agent(self.me()), case_id).await?;
+                self.state.routing.send(Event::Accept {
+                    agent: self.me(),
+                    case: case_id,
+                });
+            }
+            AgentFrame::Disable { case_id } => {
+                self.state.routing.send(Event::Disable {
+                    agent: self.me(),
+                    case: case_id,
+                });
+            }
+            AgentFrame::Send {
+                case_id,
+                client_id,
+                body,
+            } => {
+                let fail = |e: TextError| invalid(e).for_send(&client_id);
+                check_client_id(&client_id).map_err(fail)?;
+                check_message(&body).map_err(fail)?;
+                self.my_live_chat(case_id)
+                    .await
+                    .map_err(|e| e.for_send(&client_id))?;
+                let author = Author::Agent {
+                    id: self.me(),
+                    name: self.agent.profile.name.clone(),
+                };
+                let (message, new) =
+                    chat::post(store, &self.state.hub, case_id, &client_id, &author, &body)
+                        .await
+                        .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                if !new {
+                    reply(&self.outbox, &ToAgent::Message { message }).await;
+                }
+            }
+            AgentFrame::EndChat { case_id } => {
+                self.my_live_chat(case_id).await?;
+                let by = EndedBy::Agent {
+                    name: self.agent.profile.name.clone(),
+                };
+                let settings = self.state.settings.get();
+                if let Some(events) =
+                    chat::end(store, &self.state.hub, &settings, case_id, by).await?
+                {
+                    events.into_iter().for_each(|e| self.state.routing.send(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The case, if this agent is in it and it has not ended.
+    async fn my_live_chat(&self, case: CaseId) -> Result<(), ProtocolError> {
+        let record = self
+            .state
+            .store
+            .case_for(Caller::Agent(self.me()), case)
+            .await?;
+        match record.summary.state {
+            ChatState::Ended => Err(ProtocolError::new(
+                ErrorCode::Conflict,
+                "This chat has ended.",
+            )),
+            _ if record.agent_id != Some(self.me()) => Err(ProtocolError::new(
+                ErrorCode::Conflict,
+                "You are not in this chat: accept it first.",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
