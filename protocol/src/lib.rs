@@ -10,6 +10,8 @@
 
 mod frames;
 mod text;
+mod transcript;
 
 pub use frames::*;
 pub use text::*;
+pub use transcript::*;

@@ -1,0 +1,115 @@
+//! A client's copy of one chat: messages kept in `seq` order with no duplicates, however
+//! they arrive (live, in a resume, twice after a reconnect), and the client's own
+//! messages that are still on their way.
+
+use crate::{ChatMessage, Seq};
+
+/// A message this client sent that the server has not confirmed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub client_id: String,
+    pub body: String,
+    /// Set when the server refused it; the text is why.
+    pub failed: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transcript {
+    messages: Vec<ChatMessage>,
+    pending: Vec<Pending>,
+}
+
+impl Transcript {
+    pub fn messages(&self) -> &[ChatMessage] {
+        &self.messages
+    }
+
+    pub fn pending(&self) -> &[Pending] {
+        &self.pending
+    }
+
+    /// The last `seq` held: what to resume from.
+    pub fn last_seq(&self) -> Seq {
+        self.messages.last().map_or(0, |m| m.seq)
+    }
+
+    /// Adds a message where its `seq` puts it; one already held is ignored. Returns
+    /// whether it was new. A message confirming one of ours ends its pending state.
+    pub fn insert(&mut self, message: ChatMessage) -> bool {
+        self.pending.retain(|p| p.client_id != message.client_id);
+        match self.messages.binary_search_by_key(&message.seq, |m| m.seq) {
+            Ok(_) => false,
+            Err(at) => {
+                self.messages.insert(at, message);
+                true
+            }
+        }
+    }
+
+    pub fn extend(&mut self, messages: impl IntoIterator<Item = ChatMessage>) {
+        for message in messages {
+            self.insert(message);
+        }
+    }
+
+    /// Records a message sent but not yet confirmed.
+    pub fn add_pending(&mut self, client_id: String, body: String) {
+        self.pending.push(Pending {
+            client_id,
+            body,
+            failed: None,
+        });
+    }
+
+    /// Marks a pending message as refused, with the reason.
+    pub fn fail_pending(&mut self, client_id: &str, reason: String) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.client_id == client_id) {
+            p.failed = Some(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Author;
+
+    fn message(seq: Seq, client_id: &str) -> ChatMessage {
+        ChatMessage {
+            case_id: 1,
+            seq,
+            client_id: client_id.into(),
+            author: Author::System,
+            body: format!("m{seq}"),
+            sent_at: 0,
+        }
+    }
+
+    #[test]
+    fn messages_are_kept_in_seq_order_whatever_order_they_arrive_in() {
+        let mut t = Transcript::default();
+        t.extend([message(3, "c"), message(1, "a"), message(2, "b")]);
+        let seqs: Vec<Seq> = t.messages().iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(t.last_seq(), 3);
+    }
+
+    #[test]
+    fn a_message_received_twice_is_shown_once() {
+        let mut t = Transcript::default();
+        assert!(t.insert(message(1, "a")));
+        assert!(!t.insert(message(1, "a")));
+        assert_eq!(t.messages().len(), 1);
+    }
+
+    #[test]
+    fn the_servers_copy_of_my_message_ends_its_pending_state() {
+        let mut t = Transcript::default();
+        t.add_pending("mine".into(), "hello".into());
+        t.add_pending("later".into(), "again".into());
+        t.fail_pending("later", "too long".into());
+        t.insert(message(1, "mine"));
+        assert_eq!(t.pending().len(), 1);
+        assert_eq!(t.pending()[0].failed.as_deref(), Some("too long"));
+    }
+}

@@ -1,0 +1,81 @@
+use leptos::html::Ol;
+use leptos::prelude::*;
+use parlor_protocol::{Author, ChatMessage, Transcript};
+
+/// Who is looking at the transcript: their own messages sit on the right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    Customer,
+    Agent,
+}
+
+fn class_of(message: &ChatMessage, viewer: Viewer) -> &'static str {
+    match (&message.author, viewer) {
+        (Author::System, _) => "msg msg-system",
+        (Author::Customer { .. }, Viewer::Customer) | (Author::Agent { .. }, Viewer::Agent) => {
+            "msg msg-mine"
+        }
+        (Author::Customer { .. }, Viewer::Agent) => "msg msg-theirs msg-customer",
+        (Author::Agent { .. }, Viewer::Customer) => "msg msg-theirs msg-agent",
+    }
+}
+
+fn label_of(message: &ChatMessage) -> String {
+    match &message.author {
+        Author::Customer { name } | Author::Agent { name, .. } => name.clone(),
+        Author::System => String::new(),
+    }
+}
+
+/// A chat's messages, oldest first, then the viewer's own messages still on their way.
+/// Every text is a text node: nothing a person writes becomes markup.
+#[component]
+pub fn MessageList(
+    /// The chat to show.
+    #[prop(into)]
+    transcript: Signal<Transcript>,
+    viewer: Viewer,
+) -> impl IntoView {
+    let list = NodeRef::<Ol>::new();
+    // Keep the newest message in view.
+    Effect::new(move |_| {
+        transcript.track();
+        if let Some(list) = list.get() {
+            list.set_scroll_top(list.scroll_height());
+        }
+    });
+    view! {
+        <ol class="messages" node_ref=list aria-live="polite" aria-label="Messages">
+            <For
+                each=move || transcript.with(|t| t.messages().to_vec())
+                key=|m| m.seq
+                children=move |m| {
+                    let label = label_of(&m);
+                    let class = class_of(&m, viewer);
+                    view! {
+                        <li class=class data-seq=m.seq>
+                            <span class="msg-author">{label}</span>
+                            <span class="msg-body">{m.body}</span>
+                        </li>
+                    }
+                }
+            />
+            <For
+                each=move || transcript.with(|t| t.pending().to_vec())
+                key=|p| (p.client_id.clone(), p.failed.clone())
+                children=move |p| {
+                    let status = match &p.failed {
+                        Some(why) => format!("Not sent: {why}"),
+                        None => "Sending…".to_owned(),
+                    };
+                    view! {
+                        <li class="msg msg-mine msg-pending">
+                            <span class="msg-body">{p.body}</span>
+                            <span class="msg-status">{status}</span>
+                        </li>
+                    }
+                }
+            />
+        </ol>
+    }
+}

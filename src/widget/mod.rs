@@ -1,0 +1,244 @@
+//! The customer widget: the chat panel that `widget.js` loads in an iframe on the
+//! customer's site. Pre-chat form, queue state, live messages, End chat; a reload
+//! resumes the same chat from the visitor token kept in this frame's storage.
+
+mod host;
+mod prechat;
+
+use leptos::prelude::*;
+use parlor_protocol::{CaseSummary, Chat, ChatState, EndedBy, ToVisitor, Transcript, VisitorFrame};
+
+use crate::components::{Composer, MessageList, Viewer};
+use crate::net::{self, Handlers, Link, Socket};
+use prechat::{PrechatAnswers, PrechatForm};
+
+/// Everything the panel shows, as signals.
+#[derive(Clone, Copy)]
+struct Model {
+    link: RwSignal<Link>,
+    case: RwSignal<Option<CaseSummary>>,
+    transcript: RwSignal<Transcript>,
+    /// A `start_chat` on its way, sent again after a reconnect until answered.
+    starting: RwSignal<Option<VisitorFrame>>,
+    form_error: RwSignal<Option<String>>,
+    notice: RwSignal<Option<String>>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self {
+            link: RwSignal::new(Link::Connecting),
+            case: RwSignal::new(None),
+            transcript: RwSignal::new(Transcript::default()),
+            starting: RwSignal::new(None),
+            form_error: RwSignal::new(None),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    fn hello(self, socket: &Socket) {
+        let since = self.transcript.with_untracked(Transcript::last_seq);
+        socket.send(&VisitorFrame::Hello {
+            token: host::load_token(),
+            since,
+        });
+    }
+
+    fn on_frame(self, socket: &Socket, text: &str) {
+        let Ok(frame) = serde_json::from_str::<ToVisitor>(text) else {
+            return;
+        };
+        match frame {
+            ToVisitor::Welcome { token, chat } => {
+                host::save_token(&token);
+                match chat {
+                    Some(chat) => self.show(chat),
+                    // The chat we were in ended while we were away.
+                    None => self.case.update(|case| {
+                        if let Some(case) = case {
+                            case.state = ChatState::Ended;
+                        }
+                    }),
+                }
+                self.resend(socket);
+            }
+            ToVisitor::ChatStarted { chat } => {
+                self.starting.set(None);
+                self.show(chat);
+            }
+            ToVisitor::Message { message } => {
+                if self.is_current(message.case_id) {
+                    self.transcript.update(|t| {
+                        t.insert(message);
+                    });
+                }
+            }
+            ToVisitor::State { case } => {
+                if self.is_current(case.id) {
+                    self.case.set(Some(case));
+                }
+            }
+            ToVisitor::Error { error } => {
+                let starting_id = self.starting.with_untracked(|s| match s {
+                    Some(VisitorFrame::StartChat { client_id, .. }) => Some(client_id.clone()),
+                    _ => None,
+                });
+                match error.client_id {
+                    Some(id) if Some(&id) == starting_id.as_ref() => {
+                        self.starting.set(None);
+                        self.form_error.set(Some(error.message));
+                    }
+                    Some(id) => self
+                        .transcript
+                        .update(|t| t.fail_pending(&id, error.message)),
+                    None => self.notice.set(Some(error.message)),
+                }
+            }
+        }
+    }
+
+    fn is_current(self, case: parlor_protocol::CaseId) -> bool {
+        self.case
+            .with_untracked(|c| c.as_ref().is_some_and(|c| c.id == case))
+    }
+
+    fn show(self, chat: Chat) {
+        if !self.is_current(chat.case.id) {
+            self.transcript.set(Transcript::default());
+        }
+        self.case.set(Some(chat.case));
+        self.transcript.update(|t| t.extend(chat.messages));
+    }
+
+    /// After a reconnect: what was sent but never confirmed goes again (the server
+    /// stores each `client_id` once).
+    fn resend(self, socket: &Socket) {
+        if let Some(start) = self.starting.get_untracked() {
+            socket.send(&start);
+        }
+        let unsent: Vec<VisitorFrame> = self.transcript.with_untracked(|t| {
+            t.pending()
+                .iter()
+                .filter(|p| p.failed.is_none())
+                .map(|p| VisitorFrame::Send {
+                    client_id: p.client_id.clone(),
+                    body: p.body.clone(),
+                })
+                .collect()
+        });
+        for frame in unsent {
+            socket.send(&frame);
+        }
+    }
+}
+
+fn status_line(case: &CaseSummary) -> String {
+    match (&case.state, &case.agent_name, &case.ended_by) {
+        (ChatState::Queued, _, _) => {
+            "You are in the queue. An agent will be with you shortly.".to_owned()
+        }
+        (ChatState::Active, Some(agent), _) => format!("You are chatting with {agent}."),
+        (ChatState::Active, None, _) => "You are chatting with an agent.".to_owned(),
+        (ChatState::Ended, _, Some(EndedBy::Customer)) => "You ended the chat.".to_owned(),
+        (ChatState::Ended, _, Some(EndedBy::Agent { name })) => format!("{name} ended the chat."),
+        (ChatState::Ended, _, None) => "This chat has ended.".to_owned(),
+    }
+}
+
+/// The whole panel.
+#[component]
+pub fn WidgetApp() -> impl IntoView {
+    let model = Model::new();
+    let socket = Socket::connect(
+        "/ws/visitor",
+        Handlers {
+            on_open: Box::new(move |socket| model.hello(socket)),
+            on_frame: Box::new(move |socket, text| model.on_frame(socket, text)),
+            on_link: Box::new(move |link| model.link.set(link)),
+        },
+    );
+    let socket = StoredValue::new_local(socket);
+    let title = host::fragment_param("title").unwrap_or_else(|| "Chat with us".to_owned());
+
+    let start = Callback::new(move |answers: PrechatAnswers| {
+        let (time_zone, language) = host::time_zone_and_language();
+        let frame = VisitorFrame::StartChat {
+            client_id: net::client_id(),
+            name: answers.name,
+            subject: answers.subject,
+            body: answers.message,
+            time_zone,
+            language,
+        };
+        model.form_error.set(None);
+        model.starting.set(Some(frame.clone()));
+        socket.with_value(|s| s.send(&frame));
+    });
+    let send = Callback::new(move |body: String| {
+        let client_id = net::client_id();
+        model
+            .transcript
+            .update(|t| t.add_pending(client_id.clone(), body.clone()));
+        socket.with_value(|s| s.send(&VisitorFrame::Send { client_id, body }));
+    });
+    let end_chat = move |_| {
+        socket.with_value(|s| s.send(&VisitorFrame::EndChat));
+    };
+    let new_chat = move |_| {
+        model.case.set(None);
+        model.transcript.set(Transcript::default());
+    };
+
+    let state = move || model.case.with(|c| c.as_ref().map(|c| c.state));
+    let live = Signal::derive(move || {
+        matches!(state(), Some(ChatState::Queued | ChatState::Active))
+            && model.link.get() == Link::Open
+    });
+
+    view! {
+        <div class="panel">
+            <header class="panel-header">
+                <h1 class="panel-title">{title}</h1>
+                <Show when=host::embedded>
+                    <button type="button" class="panel-close" aria-label="Minimise chat"
+                        on:click=move |_| host::tell_host("close")>"✕"</button>
+                </Show>
+            </header>
+            <Show when=move || model.link.get() != Link::Open>
+                <p class="link-banner" role="status">
+                    {move || match model.link.get() {
+                        Link::Reconnecting => "Reconnecting…",
+                        _ => "Connecting…",
+                    }}
+                </p>
+            </Show>
+            <Show when=move || model.notice.get().is_some()>
+                <p class="notice" role="alert">{move || model.notice.get()}</p>
+            </Show>
+            <Show
+                when=move || state().is_some()
+                fallback=move || view! {
+                    <PrechatForm
+                        on_start=start
+                        server_error=model.form_error
+                        busy=Signal::derive(move || model.starting.with(Option::is_some))
+                    />
+                }
+            >
+                <p class="chat-status" role="status" data-state=move || format!("{:?}", state()).to_lowercase()>
+                    {move || model.case.with(|c| c.as_ref().map(status_line))}
+                </p>
+                <MessageList transcript=model.transcript viewer=Viewer::Customer/>
+                <Show
+                    when=move || state() != Some(ChatState::Ended)
+                    fallback=move || view! {
+                        <button type="button" class="primary new-chat" on:click=new_chat>"Start a new chat"</button>
+                    }
+                >
+                    <Composer on_send=send enabled=live placeholder="Type a message and press Enter"/>
+                    <button type="button" class="end-chat" on:click=end_chat>"End chat"</button>
+                </Show>
+            </Show>
+        </div>
+    }
+}
