@@ -1,0 +1,611 @@
+//! Parlor over real sockets: a server on port 0 with a fresh SQLite file, driven by
+//! real WebSocket and HTTP clients, as a widget and a console would.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parlor_protocol::{
+    AgentFrame, Author, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES, OfferClosed, RoutingChange,
+    ToAgent, ToVisitor, VisitorFrame,
+};
+use parlor_server::store::Caller;
+use parlor_server::{Config, Running};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const PASSWORD: &str = "integration-password";
+
+struct Server {
+    running: Running,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_data_dir(dir.path().to_path_buf());
+        config.admin_password = Some(PASSWORD.into());
+        let running = parlor_server::start(config).await.expect("server starts");
+        Self { running, _dir: dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
+    }
+
+    /// Signs the admin in and returns the session cookie.
+    async fn sign_in(&self) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "email": "admin@parlor.local", "password": PASSWORD }))
+            .send()
+            .await
+            .expect("login answers");
+        assert!(response.status().is_success());
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("a session cookie")
+            .to_owned();
+        assert!(cookie.contains("HttpOnly"));
+        cookie.split(';').next().expect("cookie pair").to_owned()
+    }
+
+    async fn agent(&self) -> Ws {
+        let cookie = self.sign_in().await;
+        let mut request = format!("ws://{}/ws/agent", self.running.addr)
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
+        let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
+        send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
+        match recv::<ToAgent>(&mut ws).await {
+            ToAgent::Welcome { routing, .. } => {
+                assert!(routing, "the admin starts with routing on")
+            }
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        ws
+    }
+
+    async fn visitor(&self) -> (Ws, String) {
+        let (mut ws, _) = connect_async(format!("ws://{}/ws/visitor", self.running.addr))
+            .await
+            .expect("visitor socket opens");
+        send(
+            &mut ws,
+            &VisitorFrame::Hello {
+                token: None,
+                since: 0,
+            },
+        )
+        .await;
+        match recv::<ToVisitor>(&mut ws).await {
+            ToVisitor::Welcome { token, chat: None } => (ws, token),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, frame: &impl Serialize) {
+    let json = serde_json::to_string(frame).expect("serialises");
+    ws.send(Message::Text(json.into())).await.expect("sent");
+}
+
+async fn send_raw(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.expect("sent");
+}
+
+/// The next frame, within a few seconds.
+async fn recv<T: DeserializeOwned>(ws: &mut Ws) -> T {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("socket healthy");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str())
+                .unwrap_or_else(|e| panic!("unreadable frame {text}: {e}"));
+        }
+    }
+}
+
+/// Whether any frame arrives within a short while.
+async fn quiet(ws: &mut Ws) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), ws.next())
+        .await
+        .is_err()
+}
+
+fn start_chat(client_id: &str) -> VisitorFrame {
+    VisitorFrame::StartChat {
+        client_id: client_id.into(),
+        name: "Grace Hopper".into(),
+        subject: "Order 1042 is late".into(),
+        body: "Where is my order?".into(),
+        time_zone: Some("Europe/Paris".into()),
+        language: Some("fr-FR".into()),
+    }
+}
+
+async fn visitor_error(ws: &mut Ws) -> parlor_protocol::ProtocolError {
+    match recv::<ToVisitor>(ws).await {
+        ToVisitor::Error { error } => error,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_chat_goes_from_widget_to_screen_pop_to_accept_to_messages_to_end() {
+    let server = Server::start().await;
+    let mut agent = server.agent().await;
+    let (mut visitor, _token) = server.visitor().await;
+
+    send(&mut visitor, &start_chat("first")).await;
+    let case_id = match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::ChatStarted { chat } => {
+            assert_eq!(chat.case.state, ChatState::Queued);
+            assert_eq!(chat.messages.len(), 1);
+            assert_eq!(chat.messages[0].seq, 1);
+            chat.case.id
+        }
+        other => panic!("expected chat_started, got {other:?}"),
+    };
+
+    // The screen pop, with the countdown and the drop-down's facts.
+    match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Offer { offer } => {
+            assert_eq!(offer.case_id, case_id);
+            assert_eq!(offer.customer_name, "Grace Hopper");
+            assert_eq!(offer.subject, "Order 1042 is late");
+            assert!(offer.location.contains("Europe/Paris"));
+            assert!(offer.expires_in_ms > 0 && offer.expires_in_ms <= 30_000);
+        }
+        other => panic!("expected an offer, got {other:?}"),
+    }
+
+    send(&mut agent, &AgentFrame::Accept { case_id }).await;
+    assert!(matches!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::OfferClosed {
+            reason: OfferClosed::Accepted,
+            ..
+        }
+    ));
+    // The customer is told the agent joined, and sees who.
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => {
+            assert_eq!(message.author, Author::System);
+            assert_eq!(message.body, "Admin joined the chat.");
+        }
+        other => panic!("expected the joined message, got {other:?}"),
+    }
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::State { case } => {
+            assert_eq!(case.state, ChatState::Active);
+            assert_eq!(case.agent_name.as_deref(), Some("Admin"));
+        }
+        other => panic!("expected the new state, got {other:?}"),
+    }
+    // The agent's case tab opens with the whole transcript.
+    loop {
+        match recv::<ToAgent>(&mut agent).await {
+            ToAgent::ChatOpened { chat } => {
+                assert_eq!(chat.case.id, case_id);
+                assert_eq!(chat.messages.len(), 2);
+                break;
+            }
+            ToAgent::Message { .. } | ToAgent::State { .. } => continue,
+            other => panic!("expected chat_opened, got {other:?}"),
+        }
+    }
+
+    // Messages flow both ways, live.
+    send(
+        &mut agent,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "a1".into(),
+            body: "Let me check.".into(),
+        },
+    )
+    .await;
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => {
+            assert_eq!(message.body, "Let me check.");
+            assert_eq!(message.seq, 3);
+            assert!(matches!(message.author, Author::Agent { ref name, .. } if name == "Admin"));
+        }
+        other => panic!("expected the agent's message, got {other:?}"),
+    }
+    send(
+        &mut visitor,
+        &VisitorFrame::Send {
+            client_id: "v1".into(),
+            body: "Thanks!".into(),
+        },
+    )
+    .await;
+    let mut agent_saw = Vec::new();
+    while agent_saw.len() < 2 {
+        if let ToAgent::Message { message } = recv::<ToAgent>(&mut agent).await {
+            agent_saw.push(message.body);
+        }
+    }
+    assert_eq!(agent_saw, ["Let me check.", "Thanks!"]);
+
+    // The customer ends the chat: both sides hear it at once.
+    send(&mut visitor, &VisitorFrame::EndChat).await;
+    let mut visitor_ended = false;
+    while !visitor_ended {
+        if let ToVisitor::State { case } = recv::<ToVisitor>(&mut visitor).await {
+            visitor_ended =
+                case.state == ChatState::Ended && case.ended_by == Some(EndedBy::Customer);
+        }
+    }
+    let mut agent_ended = false;
+    while !agent_ended {
+        if let ToAgent::State { case } = recv::<ToAgent>(&mut agent).await {
+            agent_ended = case.state == ChatState::Ended;
+        }
+    }
+
+    // The case records it all.
+    let chat = server
+        .running
+        .state
+        .store
+        .chat_for(Caller::Agent(1), case_id, 0)
+        .await
+        .expect("stored");
+    assert_eq!(chat.case.state, ChatState::Ended);
+    assert_eq!(chat.case.ended_by, Some(EndedBy::Customer));
+    let bodies: Vec<&str> = chat.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "Where is my order?",
+            "Admin joined the chat.",
+            "Let me check.",
+            "Thanks!",
+            "The customer ended the chat."
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
+    let server = Server::start().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    let case_id = match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::ChatStarted { chat } => chat.case.id,
+        other => panic!("expected chat_started, got {other:?}"),
+    };
+    let frame = VisitorFrame::Send {
+        client_id: "retry-me".into(),
+        body: "Hello?".into(),
+    };
+    send(&mut visitor, &frame).await;
+    let first = match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => message,
+        other => panic!("expected the message, got {other:?}"),
+    };
+    send(&mut visitor, &frame).await;
+    let again = match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => message,
+        other => panic!("expected the message, got {other:?}"),
+    };
+    assert_eq!(first, again);
+    // A retried start is the same chat, not a second one.
+    send(&mut visitor, &start_chat("first")).await;
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::ChatStarted { chat } => assert_eq!(chat.case.id, case_id),
+        other => panic!("expected chat_started, got {other:?}"),
+    }
+    let chat = server
+        .running
+        .state
+        .store
+        .chat_for(Caller::Agent(1), case_id, 0)
+        .await
+        .expect("stored");
+    assert_eq!(chat.messages.len(), 2);
+}
+
+#[tokio::test]
+async fn a_reconnecting_widget_resumes_its_chat_from_its_last_seq() {
+    let server = Server::start().await;
+    let (mut visitor, token) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    for (id, body) in [("m2", "two"), ("m3", "three")] {
+        send(
+            &mut visitor,
+            &VisitorFrame::Send {
+                client_id: id.into(),
+                body: body.into(),
+            },
+        )
+        .await;
+        recv::<ToVisitor>(&mut visitor).await;
+    }
+    drop(visitor);
+
+    let (mut again, _) = connect_async(format!("ws://{}/ws/visitor", server.running.addr))
+        .await
+        .expect("reconnects");
+    send(
+        &mut again,
+        &VisitorFrame::Hello {
+            token: Some(token.clone()),
+            since: 2,
+        },
+    )
+    .await;
+    match recv::<ToVisitor>(&mut again).await {
+        ToVisitor::Welcome {
+            token: same,
+            chat: Some(chat),
+        } => {
+            assert_eq!(same, token);
+            let seqs: Vec<i64> = chat.messages.iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, [3], "exactly the gap, nothing twice");
+        }
+        other => panic!("expected the resumed chat, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_token_opens_only_its_own_chat() {
+    let server = Server::start().await;
+    let (mut grace, grace_token) = server.visitor().await;
+    send(&mut grace, &start_chat("first")).await;
+    recv::<ToVisitor>(&mut grace).await;
+
+    // Another visitor with a guessed token gets a fresh token and no chat.
+    let (mut mallory, mallory_token) = server.visitor().await;
+    assert_ne!(mallory_token, grace_token);
+    let guess = "0".repeat(48);
+    let (mut guesser, _) = connect_async(format!("ws://{}/ws/visitor", server.running.addr))
+        .await
+        .expect("opens");
+    send(
+        &mut guesser,
+        &VisitorFrame::Hello {
+            token: Some(guess.clone()),
+            since: 0,
+        },
+    )
+    .await;
+    match recv::<ToVisitor>(&mut guesser).await {
+        ToVisitor::Welcome { token, chat } => {
+            assert_ne!(token, guess);
+            assert!(chat.is_none());
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    // Mallory cannot write into anyone's chat, and hears nothing of Grace's.
+    send(
+        &mut mallory,
+        &VisitorFrame::Send {
+            client_id: "x".into(),
+            body: "hi".into(),
+        },
+    )
+    .await;
+    assert_eq!(visitor_error(&mut mallory).await.code, ErrorCode::Conflict);
+    send(
+        &mut grace,
+        &VisitorFrame::Send {
+            client_id: "g2".into(),
+            body: "private".into(),
+        },
+    )
+    .await;
+    recv::<ToVisitor>(&mut grace).await;
+    assert!(quiet(&mut mallory).await);
+    assert!(quiet(&mut guesser).await);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_get_a_clear_error_and_change_nothing() {
+    let server = Server::start().await;
+    let (mut ws, _) = connect_async(format!("ws://{}/ws/visitor", server.running.addr))
+        .await
+        .expect("opens");
+
+    send(
+        &mut ws,
+        &VisitorFrame::Send {
+            client_id: "early".into(),
+            body: "hi".into(),
+        },
+    )
+    .await;
+    assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Unauthorized);
+
+    send_raw(&mut ws, "this is not json").await;
+    assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Malformed);
+    send_raw(&mut ws, r#"{"type":"take_over","case_id":1}"#).await;
+    assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Malformed);
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .expect("sent");
+    assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Malformed);
+
+    send(
+        &mut ws,
+        &VisitorFrame::Hello {
+            token: None,
+            since: 0,
+        },
+    )
+    .await;
+    assert!(matches!(
+        recv::<ToVisitor>(&mut ws).await,
+        ToVisitor::Welcome { .. }
+    ));
+
+    let huge = VisitorFrame::StartChat {
+        client_id: "big".into(),
+        name: "Big".into(),
+        subject: "Big".into(),
+        body: "x".repeat(MAX_FRAME_BYTES + 1),
+        time_zone: None,
+        language: None,
+    };
+    send(&mut ws, &huge).await;
+    let error = visitor_error(&mut ws).await;
+    assert_eq!(error.code, ErrorCode::TooLarge);
+    assert!(error.message.contains("limited"));
+
+    for bad in [
+        VisitorFrame::StartChat {
+            client_id: "blank".into(),
+            name: "   ".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            time_zone: None,
+            language: None,
+        },
+        VisitorFrame::StartChat {
+            client_id: "empty".into(),
+            name: "n".into(),
+            subject: "s".into(),
+            body: " \n ".into(),
+            time_zone: None,
+            language: None,
+        },
+        VisitorFrame::StartChat {
+            client_id: "has spaces".into(),
+            name: "n".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            time_zone: None,
+            language: None,
+        },
+    ] {
+        send(&mut ws, &bad).await;
+        assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Invalid);
+    }
+
+    // Nothing was stored, and the socket still works.
+    assert!(
+        server
+            .running
+            .state
+            .store
+            .queued_cases()
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    send(&mut ws, &start_chat("good")).await;
+    assert!(matches!(
+        recv::<ToVisitor>(&mut ws).await,
+        ToVisitor::ChatStarted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_agent_socket_needs_a_session_and_parlors_own_origin() {
+    let server = Server::start().await;
+    let anonymous = connect_async(format!("ws://{}/ws/agent", server.running.addr)).await;
+    assert!(anonymous.is_err(), "no cookie, no socket");
+
+    let cookie = server.sign_in().await;
+    let mut request = format!("ws://{}/ws/agent", server.running.addr)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_static("https://evil.example"));
+    assert!(
+        connect_async(request).await.is_err(),
+        "another site's page is refused"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_with_a_clear_error() {
+    let server = Server::start().await;
+    let response = reqwest::Client::new()
+        .post(server.url("/api/login"))
+        .json(&serde_json::json!({ "email": "admin@parlor.local", "password": "nope" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().get("set-cookie").is_none());
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "Wrong email or password.");
+}
+
+#[tokio::test]
+async fn an_ignored_screen_pop_switches_routing_off_and_the_chat_waits() {
+    let server = Server::start().await;
+    let state = &server.running.state;
+    state
+        .store
+        .set_setting(parlor_server::settings::SCREEN_POP_TIMEOUT_KEY, "300")
+        .await
+        .expect("stored");
+    state.settings.reload(&state.store).await.expect("reloaded");
+
+    let mut agent = server.agent().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    assert!(matches!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::Offer { .. }
+    ));
+    assert!(matches!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::OfferClosed {
+            reason: OfferClosed::TimedOut,
+            ..
+        }
+    ));
+    assert!(matches!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::Routing {
+            on: false,
+            change: RoutingChange::IgnoredOffer
+        }
+    ));
+    let stored = state.store.agent(1).await.expect("read").expect("admin");
+    assert!(!stored.routing, "the switch is stored off");
+    assert!(
+        quiet(&mut agent).await,
+        "no one else to offer it to: the chat waits"
+    );
+
+    // Routing back on: the waiting chat pops up again.
+    send(&mut agent, &AgentFrame::SetRouting { on: true }).await;
+    assert!(matches!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::Routing {
+            on: true,
+            change: RoutingChange::Switched
+        }
+    ));
+    assert!(matches!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::Offer { .. }
+    ));
+}
