@@ -18,11 +18,14 @@ pub enum Link {
     Reconnecting,
 }
 
+/// Handles one text frame from the server.
+pub type FrameHandler = Box<dyn Fn(&Socket, &str)>;
+
 /// What the app does when the link opens, a frame arrives, or the link changes.
 pub struct Handlers {
     /// Called on every (re)connection: the place to say hello.
     pub on_open: Box<dyn Fn(&Socket)>,
-    pub on_frame: Box<dyn Fn(&Socket, &str)>,
+    pub on_frame: FrameHandler,
     pub on_link: Box<dyn Fn(Link)>,
 }
 

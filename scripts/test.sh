@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every Parlor test: formatting and lints, the protocol and server tests (unit,
+# property and real-socket integration tests), the release build of both browser apps
+# with their size report, and the browser tests in headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+total=$SECONDS
+stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  printf '\n==== %s\n' "$name"
+  "$@"
+  printf '==== %s: %ss\n' "$name" "$(( SECONDS - start ))"
+}
+
+stage "setup" scripts/setup.sh --browser
+stage "format" cargo fmt --all -- --check
+stage "clippy (native)" cargo clippy --all-targets -- -D warnings
+stage "clippy (wasm)" cargo clippy -p parlor-app --target wasm32-unknown-unknown -- -D warnings
+stage "rust tests" cargo test -p parlor-protocol -p parlor-server
+stage "web build" scripts/build-web.sh
+stage "size report" node scripts/size-report.mjs
+stage "server build" cargo build -p parlor-server
+stage "browser tests" bash -c 'cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test'
+printf '\nAll Parlor tests passed in %ss.\n' "$(( SECONDS - total ))"
