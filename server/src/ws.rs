@@ -77,9 +77,31 @@ fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ProtocolError> {
 
 /// What one socket does with the frames it reads.
 trait Session {
-    async fn on_text(&mut self, text: &str);
-    async fn on_binary(&mut self);
+    /// The frames this socket reads.
+    type Frame: DeserializeOwned;
+    /// The frame type this socket writes, for errors.
+    type Reply: Serialize;
+
+    fn outbox(&self) -> &mpsc::Sender<Outbound>;
+    fn error_frame(error: ProtocolError) -> Self::Reply;
+    async fn handle(&mut self, frame: Self::Frame) -> Result<(), ProtocolError>;
     async fn on_close(&mut self);
+
+    /// Reads one text frame; anything refused is answered with an error frame.
+    async fn on_text(&mut self, text: &str) {
+        let result = match parse::<Self::Frame>(text) {
+            Ok(frame) => self.handle(frame).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            reply(self.outbox(), &Self::error_frame(error)).await;
+        }
+    }
+
+    async fn on_binary(&mut self) {
+        let error = ProtocolError::new(ErrorCode::Malformed, "Frames are JSON text.");
+        reply(self.outbox(), &Self::error_frame(error)).await;
+    }
 }
 
 fn upgrade(ws: WebSocketUpgrade) -> WebSocketUpgrade {
@@ -178,26 +200,20 @@ struct VisitorSession {
 }
 
 impl Session for VisitorSession {
-    async fn on_text(&mut self, text: &str) {
-        let result = match parse::<VisitorFrame>(text) {
-            Ok(frame) => self.handle(frame).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = result {
-            reply(&self.outbox, &ToVisitor::Error { error }).await;
-        }
+    type Frame = VisitorFrame;
+    type Reply = ToVisitor;
+
+    fn outbox(&self) -> &mpsc::Sender<Outbound> {
+        &self.outbox
     }
 
-    async fn on_binary(&mut self) {
-        let error = ProtocolError::new(ErrorCode::Malformed, "Frames are JSON text.");
-        reply(&self.outbox, &ToVisitor::Error { error }).await;
+    fn error_frame(error: ProtocolError) -> ToVisitor {
+        ToVisitor::Error { error }
     }
 
     // Closing the window alerts nobody: the chat stays as it is.
     async fn on_close(&mut self) {}
-}
 
-impl VisitorSession {
     async fn handle(&mut self, frame: VisitorFrame) -> Result<(), ProtocolError> {
         let store = &self.state.store;
         match frame {
@@ -293,7 +309,9 @@ impl VisitorSession {
         }
         Ok(())
     }
+}
 
+impl VisitorSession {
     /// Follows the case on this socket and reads what the widget has not seen yet.
     /// Following first means nothing published meanwhile is missed; the widget drops
     /// what it already holds by `seq`.
@@ -372,19 +390,15 @@ struct AgentSession {
 }
 
 impl Session for AgentSession {
-    async fn on_text(&mut self, text: &str) {
-        let result = match parse::<AgentFrame>(text) {
-            Ok(frame) => self.handle(frame).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = result {
-            reply(&self.outbox, &ToAgent::Error { error }).await;
-        }
+    type Frame = AgentFrame;
+    type Reply = ToAgent;
+
+    fn outbox(&self) -> &mpsc::Sender<Outbound> {
+        &self.outbox
     }
 
-    async fn on_binary(&mut self) {
-        let error = ProtocolError::new(ErrorCode::Malformed, "Frames are JSON text.");
-        reply(&self.outbox, &ToAgent::Error { error }).await;
+    fn error_frame(error: ProtocolError) -> ToAgent {
+        ToAgent::Error { error }
     }
 
     async fn on_close(&mut self) {
@@ -393,12 +407,6 @@ impl Session for AgentSession {
                 agent: self.agent.profile.id,
             });
         }
-    }
-}
-
-impl AgentSession {
-    fn me(&self) -> parlor_protocol::AgentId {
-        self.agent.profile.id
     }
 
     async fn handle(&mut self, frame: AgentFrame) -> Result<(), ProtocolError> {
@@ -509,6 +517,12 @@ impl AgentSession {
             }
         }
         Ok(())
+    }
+}
+
+impl AgentSession {
+    fn me(&self) -> parlor_protocol::AgentId {
+        self.agent.profile.id
     }
 
     /// The case, if this agent is in it and it has not ended.

@@ -138,6 +138,17 @@ fn start_chat(client_id: &str) -> VisitorFrame {
     }
 }
 
+fn start_with(client_id: &str, name: &str, body: &str) -> VisitorFrame {
+    VisitorFrame::StartChat {
+        client_id: client_id.into(),
+        name: name.into(),
+        subject: "A subject".into(),
+        body: body.into(),
+        time_zone: None,
+        language: None,
+    }
+}
+
 async fn visitor_error(ws: &mut Ws) -> parlor_protocol::ProtocolError {
     match recv::<ToVisitor>(ws).await {
         ToVisitor::Error { error } => error,
@@ -457,44 +468,16 @@ async fn malformed_and_oversized_frames_get_a_clear_error_and_change_nothing() {
         ToVisitor::Welcome { .. }
     ));
 
-    let huge = VisitorFrame::StartChat {
-        client_id: "big".into(),
-        name: "Big".into(),
-        subject: "Big".into(),
-        body: "x".repeat(MAX_FRAME_BYTES + 1),
-        time_zone: None,
-        language: None,
-    };
+    let huge = start_with("big", "Big", &"x".repeat(MAX_FRAME_BYTES + 1));
     send(&mut ws, &huge).await;
     let error = visitor_error(&mut ws).await;
     assert_eq!(error.code, ErrorCode::TooLarge);
     assert!(error.message.contains("limited"));
 
     for bad in [
-        VisitorFrame::StartChat {
-            client_id: "blank".into(),
-            name: "   ".into(),
-            subject: "s".into(),
-            body: "b".into(),
-            time_zone: None,
-            language: None,
-        },
-        VisitorFrame::StartChat {
-            client_id: "empty".into(),
-            name: "n".into(),
-            subject: "s".into(),
-            body: " \n ".into(),
-            time_zone: None,
-            language: None,
-        },
-        VisitorFrame::StartChat {
-            client_id: "has spaces".into(),
-            name: "n".into(),
-            subject: "s".into(),
-            body: "b".into(),
-            time_zone: None,
-            language: None,
-        },
+        start_with("blank", "   ", "b"),
+        start_with("empty", "n", " \n "),
+        start_with("has spaces", "n", "b"),
     ] {
         send(&mut ws, &bad).await;
         assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Invalid);

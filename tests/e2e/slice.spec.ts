@@ -1,7 +1,21 @@
 // The first chat, end to end, by clicking and typing: a customer on the demo site and
 // an agent in the console, in two separate browser contexts.
-import { test, expect, type Page, type FrameLocator } from "@playwright/test";
+import { test, expect, type Browser, type Page, type FrameLocator } from "@playwright/test";
 import { adminEmail, adminPassword } from "../playwright.config";
+
+/** An agent and a customer, each in a browser context of their own. */
+async function twoSides(browser: Browser) {
+  const agentContext = await browser.newContext();
+  const customerContext = await browser.newContext();
+  return {
+    agent: await agentContext.newPage(),
+    customer: await customerContext.newPage(),
+    close: async () => {
+      await agentContext.close();
+      await customerContext.close();
+    },
+  };
+}
 
 async function signIn(page: Page) {
   await page.goto("/console/");
@@ -46,10 +60,7 @@ async function acceptScreenPop(agent: Page, name: string, subject: string) {
 }
 
 test("a customer's chat is routed, accepted, talked through and ended by the customer", async ({ browser }) => {
-  const agentContext = await browser.newContext();
-  const customerContext = await browser.newContext();
-  const agent = await agentContext.newPage();
-  const customer = await customerContext.newPage();
+  const { agent, customer, close } = await twoSides(browser);
 
   await signIn(agent);
   const widget = await openWidget(customer);
@@ -85,15 +96,11 @@ test("a customer's chat is routed, accepted, talked through and ended by the cus
   await expect(caseView.getByRole("textbox", { name: "Message", exact: true })).toBeDisabled();
   await expect(agent.locator(".case-tab", { hasText: "Grace Hopper" })).toContainText("Ended");
 
-  await agentContext.close();
-  await customerContext.close();
+  await close();
 });
 
 test("the agent ends a chat and the customer sees it", async ({ browser }) => {
-  const agentContext = await browser.newContext();
-  const customerContext = await browser.newContext();
-  const agent = await agentContext.newPage();
-  const customer = await customerContext.newPage();
+  const { agent, customer, close } = await twoSides(browser);
 
   await signIn(agent);
   const widget = await openWidget(customer);
@@ -107,6 +114,5 @@ test("the agent ends a chat and the customer sees it", async ({ browser }) => {
   await expect(widget.locator(".chat-status")).toContainText("Admin ended the chat.");
   await expect(widget.locator(".msg-system").last()).toHaveText("Admin ended the chat.");
 
-  await agentContext.close();
-  await customerContext.close();
+  await close();
 });
