@@ -198,6 +198,8 @@ pub enum VisitorFrame {
     },
     /// A message in the visitor's live chat.
     Send { client_id: String, body: String },
+    /// The customer is typing (sent at most every few seconds while they type).
+    Typing,
     /// The customer pressed End chat.
     EndChat,
 }
@@ -223,6 +225,10 @@ pub enum ToVisitor {
     /// The chat's state changed (an agent joined, it was queued again, …).
     State {
         case: CaseSummary,
+    },
+    /// The agent is typing.
+    Typing {
+        name: String,
     },
     Error {
         error: ProtocolError,
@@ -259,10 +265,15 @@ pub enum AgentFrame {
     Disable {
         case_id: CaseId,
     },
+    /// A reply. Liquid variables in `body` are filled in by the server.
     Send {
         case_id: CaseId,
         client_id: String,
         body: String,
+    },
+    /// The agent is typing in this chat.
+    Typing {
+        case_id: CaseId,
     },
     EndChat {
         case_id: CaseId,
@@ -311,6 +322,10 @@ pub enum ToAgent {
     State {
         case: CaseSummary,
     },
+    /// The customer is typing in this chat.
+    Typing {
+        case_id: CaseId,
+    },
     Error {
         error: ProtocolError,
     },
@@ -324,6 +339,21 @@ pub enum ToAgent {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+}
+
+/// A canned response. `body` is Markdown; in chat it is flattened to one line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Macro {
+    pub id: i64,
+    pub name: String,
+    pub body: String,
+}
+
+/// `POST /api/macros`, `PUT /api/macros/{id}`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacroInput {
+    pub name: String,
+    pub body: String,
 }
 
 /// The body of every HTTP error.

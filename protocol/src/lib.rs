@@ -8,10 +8,14 @@
 //! client that reconnects asks for what came after the last `seq` it holds, and a
 //! retried send (same `client_id`) is answered with the message already stored.
 
+mod flatten;
 mod frames;
+mod links;
 mod text;
 mod transcript;
 
+pub use flatten::flatten_markdown;
 pub use frames::*;
+pub use links::{Segment, segments};
 pub use text::*;
 pub use transcript::*;

@@ -61,6 +61,12 @@ impl Transcript {
         });
     }
 
+    /// Takes a pending message back (to put its text back in the composer).
+    pub fn take_pending(&mut self, client_id: &str) -> Option<Pending> {
+        let at = self.pending.iter().position(|p| p.client_id == client_id)?;
+        Some(self.pending.remove(at))
+    }
+
     /// Marks a pending message as refused, with the reason.
     pub fn fail_pending(&mut self, client_id: &str, reason: String) {
         if let Some(p) = self.pending.iter_mut().find(|p| p.client_id == client_id) {
@@ -111,5 +117,14 @@ mod tests {
         t.insert(message(1, "mine"));
         assert_eq!(t.pending().len(), 1);
         assert_eq!(t.pending()[0].failed.as_deref(), Some("too long"));
+    }
+
+    #[test]
+    fn a_pending_message_can_be_taken_back() {
+        let mut t = Transcript::default();
+        t.add_pending("mine".into(), "{{ oops".into());
+        assert_eq!(t.take_pending("mine").map(|p| p.body), Some("{{ oops".into()));
+        assert!(t.pending().is_empty());
+        assert_eq!(t.take_pending("mine"), None);
     }
 }

@@ -6,9 +6,12 @@ use axum::extract::State;
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::Path;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use parlor_protocol::{AgentProfile, ApiError, LoginRequest};
+use parlor_protocol::{
+    AgentProfile, ApiError, LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, check_message, one_line,
+};
 
 use crate::AppState;
 use crate::store::{AgentRecord, StoreError};
@@ -24,15 +27,45 @@ pub enum HttpError {
     WrongLogin,
     #[error("This request comes from another site.")]
     CrossOrigin,
+    #[error("Only admins can do that.")]
+    NotAdmin,
+    #[error("There is no such {0}.")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("Something went wrong on our side; please try again.")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for HttpError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NameTaken | StoreError::EmailTaken => {
+                Self::Conflict(format!("{}.", capitalised(&error.to_string())))
+            }
+            other => Self::Store(other),
+        }
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 impl HttpError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::SignedOut | Self::WrongLogin => StatusCode::UNAUTHORIZED,
-            Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::CrossOrigin | Self::NotAdmin => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -55,6 +88,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/macros", get(list_macros).post(create_macro))
+        .route("/api/macros/{id}", put(update_macro).delete(delete_macro))
 }
 
 /// Whether a browser request comes from Parlor's own pages. Requests without an
@@ -140,6 +175,66 @@ async fn me(
     headers: HeaderMap,
 ) -> Result<Json<AgentProfile>, HttpError> {
     Ok(Json(signed_in_agent(&state, &headers).await?.profile))
+}
+
+/// The signed-in agent, if they are an admin and the request comes from Parlor's pages.
+async fn admin(state: &AppState, headers: &HeaderMap) -> Result<AgentRecord, HttpError> {
+    if !same_origin(headers) {
+        return Err(HttpError::CrossOrigin);
+    }
+    let agent = signed_in_agent(state, headers).await?;
+    if agent.profile.is_admin {
+        Ok(agent)
+    } else {
+        Err(HttpError::NotAdmin)
+    }
+}
+
+fn checked_macro(input: &MacroInput) -> Result<(String, String), HttpError> {
+    let invalid = |e: parlor_protocol::TextError| HttpError::Invalid(e.to_string());
+    let name = one_line(&input.name, "name", MAX_NAME_CHARS).map_err(invalid)?;
+    check_message(&input.body).map_err(invalid)?;
+    Ok((name, input.body.clone()))
+}
+
+async fn list_macros(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<Macro>>, HttpError> {
+    signed_in_agent(&state, &headers).await?;
+    Ok(Json(state.store.macros().await?))
+}
+
+async fn create_macro(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(input): Json<MacroInput>,
+) -> Result<(StatusCode, Json<Macro>), HttpError> {
+    admin(&state, &headers).await?;
+    let (name, body) = checked_macro(&input)?;
+    Ok((StatusCode::CREATED, Json(state.store.create_macro(&name, &body).await?)))
+}
+
+async fn update_macro(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(input): Json<MacroInput>,
+) -> Result<Json<Macro>, HttpError> {
+    admin(&state, &headers).await?;
+    let (name, body) = checked_macro(&input)?;
+    let updated = state.store.update_macro(id, &name, &body).await?;
+    updated.map(Json).ok_or(HttpError::NotFound("macro"))
+}
+
+async fn delete_macro(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, HttpError> {
+    admin(&state, &headers).await?;
+    if state.store.delete_macro(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(HttpError::NotFound("macro"))
+    }
 }
 
 #[cfg(test)]

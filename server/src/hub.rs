@@ -123,9 +123,13 @@ impl Hub {
 
     /// Sends a frame to everyone following `case`: widgets get `visitor`, consoles `agent`.
     pub fn publish(&self, case: CaseId, visitor: &ToVisitor, agent: &ToAgent) {
-        let (Some(to_visitor), Some(to_agent)) = (encode(visitor), encode(agent)) else {
-            return;
-        };
+        self.publish_to(case, Some(visitor), Some(agent));
+    }
+
+    /// Like [`Hub::publish`], to widgets only, consoles only, or both.
+    pub fn publish_to(&self, case: CaseId, visitor: Option<&ToVisitor>, agent: Option<&ToAgent>) {
+        let to_visitor = visitor.and_then(encode);
+        let to_agent = agent.and_then(encode);
         let mut inner = self.lock();
         let ids: Vec<ConnId> = inner
             .followers
@@ -136,9 +140,11 @@ impl Hub {
             let frame = match inner.conns.get(&id).map(|c| c.agent.is_some()) {
                 Some(true) => to_agent.clone(),
                 Some(false) => to_visitor.clone(),
-                None => continue,
+                None => None,
             };
-            deliver(&mut inner, id, frame);
+            if let Some(frame) = frame {
+                deliver(&mut inner, id, frame);
+            }
         }
     }
 

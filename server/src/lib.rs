@@ -12,6 +12,7 @@ pub mod routing;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod templates;
 pub mod web;
 pub mod ws;
 
@@ -30,6 +31,7 @@ use crate::dispatch::Routing;
 use crate::hub::Hub;
 use crate::settings::{Settings, SharedSettings};
 use crate::store::{Store, StoreError};
+use crate::templates::Templates;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -38,6 +40,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub routing: Routing,
     pub settings: SharedSettings,
+    pub templates: Arc<Templates>,
     pub config: Arc<Config>,
 }
 
@@ -45,6 +48,8 @@ pub struct AppState {
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("the Liquid dialect does not build: {0}")]
+    Templates(#[from] liquid::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -111,6 +116,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         hub,
         routing,
         settings,
+        templates: Arc::new(Templates::new()?),
         config: Arc::new(config),
     };
     let service = app(state.clone());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parlor_protocol::{
     AgentId, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatMessage, ChatState, EndedBy,
-    Millis, Seq,
+    Macro, Millis, Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -35,6 +35,8 @@ pub enum StoreError {
     EmailTaken,
     #[error("this visitor already has a live chat")]
     AlreadyChatting,
+    #[error("that name is already used")]
+    NameTaken,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -489,6 +491,65 @@ impl Store {
         Ok(())
     }
 
+    // ----------------------------------------------------------------------- macros
+
+    pub async fn macros(&self) -> StoreResult<Vec<Macro>> {
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, name, body FROM macros ORDER BY name COLLATE NOCASE")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, body)| Macro { id, name, body })
+            .collect())
+    }
+
+    pub async fn create_macro(&self, name: &str, body: &str) -> StoreResult<Macro> {
+        let now = now_ms();
+        let id = sqlx::query_scalar(
+            "INSERT INTO macros (name, body, created_at, updated_at) VALUES (?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(body)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(name_taken)?;
+        Ok(Macro {
+            id,
+            name: name.to_owned(),
+            body: body.to_owned(),
+        })
+    }
+
+    /// `None` when there is no such macro.
+    pub async fn update_macro(&self, id: i64, name: &str, body: &str) -> StoreResult<Option<Macro>> {
+        let done = sqlx::query("UPDATE macros SET name = ?, body = ?, updated_at = ? WHERE id = ?")
+            .bind(name)
+            .bind(body)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(name_taken)?;
+        Ok((done.rows_affected() == 1).then(|| Macro {
+            id,
+            name: name.to_owned(),
+            body: body.to_owned(),
+        }))
+    }
+
+    /// `false` when there was no such macro.
+    pub async fn delete_macro(&self, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM macros WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // --------------------------------------------------------------------- settings
 
     pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
@@ -510,6 +571,13 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+fn name_taken(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::NameTaken,
+        other => other.into(),
     }
 }
 
@@ -798,6 +866,27 @@ mod tests {
             store.chat_for(Caller::Visitor(other), case, 0).await,
             Err(StoreError::CaseNotFound)
         ));
+    }
+
+    #[tokio::test]
+    async fn macros_are_created_renamed_and_deleted_with_unique_names() {
+        let (store, _dir) = store().await;
+        let greet = store.create_macro("Greeting", "Hi!").await.expect("created");
+        store.create_macro("Bye", "Bye!").await.expect("created");
+        assert!(matches!(
+            store.create_macro("greeting", "again").await,
+            Err(StoreError::NameTaken)
+        ));
+        let renamed = store
+            .update_macro(greet.id, "Hello", "Hello!")
+            .await
+            .expect("updated");
+        assert_eq!(renamed.map(|m| m.name), Some("Hello".into()));
+        let names: Vec<String> = store.macros().await.expect("listed").into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["Bye", "Hello"]);
+        assert!(store.delete_macro(greet.id).await.expect("deleted"));
+        assert!(!store.delete_macro(greet.id).await.expect("deleted"));
+        assert_eq!(store.update_macro(greet.id, "X", "Y").await.expect("ran"), None);
     }
 
     #[tokio::test]

@@ -26,7 +26,8 @@ use crate::hub::{ConnId, Connection, Outbound, encode};
 use crate::location;
 use crate::routing::Event;
 use crate::secret;
-use crate::store::{AgentRecord, Caller, NewChat, StoreError, VisitorId};
+use crate::store::{AgentRecord, Caller, CaseRecord, NewChat, StoreError, VisitorId};
+use crate::templates;
 
 /// Frames over this are refused by the socket library outright (the connection drops);
 /// between [`MAX_FRAME_BYTES`] and this they get a clear `too_large` error.
@@ -43,6 +44,7 @@ impl From<StoreError> for ProtocolError {
             ),
             StoreError::AlreadyChatting => (ErrorCode::Conflict, "You already have a chat open."),
             StoreError::EmailTaken => (ErrorCode::Conflict, "That email is already in use."),
+            StoreError::NameTaken => (ErrorCode::Conflict, "That name is already used."),
             StoreError::Database(_) | StoreError::Migration(_) | StoreError::Password(_) => {
                 tracing::error!(%error, "storage failed while handling a frame");
                 (
@@ -297,6 +299,12 @@ impl Session for VisitorSession {
                     reply(&self.outbox, &ToVisitor::Message { message }).await;
                 }
             }
+            VisitorFrame::Typing => {
+                let (case, _) = self.live_case().await?;
+                self.state
+                    .hub
+                    .publish_to(case, None, Some(&ToAgent::Typing { case_id: case }));
+            }
             VisitorFrame::EndChat => {
                 let (case, _) = self.live_case().await?;
                 let settings = self.state.settings.get();
@@ -488,9 +496,23 @@ impl Session for AgentSession {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
                 check_message(&body).map_err(fail)?;
-                self.my_live_chat(case_id)
+                let case = self
+                    .my_live_chat(case_id)
                     .await
                     .map_err(|e| e.for_send(&client_id))?;
+                let context = templates::Context {
+                    customer_name: &case.summary.customer_name,
+                    customer_email: None,
+                    agent_name: &self.agent.profile.name,
+                    case_id,
+                    case_subject: &case.summary.subject,
+                };
+                // Liquid is filled in now; the stored message is what the customer sees.
+                let body = self
+                    .state
+                    .templates
+                    .render(&body, &context)
+                    .map_err(|e| ProtocolError::new(ErrorCode::Invalid, e.to_string()).for_send(&client_id))?;
                 let author = Author::Agent {
                     id: self.me(),
                     name: self.agent.profile.name.clone(),
@@ -502,6 +524,13 @@ impl Session for AgentSession {
                 if !new {
                     reply(&self.outbox, &ToAgent::Message { message }).await;
                 }
+            }
+            AgentFrame::Typing { case_id } => {
+                self.my_live_chat(case_id).await?;
+                let typing = ToVisitor::Typing {
+                    name: self.agent.profile.name.clone(),
+                };
+                self.state.hub.publish_to(case_id, Some(&typing), None);
             }
             AgentFrame::EndChat { case_id } => {
                 self.my_live_chat(case_id).await?;
@@ -526,7 +555,7 @@ impl AgentSession {
     }
 
     /// The case, if this agent is in it and it has not ended.
-    async fn my_live_chat(&self, case: CaseId) -> Result<(), ProtocolError> {
+    async fn my_live_chat(&self, case: CaseId) -> Result<CaseRecord, ProtocolError> {
         let record = self
             .state
             .store
@@ -541,7 +570,7 @@ impl AgentSession {
                 ErrorCode::Conflict,
                 "You are not in this chat: accept it first.",
             )),
-            _ => Ok(()),
+            _ => Ok(record),
         }
     }
 }

@@ -1,20 +1,38 @@
+use leptos::html::Textarea;
 use leptos::prelude::*;
-use parlor_protocol::check_message;
+use parlor_protocol::{MAX_MESSAGE_CHARS, check_message};
 use web_sys::KeyboardEvent;
 
+/// How often "typing" is told to the other side while someone types.
+const TYPING_EVERY_MS: f64 = 2_000.0;
+/// From this many characters on, the composer shows how many are left.
+const COUNT_FROM: usize = MAX_MESSAGE_CHARS * 9 / 10;
+
 /// The message box: **Enter sends**, Shift+Enter starts a new line. A blank message is
-/// not sent; one over the length limit says so before sending.
+/// not sent; near the length limit it counts down, and over it says so before sending.
 #[component]
 pub fn Composer(
+    /// The text being written; owned by the caller so each chat keeps its own draft.
+    draft: RwSignal<String>,
     /// Called with the text to send; the box empties itself.
     on_send: Callback<String>,
+    /// Called now and then while the person types.
+    #[prop(optional)]
+    on_typing: Option<Callback<()>>,
     /// Whether sending is possible now (the chat is open).
     #[prop(into)]
     enabled: Signal<bool>,
     #[prop(into)] placeholder: String,
+    /// Where the caller's extra tools (the macro picker) go.
+    #[prop(optional)]
+    children: Option<Children>,
+    /// The text area, for callers that move focus to it.
+    #[prop(optional)]
+    input: Option<NodeRef<Textarea>>,
 ) -> impl IntoView {
-    let (draft, set_draft) = signal(String::new());
     let (problem, set_problem) = signal(None::<String>);
+    let last_typing = StoredValue::new(0.0_f64);
+    let input = input.unwrap_or_default();
     let send = move || {
         let text = draft.get_untracked();
         if text.trim().is_empty() || !enabled.get_untracked() {
@@ -23,8 +41,9 @@ pub fn Composer(
         match check_message(&text) {
             Ok(()) => {
                 on_send.run(text);
-                set_draft.set(String::new());
+                draft.set(String::new());
                 set_problem.set(None);
+                last_typing.set_value(0.0);
             }
             Err(error) => set_problem.set(Some(error.to_string())),
         }
@@ -35,6 +54,21 @@ pub fn Composer(
             send();
         }
     };
+    let on_input = move |ev| {
+        draft.set(event_target_value(&ev));
+        set_problem.set(None);
+        if let Some(on_typing) = on_typing {
+            let now = js_sys::Date::now();
+            if now - last_typing.get_value() > TYPING_EVERY_MS {
+                last_typing.set_value(now);
+                on_typing.run(());
+            }
+        }
+    };
+    let left = move || {
+        let used = draft.with(|d| d.chars().count());
+        (used >= COUNT_FROM).then(|| MAX_MESSAGE_CHARS as i64 - used as i64)
+    };
     view! {
         <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
             <textarea
@@ -42,14 +76,23 @@ pub fn Composer(
                 rows="2"
                 aria-label="Message"
                 placeholder=placeholder
+                node_ref=input
                 prop:value=move || draft.get()
                 prop:disabled=move || !enabled.get()
-                on:input=move |ev| set_draft.set(event_target_value(&ev))
+                on:input=on_input
                 on:keydown=on_keydown
             ></textarea>
-            <button type="submit" class="composer-send" prop:disabled=move || !enabled.get()>
-                "Send"
-            </button>
+            <div class="composer-tools">
+                {children.map(|children| children())}
+                <button type="submit" class="composer-send" prop:disabled=move || !enabled.get()>
+                    "Send"
+                </button>
+            </div>
+            <Show when=move || left().is_some()>
+                <p class="composer-count" class:over=move || left().unwrap_or(0) < 0>
+                    {move || left().map(|n| format!("{n} characters left"))}
+                </p>
+            </Show>
             <Show when=move || problem.get().is_some()>
                 <p class="composer-problem" role="alert">{move || problem.get()}</p>
             </Show>

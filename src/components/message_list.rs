@@ -1,6 +1,6 @@
 use leptos::html::Ol;
 use leptos::prelude::*;
-use parlor_protocol::{Author, ChatMessage, Transcript};
+use parlor_protocol::{Author, ChatMessage, Segment, Transcript, segments};
 
 /// Who is looking at the transcript: their own messages sit on the right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,23 @@ fn label_of(message: &ChatMessage) -> String {
         Author::Customer { name } | Author::Agent { name, .. } => name.clone(),
         Author::System => String::new(),
     }
+}
+
+/// A message body as text nodes, with links only where the protocol's rule finds them.
+/// Links open in a new tab and never pass the opener or the referrer on.
+#[component]
+pub fn MessageBody(body: String) -> impl IntoView {
+    let parts = segments(&body)
+        .into_iter()
+        .map(|segment| match segment {
+            Segment::Text(text) => text.to_owned().into_any(),
+            Segment::Link { text, href } => view! {
+                <a href=href target="_blank" rel="noopener noreferrer">{text.to_owned()}</a>
+            }
+            .into_any(),
+        })
+        .collect_view();
+    view! { <span class="msg-body">{parts}</span> }
 }
 
 /// A chat's messages, oldest first, then the viewer's own messages still on their way.
@@ -55,7 +72,7 @@ pub fn MessageList(
                     view! {
                         <li class=class data-seq=m.seq>
                             <span class="msg-author">{label}</span>
-                            <span class="msg-body">{m.body}</span>
+                            <MessageBody body=m.body/>
                         </li>
                     }
                 }

@@ -3,6 +3,7 @@
 
 mod http;
 mod login;
+mod macros;
 mod screen_pop;
 
 use std::time::Duration;
@@ -10,14 +11,25 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlor_protocol::{
-    AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy, Offer,
-    OfferClosed, RoutingChange, ToAgent, Transcript,
+    AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy,
+    ErrorCode, Macro, Offer, OfferClosed, RoutingChange, ToAgent, Transcript, flatten_markdown,
 };
 
 use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
 use login::LoginForm;
+use macros::{MacroPicker, MacrosPage};
 use screen_pop::ScreenPop;
+
+/// How long "customer is typing" stays up after the last sign of typing.
+const TYPING_SHOWN_MS: f64 = 4_000.0;
+
+/// The console's pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Page {
+    Chats,
+    Macros,
+}
 
 /// One chat the agent is in.
 #[derive(Clone, Debug)]
@@ -26,6 +38,10 @@ struct CaseTab {
     transcript: Transcript,
     /// A customer message arrived while another tab was in front: the red dot.
     unread: bool,
+    /// What the agent is writing in this chat, kept while they look at another tab.
+    draft: RwSignal<String>,
+    /// Until when "customer is typing" shows (browser clock).
+    typing_until: f64,
 }
 
 /// A screen pop on screen, with its local deadline.
@@ -46,6 +62,8 @@ struct Model {
     notice: RwSignal<Option<String>>,
     /// The browser's clock, ticking for the screen pop's countdown.
     now: RwSignal<f64>,
+    macros: RwSignal<Vec<Macro>>,
+    page: RwSignal<Page>,
 }
 
 impl Model {
@@ -59,6 +77,8 @@ impl Model {
             selected: RwSignal::new(None),
             notice: RwSignal::new(None),
             now: RwSignal::new(net::now_ms()),
+            macros: RwSignal::new(Vec::new()),
+            page: RwSignal::new(Page::Chats),
         }
     }
 
@@ -132,12 +152,21 @@ impl Model {
                 let in_front = self.selected.get_untracked() == Some(message.case_id);
                 let from_customer = matches!(message.author, Author::Customer { .. });
                 self.tabs.update(|tabs| {
-                    if let Some(tab) = tabs.iter_mut().find(|t| t.case.id == message.case_id)
-                        && tab.transcript.insert(message)
-                        && from_customer
-                        && !in_front
-                    {
-                        tab.unread = true;
+                    if let Some(tab) = tabs.iter_mut().find(|t| t.case.id == message.case_id) {
+                        if from_customer {
+                            tab.typing_until = 0.0;
+                        }
+                        if tab.transcript.insert(message) && from_customer && !in_front {
+                            tab.unread = true;
+                        }
+                    }
+                });
+            }
+            ToAgent::Typing { case_id } => {
+                let until = net::now_ms() + TYPING_SHOWN_MS;
+                self.tabs.update(|tabs| {
+                    if let Some(tab) = tabs.iter_mut().find(|t| t.case.id == case_id) {
+                        tab.typing_until = until;
                     }
                 });
             }
@@ -147,6 +176,21 @@ impl Model {
                 }
             }),
             ToAgent::Error { error } => match error.client_id {
+                // Refused for its text (a Liquid mistake, say): back into the draft, with why.
+                Some(id) if error.code == ErrorCode::Invalid => {
+                    self.tabs.update(|tabs| {
+                        for tab in tabs.iter_mut() {
+                            if let Some(unsent) = tab.transcript.take_pending(&id) {
+                                tab.draft.update(|d| {
+                                    if d.trim().is_empty() {
+                                        *d = unsent.body;
+                                    }
+                                });
+                            }
+                        }
+                    });
+                    self.notice.set(Some(format!("Not sent: {}", error.message)));
+                }
                 Some(id) => self.tabs.update(|tabs| {
                     for tab in tabs.iter_mut() {
                         tab.transcript.fail_pending(&id, error.message.clone());
@@ -172,6 +216,8 @@ impl Model {
                         case: chat.case,
                         transcript,
                         unread: false,
+                        draft: RwSignal::new(String::new()),
+                        typing_until: 0.0,
                     });
                 }
             },
@@ -250,6 +296,11 @@ pub fn ConsoleApp() -> impl IntoView {
             },
         );
         socket.set_value(Some(link));
+        spawn_local(async move {
+            if let Err(error) = macros::reload(model.macros).await {
+                model.notice.set(Some(error));
+            }
+        });
     };
     let send = move |frame: AgentFrame| {
         let sent = socket.with_value(|s| s.as_ref().is_some_and(|s| s.send(&frame)));
@@ -325,17 +376,19 @@ pub fn ConsoleApp() -> impl IntoView {
         })
     };
 
-    let current = move || {
-        let id = model.selected.get()?;
-        model.tabs.with(|tabs| {
-            tabs.iter()
-                .find(|t| t.case.id == id)
-                .map(|t| t.case.clone())
-        })
-    };
+    // The case view is rebuilt only when another tab comes to the front, so the
+    // composer keeps its focus while messages arrive.
+    let selected = Memo::new(move |_| model.selected.get());
     let case_view = move || {
-        let case = current()?;
-        let id = case.id;
+        let id = selected.get()?;
+        let draft = model
+            .tabs
+            .with_untracked(|tabs| tabs.iter().find(|t| t.case.id == id).map(|t| t.draft))?;
+        let case = Memo::new(move |_| {
+            model
+                .tabs
+                .with(|tabs| tabs.iter().find(|t| t.case.id == id).map(|t| t.case.clone()))
+        });
         let transcript = Signal::derive(move || {
             model.tabs.with(|tabs| {
                 tabs.iter()
@@ -344,13 +397,17 @@ pub fn ConsoleApp() -> impl IntoView {
                     .unwrap_or_default()
             })
         });
+        let state = move || case.with(|c| c.as_ref().map(|c| c.state));
         let live = Signal::derive(move || {
-            model.link.get() == Link::Open
-                && model.tabs.with(|tabs| {
-                    tabs.iter()
-                        .any(|t| t.case.id == id && t.case.state == ChatState::Active)
-                })
+            model.link.get() == Link::Open && state() == Some(ChatState::Active)
         });
+        let typing = move || {
+            let now = model.now.get();
+            model.tabs.with(|tabs| {
+                tabs.iter()
+                    .any(|t| t.case.id == id && t.typing_until > now)
+            })
+        };
         let on_send = Callback::new(move |body: String| {
             let client_id = net::client_id();
             model.tabs.update(|tabs| {
@@ -364,22 +421,48 @@ pub fn ConsoleApp() -> impl IntoView {
                 body,
             });
         });
-        let ended = case.state == ChatState::Ended;
+        let on_typing = Callback::new(move |()| send(AgentFrame::Typing { case_id: id }));
+        let input = NodeRef::new();
+        let on_pick = Callback::new(move |chosen: Macro| {
+            let text = flatten_markdown(&chosen.body);
+            draft.update(|d| {
+                if !d.is_empty() && !d.ends_with(' ') {
+                    d.push(' ');
+                }
+                d.push_str(&text);
+            });
+            if let Some(input) = input.get_untracked() {
+                let input: web_sys::HtmlTextAreaElement = input;
+                let _ = input.focus();
+            }
+        });
         Some(view! {
             <section class="case" role="tabpanel" data-case=id>
                 <header class="case-header">
                     <div>
-                        <h2 class="case-subject">{case.subject.clone()}</h2>
-                        <p class="case-meta">{format!("Case #{id} · {}", case.customer_name)}</p>
+                        <h2 class="case-subject">{move || case.with(|c| c.as_ref().map(|c| c.subject.clone()))}</h2>
+                        <p class="case-meta">
+                            {move || case.with(|c| c.as_ref().map(|c| format!("Case #{id} · {}", c.customer_name)))}
+                        </p>
                     </div>
-                    <Show when=move || !ended>
+                    <Show when=move || state() != Some(ChatState::Ended)>
                         <button type="button" class="end-chat"
                             on:click=move |_| send(AgentFrame::EndChat { case_id: id })>"End chat"</button>
                     </Show>
                 </header>
-                {ended.then(|| view! { <p class="chat-status" role="status">{ended_line(&case)}</p> })}
+                <Show when=move || state() == Some(ChatState::Ended)>
+                    <p class="chat-status" role="status">
+                        {move || case.with(|c| c.as_ref().map(ended_line))}
+                    </p>
+                </Show>
                 <MessageList transcript=transcript viewer=Viewer::Agent/>
-                <Composer on_send=on_send enabled=live placeholder="Type a reply — Enter sends, Shift+Enter for a new line"/>
+                <p class="typing" aria-live="polite">
+                    {move || typing().then_some("The customer is typing…")}
+                </p>
+                <Composer draft=draft on_send=on_send on_typing=on_typing enabled=live input=input
+                    placeholder="Type a reply — Enter sends, Shift+Enter for a new line">
+                    <MacroPicker macros=model.macros on_pick=on_pick/>
+                </Composer>
             </section>
         })
     };
@@ -393,6 +476,14 @@ pub fn ConsoleApp() -> impl IntoView {
                 <div class="console">
                     <header class="topbar">
                         <strong class="brand">"Parlor"</strong>
+                        <nav class="pages" aria-label="Console pages">
+                            <button type="button" aria-current=move || (model.page.get() == Page::Chats).then_some("page")
+                                on:click=move |_| model.page.set(Page::Chats)>"Chats"</button>
+                            <Show when=move || model.me.with(|m| m.as_ref().is_some_and(|m| m.is_admin))>
+                                <button type="button" aria-current=move || (model.page.get() == Page::Macros).then_some("page")
+                                    on:click=move |_| model.page.set(Page::Macros)>"Macros"</button>
+                            </Show>
+                        </nav>
                         <label class="routing-switch">
                             <input type="checkbox" role="switch" name="routing"
                                 prop:checked=move || model.routing.get()
@@ -417,15 +508,20 @@ pub fn ConsoleApp() -> impl IntoView {
                         </p>
                     </Show>
                     {screen_pop}
-                    <nav class="case-tabs" role="tablist" aria-label="Chats">{tab_list}</nav>
-                    {move || match case_view() {
-                        Some(view) => view.into_any(),
-                        None => view! {
-                            <section class="case case-empty">
-                                <p>"No chat open. With routing on, incoming chats pop up here."</p>
-                            </section>
-                        }.into_any(),
-                    }}
+                    <Show when=move || model.page.get() == Page::Macros>
+                        <MacrosPage macros=model.macros/>
+                    </Show>
+                    <div class="chats" class:hidden=move || model.page.get() != Page::Chats>
+                        <nav class="case-tabs" role="tablist" aria-label="Chats">{tab_list}</nav>
+                        {move || match case_view() {
+                            Some(view) => view.into_any(),
+                            None => view! {
+                                <section class="case case-empty">
+                                    <p>"No chat open. With routing on, incoming chats pop up here."</p>
+                                </section>
+                            }.into_any(),
+                        }}
+                    </div>
                 </div>
             </Show>
         </Show>

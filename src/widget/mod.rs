@@ -12,6 +12,9 @@ use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
 use prechat::{PrechatAnswers, PrechatForm};
 
+/// How long "… is typing" stays up after the last sign of typing.
+const TYPING_SHOWN_MS: u64 = 4_000;
+
 /// Everything the panel shows, as signals.
 #[derive(Clone, Copy)]
 struct Model {
@@ -22,6 +25,9 @@ struct Model {
     starting: RwSignal<Option<VisitorFrame>>,
     form_error: RwSignal<Option<String>>,
     notice: RwSignal<Option<String>>,
+    /// The agent who is typing, until a few seconds after their last keystroke.
+    typing: RwSignal<Option<String>>,
+    typing_generation: RwSignal<u32>,
 }
 
 impl Model {
@@ -33,6 +39,8 @@ impl Model {
             starting: RwSignal::new(None),
             form_error: RwSignal::new(None),
             notice: RwSignal::new(None),
+            typing: RwSignal::new(None),
+            typing_generation: RwSignal::new(0),
         }
     }
 
@@ -67,6 +75,9 @@ impl Model {
                 self.show(chat);
             }
             ToVisitor::Message { message } => {
+                if matches!(message.author, parlor_protocol::Author::Agent { .. }) {
+                    self.typing.set(None);
+                }
                 if self.is_current(message.case_id) {
                     self.transcript.update(|t| {
                         t.insert(message);
@@ -78,6 +89,7 @@ impl Model {
                     self.case.set(Some(case));
                 }
             }
+            ToVisitor::Typing { name } => self.show_typing(name),
             ToVisitor::Error { error } => {
                 let starting_id = self.starting.with_untracked(|s| match s {
                     Some(VisitorFrame::StartChat { client_id, .. }) => Some(client_id.clone()),
@@ -95,6 +107,21 @@ impl Model {
                 }
             }
         }
+    }
+
+    /// Shows "… is typing" until no news of it for a few seconds.
+    fn show_typing(self, name: String) {
+        self.typing.set(Some(name));
+        self.typing_generation.update(|g| *g = g.wrapping_add(1));
+        let generation = self.typing_generation.get_untracked();
+        set_timeout(
+            move || {
+                if self.typing_generation.get_untracked() == generation {
+                    self.typing.set(None);
+                }
+            },
+            std::time::Duration::from_millis(TYPING_SHOWN_MS),
+        );
     }
 
     fn is_current(self, case: parlor_protocol::CaseId) -> bool {
@@ -181,6 +208,10 @@ pub fn WidgetApp() -> impl IntoView {
             .update(|t| t.add_pending(client_id.clone(), body.clone()));
         socket.with_value(|s| s.send(&VisitorFrame::Send { client_id, body }));
     });
+    let draft = RwSignal::new(String::new());
+    let typing = Callback::new(move |()| {
+        socket.with_value(|s| s.send(&VisitorFrame::Typing));
+    });
     let end_chat = move |_| {
         socket.with_value(|s| s.send(&VisitorFrame::EndChat));
     };
@@ -229,13 +260,16 @@ pub fn WidgetApp() -> impl IntoView {
                     {move || model.case.with(|c| c.as_ref().map(status_line))}
                 </p>
                 <MessageList transcript=model.transcript viewer=Viewer::Customer/>
+                <p class="typing" aria-live="polite">
+                    {move || model.typing.get().map(|name| format!("{name} is typing…"))}
+                </p>
                 <Show
                     when=move || state() != Some(ChatState::Ended)
                     fallback=move || view! {
                         <button type="button" class="primary new-chat" on:click=new_chat>"Start a new chat"</button>
                     }
                 >
-                    <Composer on_send=send enabled=live placeholder="Type a message and press Enter"/>
+                    <Composer draft=draft on_send=send on_typing=typing enabled=live placeholder="Type a message and press Enter"/>
                     <button type="button" class="end-chat" on:click=end_chat>"End chat"</button>
                 </Show>
             </Show>
