@@ -16,9 +16,10 @@ pub fn flatten_markdown(markdown: &str) -> String {
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;
     for event in Parser::new_ext(markdown, options) {
         match event {
-            Event::Text(text) | Event::Code(text) | Event::InlineMath(text) | Event::DisplayMath(text) => {
-                out.push_str(&text)
-            }
+            Event::Text(text)
+            | Event::Code(text)
+            | Event::InlineMath(text)
+            | Event::DisplayMath(text) => out.push_str(&text),
             Event::Html(html) | Event::InlineHtml(html) => out.push_str(&html),
             Event::SoftBreak | Event::HardBreak | Event::Rule => out.push(' '),
             Event::TaskListMarker(done) => out.push_str(if done { "[x] " } else { "[ ] " }),
@@ -42,7 +43,9 @@ pub fn flatten_markdown(markdown: &str) -> String {
                     _ => out.push_str("• "),
                 }
             }
-            Event::Start(Tag::Link { dest_url, .. }) => links.push((dest_url.to_string(), out.len())),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                links.push((dest_url.to_string(), out.len()))
+            }
             Event::End(TagEnd::Link) => {
                 if let Some((url, text_start)) = links.pop() {
                     let text = out[text_start..].trim();

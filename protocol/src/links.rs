@@ -123,7 +123,10 @@ mod tests {
     fn a_www_address_becomes_an_https_link() {
         assert_eq!(
             links("see www.example.com/help now"),
-            [("www.example.com/help".into(), "https://www.example.com/help".into())]
+            [(
+                "www.example.com/help".into(),
+                "https://www.example.com/help".into()
+            )]
         );
     }
 
@@ -131,7 +134,10 @@ mod tests {
     fn an_https_url_becomes_a_link() {
         assert_eq!(
             links("go to https://example.com/a?b=c"),
-            [("https://example.com/a?b=c".into(), "https://example.com/a?b=c".into())]
+            [(
+                "https://example.com/a?b=c".into(),
+                "https://example.com/a?b=c".into()
+            )]
         );
     }
 
@@ -162,7 +168,10 @@ mod tests {
         );
         assert_eq!(
             links("(see https://example.com/x), thanks!"),
-            [("https://example.com/x".into(), "https://example.com/x".into())]
+            [(
+                "https://example.com/x".into(),
+                "https://example.com/x".into()
+            )]
         );
     }
 

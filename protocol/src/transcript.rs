@@ -123,7 +123,10 @@ mod tests {
     fn a_pending_message_can_be_taken_back() {
         let mut t = Transcript::default();
         t.add_pending("mine".into(), "{{ oops".into());
-        assert_eq!(t.take_pending("mine").map(|p| p.body), Some("{{ oops".into()));
+        assert_eq!(
+            t.take_pending("mine").map(|p| p.body),
+            Some("{{ oops".into())
+        );
         assert!(t.pending().is_empty());
         assert_eq!(t.take_pending("mine"), None);
     }

@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::extract::Path;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parlor_protocol::{
-    AgentProfile, ApiError, LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, check_message, one_line,
+    AgentProfile, ApiError, LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, check_message,
+    one_line,
 };
 
 use crate::AppState;
@@ -197,7 +198,10 @@ fn checked_macro(input: &MacroInput) -> Result<(String, String), HttpError> {
     Ok((name, input.body.clone()))
 }
 
-async fn list_macros(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<Macro>>, HttpError> {
+async fn list_macros(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Macro>>, HttpError> {
     signed_in_agent(&state, &headers).await?;
     Ok(Json(state.store.macros().await?))
 }
@@ -209,7 +213,10 @@ async fn create_macro(
 ) -> Result<(StatusCode, Json<Macro>), HttpError> {
     admin(&state, &headers).await?;
     let (name, body) = checked_macro(&input)?;
-    Ok((StatusCode::CREATED, Json(state.store.create_macro(&name, &body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_macro(&name, &body).await?),
+    ))
 }
 
 async fn update_macro(

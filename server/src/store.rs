@@ -525,7 +525,12 @@ impl Store {
     }
 
     /// `None` when there is no such macro.
-    pub async fn update_macro(&self, id: i64, name: &str, body: &str) -> StoreResult<Option<Macro>> {
+    pub async fn update_macro(
+        &self,
+        id: i64,
+        name: &str,
+        body: &str,
+    ) -> StoreResult<Option<Macro>> {
         let done = sqlx::query("UPDATE macros SET name = ?, body = ?, updated_at = ? WHERE id = ?")
             .bind(name)
             .bind(body)
@@ -871,7 +876,10 @@ mod tests {
     #[tokio::test]
     async fn macros_are_created_renamed_and_deleted_with_unique_names() {
         let (store, _dir) = store().await;
-        let greet = store.create_macro("Greeting", "Hi!").await.expect("created");
+        let greet = store
+            .create_macro("Greeting", "Hi!")
+            .await
+            .expect("created");
         store.create_macro("Bye", "Bye!").await.expect("created");
         assert!(matches!(
             store.create_macro("greeting", "again").await,
@@ -882,11 +890,20 @@ mod tests {
             .await
             .expect("updated");
         assert_eq!(renamed.map(|m| m.name), Some("Hello".into()));
-        let names: Vec<String> = store.macros().await.expect("listed").into_iter().map(|m| m.name).collect();
+        let names: Vec<String> = store
+            .macros()
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
         assert_eq!(names, ["Bye", "Hello"]);
         assert!(store.delete_macro(greet.id).await.expect("deleted"));
         assert!(!store.delete_macro(greet.id).await.expect("deleted"));
-        assert_eq!(store.update_macro(greet.id, "X", "Y").await.expect("ran"), None);
+        assert_eq!(
+            store.update_macro(greet.id, "X", "Y").await.expect("ran"),
+            None
+        );
     }
 
     #[tokio::test]

@@ -193,21 +193,32 @@ mod tests {
     #[test]
     fn text_without_liquid_is_left_alone() {
         assert_eq!(render("Just {text}"), Ok("Just {text}".into()));
-        assert_eq!(render("Plain <b>text</b> *x*"), Ok("Plain <b>text</b> *x*".into()));
+        assert_eq!(
+            render("Plain <b>text</b> *x*"),
+            Ok("Plain <b>text</b> *x*".into())
+        );
     }
 
     #[test]
     fn an_unknown_variable_is_refused_with_its_name() {
         match render("Hi {{ customer.frist_name }}") {
-            Err(TemplateError::Invalid(message)) => assert!(message.contains("Unknown"), "{message}"),
+            Err(TemplateError::Invalid(message)) => {
+                assert!(message.contains("Unknown"), "{message}")
+            }
             other => panic!("expected an error, got {other:?}"),
         }
     }
 
     #[test]
     fn a_syntax_error_is_refused() {
-        assert!(matches!(render("Hi {{ customer.name "), Err(TemplateError::Invalid(_))));
-        assert!(matches!(render("{% if %}x"), Err(TemplateError::Invalid(_))));
+        assert!(matches!(
+            render("Hi {{ customer.name "),
+            Err(TemplateError::Invalid(_))
+        ));
+        assert!(matches!(
+            render("{% if %}x"),
+            Err(TemplateError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -219,7 +230,10 @@ mod tests {
             "{% cycle 'a', 'b' %}",
             "{% include 'x' %}",
         ] {
-            assert!(matches!(render(template), Err(TemplateError::Invalid(_))), "{template}");
+            assert!(
+                matches!(render(template), Err(TemplateError::Invalid(_))),
+                "{template}"
+            );
         }
     }
 

@@ -508,11 +508,9 @@ impl Session for AgentSession {
                     case_subject: &case.summary.subject,
                 };
                 // Liquid is filled in now; the stored message is what the customer sees.
-                let body = self
-                    .state
-                    .templates
-                    .render(&body, &context)
-                    .map_err(|e| ProtocolError::new(ErrorCode::Invalid, e.to_string()).for_send(&client_id))?;
+                let body = self.state.templates.render(&body, &context).map_err(|e| {
+                    ProtocolError::new(ErrorCode::Invalid, e.to_string()).for_send(&client_id)
+                })?;
                 let author = Author::Agent {
                     id: self.me(),
                     name: self.agent.profile.name.clone(),

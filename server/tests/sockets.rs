@@ -592,3 +592,177 @@ async fn an_ignored_screen_pop_switches_routing_off_and_the_chat_waits() {
         ToAgent::Offer { .. }
     ));
 }
+
+/// A visitor in a chat the admin has accepted: (agent socket, visitor socket, case).
+async fn accepted_chat(server: &Server) -> (Ws, Ws, i64) {
+    let mut agent = server.agent().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    let case_id = match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Offer { offer } => offer.case_id,
+        other => panic!("expected an offer, got {other:?}"),
+    };
+    send(&mut agent, &AgentFrame::Accept { case_id }).await;
+    loop {
+        if let ToAgent::ChatOpened { .. } = recv::<ToAgent>(&mut agent).await {
+            break;
+        }
+    }
+    // The joined message and the new state.
+    recv::<ToVisitor>(&mut visitor).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    (agent, visitor, case_id)
+}
+
+#[tokio::test]
+async fn liquid_in_a_reply_is_filled_in_and_a_mistake_is_refused_with_why() {
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    let reply = |client_id: &str, body: &str| AgentFrame::Send {
+        case_id,
+        client_id: client_id.into(),
+        body: body.into(),
+    };
+    send(
+        &mut agent,
+        &reply(
+            "l1",
+            "Hi {{ customer.first_name }}, {{ agent.name }} here about case {{ case.id }}.",
+        ),
+    )
+    .await;
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => assert_eq!(
+            message.body,
+            format!("Hi Grace, Admin here about case {case_id}.")
+        ),
+        other => panic!("expected the reply, got {other:?}"),
+    }
+    // The customer's own text is never a template.
+    send(
+        &mut visitor,
+        &VisitorFrame::Send {
+            client_id: "v1".into(),
+            body: "{{ agent.name }}".into(),
+        },
+    )
+    .await;
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => assert_eq!(message.body, "{{ agent.name }}"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    loop {
+        if let ToAgent::Message { message } = recv::<ToAgent>(&mut agent).await
+            && message.client_id == "v1"
+        {
+            break;
+        }
+    }
+    send(&mut agent, &reply("l2", "Hi {{ customer.frist_name }}")).await;
+    match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Error { error } => {
+            assert_eq!(error.code, ErrorCode::Invalid);
+            assert_eq!(error.client_id.as_deref(), Some("l2"));
+            assert!(error.message.contains("Liquid"), "{}", error.message);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    send(
+        &mut agent,
+        &reply("l3", &"x".repeat(parlor_protocol::MAX_MESSAGE_CHARS + 1)),
+    )
+    .await;
+    match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Error { error } => assert_eq!(error.code, ErrorCode::Invalid),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(
+        quiet(&mut visitor).await,
+        "nothing refused reached the customer"
+    );
+}
+
+#[tokio::test]
+async fn typing_is_relayed_to_the_other_side_only() {
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    send(&mut visitor, &VisitorFrame::Typing).await;
+    assert_eq!(
+        recv::<ToAgent>(&mut agent).await,
+        ToAgent::Typing { case_id }
+    );
+    assert!(
+        quiet(&mut visitor).await,
+        "the typist does not hear their own typing"
+    );
+    send(&mut agent, &AgentFrame::Typing { case_id }).await;
+    assert_eq!(
+        recv::<ToVisitor>(&mut visitor).await,
+        ToVisitor::Typing {
+            name: "Admin".into()
+        }
+    );
+    assert!(quiet(&mut agent).await);
+}
+
+#[tokio::test]
+async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
+    let server = Server::start().await;
+    let client = reqwest::Client::new();
+    let admin = server.sign_in().await;
+    let create = |cookie: &str, name: &str, body: &str| {
+        client
+            .post(server.url("/api/macros"))
+            .header("cookie", cookie)
+            .json(&serde_json::json!({ "name": name, "body": body }))
+            .send()
+    };
+    let made = create(&admin, "Greeting", "Hi **there**")
+        .await
+        .expect("answers");
+    assert_eq!(made.status(), 201);
+    let duplicate = create(&admin, "greeting", "again").await.expect("answers");
+    assert_eq!(duplicate.status(), 409);
+    let empty = create(&admin, "Empty", "  ").await.expect("answers");
+    assert_eq!(empty.status(), 422);
+    let body: serde_json::Value = empty.json().await.expect("json");
+    assert_eq!(body["error"], "The message is empty.");
+
+    let state = &server.running.state;
+    state
+        .store
+        .create_agent("bob@example.com", "Bob", "bob-password", false)
+        .await
+        .expect("agent made");
+    let response = client
+        .post(server.url("/api/login"))
+        .json(&serde_json::json!({ "email": "bob@example.com", "password": "bob-password" }))
+        .send()
+        .await
+        .expect("answers");
+    let bob = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let refused = create(&bob, "Bob's", "mine").await.expect("answers");
+    assert_eq!(refused.status(), 403);
+    let listed: Vec<parlor_protocol::Macro> = client
+        .get(server.url("/api/macros"))
+        .header("cookie", &bob)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = listed.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Greeting"],
+        "agents read macros; nothing else was stored"
+    );
+}

@@ -21,7 +21,9 @@ fn matching(macros: &[Macro], query: &str) -> Vec<Macro> {
     let query = query.trim().to_lowercase();
     macros
         .iter()
-        .filter(|m| m.name.to_lowercase().contains(&query) || m.body.to_lowercase().contains(&query))
+        .filter(|m| {
+            m.name.to_lowercase().contains(&query) || m.body.to_lowercase().contains(&query)
+        })
         .cloned()
         .collect()
 }

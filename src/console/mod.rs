@@ -189,7 +189,8 @@ impl Model {
                             }
                         }
                     });
-                    self.notice.set(Some(format!("Not sent: {}", error.message)));
+                    self.notice
+                        .set(Some(format!("Not sent: {}", error.message)));
                 }
                 Some(id) => self.tabs.update(|tabs| {
                     for tab in tabs.iter_mut() {
@@ -385,9 +386,11 @@ pub fn ConsoleApp() -> impl IntoView {
             .tabs
             .with_untracked(|tabs| tabs.iter().find(|t| t.case.id == id).map(|t| t.draft))?;
         let case = Memo::new(move |_| {
-            model
-                .tabs
-                .with(|tabs| tabs.iter().find(|t| t.case.id == id).map(|t| t.case.clone()))
+            model.tabs.with(|tabs| {
+                tabs.iter()
+                    .find(|t| t.case.id == id)
+                    .map(|t| t.case.clone())
+            })
         });
         let transcript = Signal::derive(move || {
             model.tabs.with(|tabs| {
@@ -403,10 +406,9 @@ pub fn ConsoleApp() -> impl IntoView {
         });
         let typing = move || {
             let now = model.now.get();
-            model.tabs.with(|tabs| {
-                tabs.iter()
-                    .any(|t| t.case.id == id && t.typing_until > now)
-            })
+            model
+                .tabs
+                .with(|tabs| tabs.iter().any(|t| t.case.id == id && t.typing_until > now))
         };
         let on_send = Callback::new(move |body: String| {
             let client_id = net::client_id();
