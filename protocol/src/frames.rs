@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 pub type CaseId = i64;
 /// An agent's id, as stored.
 pub type AgentId = i64;
+/// A group's id, as stored.
+pub type GroupId = i64;
 /// A message's place in its case: 1, 2, 3 … assigned by the server, never reused.
 pub type Seq = i64;
 /// Milliseconds since the Unix epoch.
@@ -70,6 +72,26 @@ pub struct CaseSummary {
     pub agent_name: Option<String>,
     pub created_at: Millis,
     pub ended_by: Option<EndedBy>,
+    /// The group the customer chose, if any.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// A group of agents a chat can be for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: GroupId,
+    pub name: String,
+}
+
+/// A chat waiting for an agent, as the console's waiting list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingChat {
+    pub case: CaseSummary,
+    /// 1 for the next chat to be taken.
+    pub position: u32,
+    /// Whether a screen pop for it is on some agent's screen now.
+    pub offered: bool,
 }
 
 /// A case with the messages the client does not hold yet.
@@ -195,6 +217,9 @@ pub enum VisitorFrame {
         time_zone: Option<String>,
         #[serde(default)]
         language: Option<String>,
+        /// The group chosen in the pre-chat form.
+        #[serde(default)]
+        group: Option<GroupId>,
     },
     /// A message in the visitor's live chat.
     Send { client_id: String, body: String },
@@ -213,6 +238,9 @@ pub enum ToVisitor {
     Welcome {
         token: String,
         chat: Option<Chat>,
+        /// The groups the pre-chat form offers.
+        #[serde(default)]
+        groups: Vec<Group>,
     },
     /// The answer to `StartChat`.
     ChatStarted {
@@ -229,6 +257,10 @@ pub enum ToVisitor {
     /// The agent is typing.
     Typing {
         name: String,
+    },
+    /// Where the waiting chat stands in the queue: 1 is next.
+    Queue {
+        position: u32,
     },
     Error {
         error: ProtocolError,
@@ -298,7 +330,17 @@ pub enum ToAgent {
     Welcome {
         agent: AgentProfile,
         routing: bool,
+        /// The admin's switch for routing on the chat channel as a whole.
+        channel_routing: bool,
         chats: Vec<Chat>,
+    },
+    /// The admin switched routing for the whole chat channel.
+    ChannelRouting {
+        on: bool,
+    },
+    /// The chats waiting for an agent, oldest first.
+    Waiting {
+        chats: Vec<WaitingChat>,
     },
     Routing {
         on: bool,
@@ -354,6 +396,59 @@ pub struct Macro {
 pub struct MacroInput {
     pub name: String,
     pub body: String,
+}
+
+/// An agent account, as admins manage it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAccount {
+    pub id: AgentId,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub active: bool,
+    /// How many chats at once.
+    pub capacity: u32,
+    pub groups: Vec<GroupId>,
+}
+
+/// `POST /api/agents` (a password is required) and `PUT /api/agents/{id}` (a password
+/// sets a new one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInput {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    pub is_admin: bool,
+    pub active: bool,
+    pub capacity: u32,
+    #[serde(default)]
+    pub groups: Vec<GroupId>,
+}
+
+/// `POST /api/groups`, `PUT /api/groups/{id}`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInput {
+    pub name: String,
+}
+
+/// `GET`/`PUT /api/settings/routing`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingSettings {
+    /// Routing on for the chat channel as a whole.
+    pub channel_routing: bool,
+    /// How long a screen pop waits for Accept, in seconds.
+    pub screen_pop_timeout_secs: u32,
+}
+
+/// One line of a case's offer log: offered to whom, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferLogEntry {
+    pub agent_name: String,
+    pub offered_at: Millis,
+    pub closed_at: Option<Millis>,
+    /// None while the screen pop is still up.
+    pub outcome: Option<OfferClosed>,
 }
 
 /// The body of every HTTP error.

@@ -1,4 +1,5 @@
-//! The HTTP API: agent sign-in with an HttpOnly session cookie, and who am I.
+//! The HTTP API: agent sign-in with an HttpOnly session cookie, who am I, and what admins
+//! manage: macros, agents, groups, routing settings; and each case's offer log.
 
 use std::time::Duration;
 
@@ -10,12 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parlor_protocol::{
-    AgentProfile, ApiError, LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, check_message,
+    AgentAccount, AgentInput, AgentProfile, ApiError, Group, GroupInput, LoginRequest,
+    MAX_NAME_CHARS, Macro, MacroInput, OfferLogEntry, RoutingSettings, ToAgent, check_message,
     one_line,
 };
 
 use crate::AppState;
-use crate::store::{AgentRecord, StoreError};
+use crate::routing::Event;
+use crate::settings::{CHANNEL_ROUTING_KEY, SCREEN_POP_TIMEOUT_KEY};
+use crate::store::{AgentRecord, Caller, StoreError};
 
 pub const SESSION_COOKIE: &str = "parlor_session";
 const SESSION_LIFETIME: Duration = Duration::from_secs(14 * 24 * 60 * 60);
@@ -91,6 +95,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/me", get(me))
         .route("/api/macros", get(list_macros).post(create_macro))
         .route("/api/macros/{id}", put(update_macro).delete(delete_macro))
+        .route("/api/agents", get(list_agents).post(create_agent))
+        .route("/api/agents/{id}", put(update_agent))
+        .route("/api/groups", get(list_groups).post(create_group))
+        .route("/api/groups/{id}", put(rename_group))
+        .route(
+            "/api/settings/routing",
+            get(routing_settings).put(set_routing_settings),
+        )
+        .route("/api/cases/{id}/offers", get(case_offers))
 }
 
 /// Whether a browser request comes from Parlor's own pages. Requests without an
@@ -242,6 +255,243 @@ async fn delete_macro(
     } else {
         Err(HttpError::NotFound("macro"))
     }
+}
+
+// ------------------------------------------------------------------ agents, groups
+
+/// The most chats one agent can be given at once.
+const MAX_CAPACITY: u32 = 50;
+const MIN_PASSWORD_CHARS: usize = 8;
+
+async fn checked_account(
+    state: &AppState,
+    id: i64,
+    input: &AgentInput,
+) -> Result<AgentAccount, HttpError> {
+    let invalid = |e: parlor_protocol::TextError| HttpError::Invalid(e.to_string());
+    let name = one_line(&input.name, "name", MAX_NAME_CHARS).map_err(invalid)?;
+    let email = one_line(&input.email, "email", 200).map_err(invalid)?;
+    if !email.contains('@') {
+        return Err(HttpError::Invalid("The email needs an @.".into()));
+    }
+    if let Some(password) = &input.password
+        && password.chars().count() < MIN_PASSWORD_CHARS
+    {
+        return Err(HttpError::Invalid(format!(
+            "The password needs at least {MIN_PASSWORD_CHARS} characters."
+        )));
+    }
+    if !(1..=MAX_CAPACITY).contains(&input.capacity) {
+        return Err(HttpError::Invalid(format!(
+            "Capacity is how many chats at once: 1 to {MAX_CAPACITY}."
+        )));
+    }
+    let groups = state.store.groups().await?;
+    if input
+        .groups
+        .iter()
+        .any(|g| !groups.iter().any(|known| known.id == *g))
+    {
+        return Err(HttpError::Invalid("There is no such group.".into()));
+    }
+    Ok(AgentAccount {
+        id,
+        name,
+        email,
+        is_admin: input.is_admin,
+        active: input.active,
+        capacity: input.capacity,
+        groups: input.groups.clone(),
+    })
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<AgentAccount>>, HttpError> {
+    admin(&state, &headers).await?;
+    Ok(Json(state.store.accounts().await?))
+}
+
+async fn create_agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(input): Json<AgentInput>,
+) -> Result<(StatusCode, Json<AgentAccount>), HttpError> {
+    admin(&state, &headers).await?;
+    let Some(password) = input.password.clone() else {
+        return Err(HttpError::Invalid("A new agent needs a password.".into()));
+    };
+    let mut account = checked_account(&state, 0, &input).await?;
+    account.id = state
+        .store
+        .create_agent(&account.email, &account.name, &password, account.is_admin)
+        .await?;
+    state.store.update_account(&account, None).await?;
+    Ok((StatusCode::CREATED, Json(account)))
+}
+
+async fn update_agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(input): Json<AgentInput>,
+) -> Result<Json<AgentAccount>, HttpError> {
+    let me = admin(&state, &headers).await?;
+    let account = checked_account(&state, id, &input).await?;
+    let before = state
+        .store
+        .account(id)
+        .await?
+        .ok_or(HttpError::NotFound("agent"))?;
+    let loses_admin = before.is_admin && before.active && !(account.is_admin && account.active);
+    if loses_admin && id == me.profile.id {
+        return Err(HttpError::Conflict(
+            "You cannot deactivate yourself or take your own admin role; ask another admin.".into(),
+        ));
+    }
+    if loses_admin {
+        let admins = state
+            .store
+            .accounts()
+            .await?
+            .iter()
+            .filter(|a| a.is_admin && a.active)
+            .count();
+        if admins <= 1 {
+            return Err(HttpError::Conflict(
+                "Parlor needs at least one active admin.".into(),
+            ));
+        }
+    }
+    state
+        .store
+        .update_account(&account, input.password.as_deref())
+        .await?;
+    if account.active {
+        state.routing.send(Event::AgentUpdated {
+            agent: id,
+            capacity: account.capacity,
+            groups: account.groups.clone(),
+        });
+    } else {
+        // Their sessions are gone; their open consoles close now, and routing forgets them.
+        state.hub.kick_agent(id);
+        state.routing.send(Event::AgentRemoved { agent: id });
+    }
+    Ok(Json(account))
+}
+
+async fn list_groups(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Group>>, HttpError> {
+    signed_in_agent(&state, &headers).await?;
+    Ok(Json(state.store.groups().await?))
+}
+
+fn group_name(input: &GroupInput) -> Result<String, HttpError> {
+    one_line(&input.name, "name", MAX_NAME_CHARS).map_err(|e| HttpError::Invalid(e.to_string()))
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(input): Json<GroupInput>,
+) -> Result<(StatusCode, Json<Group>), HttpError> {
+    admin(&state, &headers).await?;
+    let name = group_name(&input)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_group(&name).await?),
+    ))
+}
+
+async fn rename_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(input): Json<GroupInput>,
+) -> Result<Json<Group>, HttpError> {
+    admin(&state, &headers).await?;
+    let name = group_name(&input)?;
+    if state.store.rename_group(id, &name).await? {
+        Ok(Json(Group { id, name }))
+    } else {
+        Err(HttpError::NotFound("group"))
+    }
+}
+
+// ------------------------------------------------------------------------ routing
+
+const SCREEN_POP_SECS: std::ops::RangeInclusive<u32> = 3..=600;
+
+async fn routing_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RoutingSettings>, HttpError> {
+    signed_in_agent(&state, &headers).await?;
+    let settings = state.settings.get();
+    Ok(Json(RoutingSettings {
+        channel_routing: settings.channel_routing,
+        screen_pop_timeout_secs: u32::try_from(settings.screen_pop_timeout_ms / 1000)
+            .unwrap_or(u32::MAX),
+    }))
+}
+
+async fn set_routing_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(input): Json<RoutingSettings>,
+) -> Result<Json<RoutingSettings>, HttpError> {
+    admin(&state, &headers).await?;
+    if !SCREEN_POP_SECS.contains(&input.screen_pop_timeout_secs) {
+        return Err(HttpError::Invalid(format!(
+            "The screen-pop timeout must be {} to {} seconds.",
+            SCREEN_POP_SECS.start(),
+            SCREEN_POP_SECS.end()
+        )));
+    }
+    let was_on = state.settings.get().channel_routing;
+    let ms = u64::from(input.screen_pop_timeout_secs) * 1000;
+    state
+        .store
+        .set_setting(SCREEN_POP_TIMEOUT_KEY, &ms.to_string())
+        .await?;
+    state
+        .store
+        .set_setting(
+            CHANNEL_ROUTING_KEY,
+            if input.channel_routing { "1" } else { "0" },
+        )
+        .await?;
+    state.settings.reload(&state.store).await?;
+    if was_on != input.channel_routing {
+        state.routing.send(Event::ChannelRouting {
+            on: input.channel_routing,
+        });
+        state.hub.send_all_agents(&ToAgent::ChannelRouting {
+            on: input.channel_routing,
+        });
+    }
+    Ok(Json(input))
+}
+
+async fn case_offers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<OfferLogEntry>>, HttpError> {
+    let agent = signed_in_agent(&state, &headers).await?;
+    state
+        .store
+        .case_for(Caller::Agent(agent.profile.id), id)
+        .await
+        .map_err(|e| match e {
+            StoreError::CaseNotFound => HttpError::NotFound("case"),
+            other => other.into(),
+        })?;
+    Ok(Json(state.store.offer_log(id).await?))
 }
 
 #[cfg(test)]

@@ -2,11 +2,17 @@
 //! channel, wakes itself when the next screen pop runs out, and carries out the
 //! engine's decisions (store, then tell the people concerned). Sockets and handlers
 //! only send events; two agents reaching for the same chat are decided here, in order.
+//!
+//! After every event it also tells whoever cares how the queue changed: consoles get
+//! the waiting list, waiting customers their place in the queue.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parlor_protocol::{
-    AgentId, CaseId, ErrorCode, Millis, Offer, ProtocolError, RoutingChange, ToAgent,
+    AgentId, CaseId, ErrorCode, Millis, Offer, ProtocolError, RoutingChange, ToAgent, ToVisitor,
+    WaitingChat,
 };
 use tokio::sync::mpsc;
 
@@ -14,19 +20,34 @@ use crate::chat;
 use crate::hub::Hub;
 use crate::routing::{Decision, Engine, Event};
 use crate::settings::{SharedSettings, fill};
-use crate::store::{Store, StoreResult, now_ms};
+use crate::store::{Caller, Store, StoreResult, now_ms};
+
+enum Command {
+    Route(Event),
+    /// A customer (re)connected to a waiting chat: tell them their place.
+    TellPosition(CaseId),
+}
 
 /// Where sockets and handlers send routing events.
 #[derive(Clone)]
 pub struct Routing {
-    events: mpsc::UnboundedSender<Event>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Routing {
     /// Hands an event to the routing task. If that task is gone the server is shutting
     /// down, and there is nobody left to route to.
     pub fn send(&self, event: Event) {
-        if self.events.send(event).is_err() {
+        self.command(Command::Route(event));
+    }
+
+    /// Asks for the customer's place in the queue to be sent to their widget.
+    pub fn tell_position(&self, case: CaseId) {
+        self.command(Command::TellPosition(case));
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.send(command).is_err() {
             tracing::warn!("routing task has stopped; event dropped");
         }
     }
@@ -34,25 +55,24 @@ impl Routing {
 
 struct Shell {
     store: Store,
-    hub: std::sync::Arc<Hub>,
+    hub: Arc<Hub>,
     settings: SharedSettings,
     engine: Engine,
+    /// The queue as consoles last heard it.
+    told_waiting: Vec<(CaseId, bool)>,
 }
 
 /// Starts the routing task, re-queueing the chats that were waiting when the server
 /// stopped, with their screen-pop deadlines.
-pub async fn start(
-    store: Store,
-    hub: std::sync::Arc<Hub>,
-    settings: SharedSettings,
-) -> StoreResult<Routing> {
+pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> StoreResult<Routing> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let engine = Engine::new(settings.get().screen_pop_timeout_ms);
-    let waiting = store.queued_cases().await?;
-    let routing = Routing { events: tx };
-    for case in waiting {
+    let now = settings.get();
+    let engine = Engine::new(now.screen_pop_timeout_ms, now.channel_routing);
+    let routing = Routing { commands: tx };
+    for case in store.queued_cases().await? {
         routing.send(Event::ChatQueued {
             case: case.summary.id,
+            group: case.group_id,
             offer: case.offer,
         });
     }
@@ -61,28 +81,38 @@ pub async fn start(
         hub,
         settings,
         engine,
+        told_waiting: Vec::new(),
     };
     tokio::spawn(shell.run(rx));
     Ok(routing)
 }
 
 impl Shell {
-    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             let wait = self.engine.next_deadline().map(until);
-            let event = tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => event,
+            let command = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => command,
                     None => break,
                 },
-                () = sleep_or_forever(wait) => Event::Tick,
+                () = sleep_or_forever(wait) => Command::Route(Event::Tick),
+            };
+            let event = match command {
+                Command::Route(event) => event,
+                Command::TellPosition(case) => {
+                    if let Some(position) = self.engine.position(case) {
+                        self.tell_position(case, position);
+                    }
+                    continue;
+                }
+            };
+            let connected = match &event {
+                Event::AgentConnected { agent, .. } => Some(*agent),
+                _ => None,
             };
             let mut pending = vec![event];
             while let Some(event) = pending.pop() {
-                let connected = match &event {
-                    Event::AgentConnected { agent, .. } => Some(*agent),
-                    _ => None,
-                };
                 self.engine
                     .set_offer_timeout(self.settings.get().screen_pop_timeout_ms);
                 for decision in self.engine.handle(now_ms(), event) {
@@ -91,13 +121,9 @@ impl Shell {
                         Err(error) => tracing::error!(%error, "a routing decision failed"),
                     }
                 }
-                // A console that connects while its agent has a screen pop shows it too.
-                if let Some(agent) = connected
-                    && let Some((case, expires_at)) = self.engine.offer_of(agent)
-                    && let Err(error) = self.send_offer(case, agent, expires_at).await
-                {
-                    tracing::error!(%error, "could not resend a screen pop");
-                }
+            }
+            if let Err(error) = self.tell_queue(connected).await {
+                tracing::error!(%error, "could not tell the queue");
             }
         }
     }
@@ -113,6 +139,7 @@ impl Shell {
                 self.store
                     .set_offer(case, Some((agent, expires_at)))
                     .await?;
+                self.store.log_offer(case, agent, now_ms()).await?;
                 self.send_offer(case, agent, expires_at).await?;
             }
             Decision::OfferClosed {
@@ -121,6 +148,9 @@ impl Shell {
                 reason,
             } => {
                 self.store.set_offer(case, None).await?;
+                self.store
+                    .close_offer_log(case, agent, reason, now_ms())
+                    .await?;
                 self.hub.send_agent(
                     agent,
                     &ToAgent::OfferClosed {
@@ -192,12 +222,71 @@ impl Shell {
             .map(|t| fill(&t, &name));
         chat::announce(&self.store, &self.hub, case, text.as_deref()).await?;
         chat::publish_state(&self.store, &self.hub, case).await?;
-        let chat = self
-            .store
-            .chat_for(crate::store::Caller::Agent(agent), case, 0)
-            .await?;
+        let chat = self.store.chat_for(Caller::Agent(agent), case, 0).await?;
         self.hub.send_agent(agent, &ToAgent::ChatOpened { chat });
         Ok(Vec::new())
+    }
+
+    /// Tells consoles the waiting list when it changed (and a console that just
+    /// connected in any case, with its open screen pop), and each waiting customer
+    /// whose place moved their new place.
+    async fn tell_queue(&mut self, connected: Option<AgentId>) -> StoreResult<()> {
+        let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
+        let changed = waiting != self.told_waiting;
+        if changed || connected.is_some() {
+            let mut records: HashMap<CaseId, _> = self
+                .store
+                .queued_cases()
+                .await?
+                .into_iter()
+                .map(|r| (r.summary.id, r.summary))
+                .collect();
+            let chats: Vec<WaitingChat> = waiting
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (case, offered))| {
+                    Some(WaitingChat {
+                        case: records.remove(case)?,
+                        position: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                        offered: *offered,
+                    })
+                })
+                .collect();
+            let frame = ToAgent::Waiting { chats };
+            match (changed, connected) {
+                (true, _) => self.hub.send_all_agents(&frame),
+                (false, Some(agent)) => self.hub.send_agent(agent, &frame),
+                (false, None) => {}
+            }
+        }
+        if let Some(agent) = connected
+            && let Some((case, expires_at)) = self.engine.offer_of(agent)
+        {
+            // A console that connects while its agent has a screen pop shows it too.
+            self.send_offer(case, agent, expires_at).await?;
+        }
+        if changed {
+            let before: HashMap<CaseId, usize> = self
+                .told_waiting
+                .iter()
+                .enumerate()
+                .map(|(i, (case, _))| (*case, i))
+                .collect();
+            for (i, (case, _)) in waiting.iter().enumerate() {
+                if before.get(case) != Some(&i) {
+                    self.tell_position(*case, i + 1);
+                }
+            }
+            self.told_waiting = waiting;
+        }
+        Ok(())
+    }
+
+    fn tell_position(&self, case: CaseId, position: usize) {
+        let frame = ToVisitor::Queue {
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+        };
+        self.hub.publish_to(case, Some(&frame), None);
     }
 }
 

@@ -107,15 +107,7 @@ impl Hub {
 
     /// Every console of `agent` now hears `case`.
     pub fn follow_for_agent(&self, agent: AgentId, case: CaseId) {
-        let ids: Vec<ConnId> = {
-            let inner = self.lock();
-            inner
-                .conns
-                .iter()
-                .filter(|(_, c)| c.agent == Some(agent))
-                .map(|(id, _)| *id)
-                .collect()
-        };
+        let ids = consoles(&self.lock(), Some(agent));
         for id in ids {
             self.follow(id, case);
         }
@@ -150,16 +142,30 @@ impl Hub {
 
     /// Sends a frame to every console of `agent`.
     pub fn send_agent(&self, agent: AgentId, frame: &ToAgent) {
+        self.send_consoles(Some(agent), frame);
+    }
+
+    /// Sends a frame to every console.
+    pub fn send_all_agents(&self, frame: &ToAgent) {
+        self.send_consoles(None, frame);
+    }
+
+    fn send_consoles(&self, agent: Option<AgentId>, frame: &ToAgent) {
         let Some(frame) = encode(frame) else { return };
         let mut inner = self.lock();
-        let ids: Vec<ConnId> = inner
-            .conns
-            .iter()
-            .filter(|(_, c)| c.agent == Some(agent))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        for id in consoles(&inner, agent) {
             deliver(&mut inner, id, frame.clone());
+        }
+    }
+
+    /// Closes every console of `agent` at once (their account was deactivated).
+    pub fn kick_agent(&self, agent: AgentId) {
+        let mut inner = self.lock();
+        for id in consoles(&inner, Some(agent)) {
+            if let Some(conn) = inner.conns.get(&id) {
+                conn.kicked.notify_one();
+            }
+            remove(&mut inner, id);
         }
     }
 
@@ -171,6 +177,16 @@ impl Hub {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The consoles of `agent`, or of everyone when `None`.
+fn consoles(inner: &Inner, agent: Option<AgentId>) -> Vec<ConnId> {
+    inner
+        .conns
+        .iter()
+        .filter(|(_, c)| c.agent.is_some() && (agent.is_none() || c.agent == agent))
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 fn deliver(inner: &mut Inner, id: ConnId, frame: Outbound) {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use parlor_protocol::{AgentId, CaseId, Millis, OfferClosed, RoutingChange};
+use parlor_protocol::{AgentId, CaseId, GroupId, Millis, OfferClosed, RoutingChange};
 
 /// Something that happened, as far as routing cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,21 @@ pub enum Event {
         routing: bool,
         capacity: u32,
         load: u32,
+        groups: Vec<GroupId>,
+    },
+    /// An admin changed the agent's capacity or groups.
+    AgentUpdated {
+        agent: AgentId,
+        capacity: u32,
+        groups: Vec<GroupId>,
+    },
+    /// The agent's account was deactivated: all their consoles are gone at once.
+    AgentRemoved {
+        agent: AgentId,
+    },
+    /// The admin's switch for routing on the chat channel as a whole.
+    ChannelRouting {
+        on: bool,
     },
     /// A console of this agent went away.
     AgentDisconnected {
@@ -32,6 +47,7 @@ pub enum Event {
     /// server stopped, restored with its stored deadline.
     ChatQueued {
         case: CaseId,
+        group: Option<GroupId>,
         offer: Option<(AgentId, Millis)>,
     },
     Accept {
@@ -114,8 +130,16 @@ struct Agent {
     routing: bool,
     capacity: u32,
     load: u32,
+    groups: Vec<GroupId>,
     /// When the agent last got or finished a chat: the longest idle is offered first.
     idle_since: Millis,
+}
+
+impl Agent {
+    /// Whether a screen pop may go to this agent (leaving aside other screen pops).
+    fn available(&self) -> bool {
+        self.connections > 0 && self.routing && self.load < self.capacity
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +151,7 @@ struct Offered {
 #[derive(Clone, Debug)]
 struct Waiting {
     case: CaseId,
+    group: Option<GroupId>,
     offer: Option<Offered>,
 }
 
@@ -136,15 +161,27 @@ pub struct Engine {
     agents: BTreeMap<AgentId, Agent>,
     queue: Vec<Waiting>,
     offer_timeout_ms: Millis,
+    /// Routing on for the channel as a whole; when off, nobody gets screen pops.
+    channel_on: bool,
 }
 
 impl Engine {
-    pub fn new(offer_timeout_ms: Millis) -> Self {
+    pub fn new(offer_timeout_ms: Millis, channel_on: bool) -> Self {
         Self {
             agents: BTreeMap::new(),
             queue: Vec::new(),
             offer_timeout_ms: offer_timeout_ms.max(1),
+            channel_on,
         }
+    }
+
+    pub fn channel_on(&self) -> bool {
+        self.channel_on
+    }
+
+    /// The waiting chats in queue order, with whether a screen pop for each is out.
+    pub fn waiting(&self) -> impl Iterator<Item = (CaseId, bool)> + '_ {
+        self.queue.iter().map(|w| (w.case, w.offer.is_some()))
     }
 
     /// The admin's screen-pop timeout, for offers made from now on.
@@ -191,20 +228,50 @@ impl Engine {
                 routing,
                 capacity,
                 load,
+                groups,
             } => {
                 let entry = self.agents.entry(agent).or_insert(Agent {
                     connections: 0,
                     routing,
                     capacity,
                     load,
+                    groups: Vec::new(),
                     idle_since: now,
                 });
                 entry.connections += 1;
                 entry.routing = routing;
                 entry.capacity = capacity.max(1);
                 entry.load = load;
+                entry.groups = groups;
                 if !routing {
                     self.close_offer_of(agent, OfferClosed::Disabled, out);
+                }
+            }
+            Event::AgentUpdated {
+                agent,
+                capacity,
+                groups,
+            } => {
+                if let Some(entry) = self.agents.get_mut(&agent) {
+                    entry.capacity = capacity.max(1);
+                    entry.groups = groups;
+                }
+            }
+            Event::AgentRemoved { agent } => {
+                self.agents.remove(&agent);
+                self.close_offer_of(agent, OfferClosed::Withdrawn, out);
+            }
+            Event::ChannelRouting { on } => {
+                self.channel_on = on;
+                if !on {
+                    let holders: Vec<AgentId> = self
+                        .queue
+                        .iter()
+                        .filter_map(|w| w.offer.map(|o| o.agent))
+                        .collect();
+                    for agent in holders {
+                        self.close_offer_of(agent, OfferClosed::Withdrawn, out);
+                    }
                 }
             }
             Event::AgentDisconnected { agent } => {
@@ -225,10 +292,10 @@ impl Engine {
                     self.close_offer_of(agent, OfferClosed::Disabled, out);
                 }
             }
-            Event::ChatQueued { case, offer } => {
+            Event::ChatQueued { case, group, offer } => {
                 if self.position(case).is_none() {
                     let offer = offer.map(|(agent, expires_at)| Offered { agent, expires_at });
-                    self.queue.push(Waiting { case, offer });
+                    self.queue.push(Waiting { case, group, offer });
                 }
             }
             Event::Accept { agent, case } => self.accept(now, agent, case, out),
@@ -340,8 +407,12 @@ impl Engine {
     }
 
     /// Offers each waiting chat without a screen pop, oldest first, to the longest-idle
-    /// agent who has routing on, room for a chat and no other screen pop.
+    /// agent who has routing on, room for a chat and no other screen pop — one of the
+    /// chat's group if any such agent is free, else anyone.
     fn route(&mut self, now: Millis, out: &mut Vec<Decision>) {
+        if !self.channel_on {
+            return;
+        }
         for i in 0..self.queue.len() {
             if self.queue[i].offer.is_some() {
                 continue;
@@ -351,14 +422,20 @@ impl Engine {
                 .iter()
                 .filter_map(|w| w.offer.map(|o| o.agent))
                 .collect();
-            let next = self
-                .agents
-                .iter()
-                .filter(|(id, a)| {
-                    a.connections > 0 && a.routing && a.load < a.capacity && !busy.contains(id)
-                })
-                .min_by_key(|(id, a)| (a.idle_since, **id))
-                .map(|(id, _)| *id);
+            let group = self.queue[i].group;
+            let pick = |in_group: bool| {
+                self.agents
+                    .iter()
+                    .filter(|(id, a)| a.available() && !busy.contains(id))
+                    .filter(|(_, a)| !in_group || group.is_some_and(|g| a.groups.contains(&g)))
+                    .min_by_key(|(id, a)| (a.idle_since, **id))
+                    .map(|(id, _)| *id)
+            };
+            let next = if group.is_some() {
+                pick(true).or_else(|| pick(false))
+            } else {
+                pick(false)
+            };
             let Some(agent) = next else { break };
             let expires_at = now + self.offer_timeout_ms;
             self.queue[i].offer = Some(Offered { agent, expires_at });
@@ -384,11 +461,16 @@ mod tests {
             routing: true,
             capacity: 2,
             load: 0,
+            groups: vec![],
         }
     }
 
     fn queued(case: CaseId) -> Event {
-        Event::ChatQueued { case, offer: None }
+        Event::ChatQueued {
+            case,
+            group: None,
+            offer: None,
+        }
     }
 
     fn offers(decisions: &[Decision]) -> Vec<(CaseId, AgentId)> {
@@ -403,7 +485,7 @@ mod tests {
 
     #[test]
     fn a_queued_chat_is_offered_to_an_agent_with_routing_on() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         let out = engine.handle(10, queued(100));
         assert_eq!(
@@ -419,7 +501,7 @@ mod tests {
 
     #[test]
     fn an_agent_with_routing_off_gets_no_screen_pop() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(
             0,
             Event::AgentConnected {
@@ -427,6 +509,7 @@ mod tests {
                 routing: false,
                 capacity: 2,
                 load: 0,
+                groups: vec![],
             },
         );
         assert!(engine.handle(0, queued(100)).is_empty());
@@ -436,7 +519,7 @@ mod tests {
 
     #[test]
     fn accepting_a_screen_pop_assigns_the_chat() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(0, queued(100));
         let out = engine.handle(
@@ -466,7 +549,7 @@ mod tests {
 
     #[test]
     fn ignoring_a_screen_pop_disables_routing_and_routes_to_the_next_agent() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(1, connected(2));
         engine.handle(2, queued(100));
@@ -496,7 +579,7 @@ mod tests {
 
     #[test]
     fn disable_turns_routing_off_and_offers_the_chat_to_the_next_agent() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(1, connected(2));
         engine.handle(2, queued(100));
@@ -516,7 +599,7 @@ mod tests {
 
     #[test]
     fn an_unanswered_chat_waits_until_an_agent_is_available() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(0, queued(100));
         let out = engine.handle(TIMEOUT, Event::Tick);
@@ -528,7 +611,7 @@ mod tests {
 
     #[test]
     fn a_chat_on_another_agents_screen_pop_cannot_be_taken() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(1, connected(2));
         engine.handle(2, queued(100));
@@ -551,7 +634,7 @@ mod tests {
 
     #[test]
     fn an_agent_at_capacity_is_skipped() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(
             0,
             Event::AgentConnected {
@@ -559,6 +642,7 @@ mod tests {
                 routing: true,
                 capacity: 1,
                 load: 1,
+                groups: vec![],
             },
         );
         engine.handle(1, connected(2));
@@ -567,7 +651,7 @@ mod tests {
 
     #[test]
     fn an_agent_has_one_screen_pop_at_a_time() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(0, queued(100));
         assert!(offers(&engine.handle(0, queued(101))).is_empty());
@@ -583,7 +667,7 @@ mod tests {
 
     #[test]
     fn the_longest_idle_agent_is_offered_first() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(5, connected(2));
         engine.handle(6, queued(100));
@@ -600,7 +684,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_chat_leaves_the_queue_and_its_screen_pop_closes() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(0, queued(100));
         let out = engine.handle(1, Event::ChatLeft { case: 100 });
@@ -617,11 +701,12 @@ mod tests {
 
     #[test]
     fn an_offer_restored_after_a_restart_keeps_its_deadline() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(
             0,
             Event::ChatQueued {
                 case: 100,
+                group: None,
                 offer: Some((1, 500)),
             },
         );
@@ -635,7 +720,7 @@ mod tests {
 
     #[test]
     fn an_agent_going_offline_hands_their_screen_pop_on() {
-        let mut engine = Engine::new(TIMEOUT);
+        let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
         engine.handle(1, connected(2));
         engine.handle(2, queued(100));
@@ -643,12 +728,159 @@ mod tests {
         assert_eq!(offers(&out), vec![(100, 2)]);
     }
 
+    fn in_group(agent: AgentId, group: GroupId) -> Event {
+        Event::AgentConnected {
+            agent,
+            routing: true,
+            capacity: 2,
+            load: 0,
+            groups: vec![group],
+        }
+    }
+
+    #[test]
+    fn a_chat_for_a_group_goes_to_that_groups_agents_first() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        engine.handle(1, in_group(2, 7));
+        let out = engine.handle(
+            2,
+            Event::ChatQueued {
+                case: 100,
+                group: Some(7),
+                offer: None,
+            },
+        );
+        // Agent 1 has been idle longer, but agent 2 is in the chat's group.
+        assert_eq!(offers(&out), vec![(100, 2)]);
+    }
+
+    #[test]
+    fn a_chat_for_a_group_nobody_of_it_can_take_goes_to_anyone() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        let out = engine.handle(
+            1,
+            Event::ChatQueued {
+                case: 100,
+                group: Some(7),
+                offer: None,
+            },
+        );
+        assert_eq!(offers(&out), vec![(100, 1)]);
+    }
+
+    #[test]
+    fn with_channel_routing_off_nobody_gets_a_screen_pop_and_chats_wait() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        engine.handle(0, queued(100));
+        let out = engine.handle(1, Event::ChannelRouting { on: false });
+        assert_eq!(
+            out,
+            vec![Decision::OfferClosed {
+                case: 100,
+                agent: 1,
+                reason: OfferClosed::Withdrawn
+            }]
+        );
+        assert!(offers(&engine.handle(2, queued(101))).is_empty());
+        let waiting: Vec<(CaseId, bool)> = engine.waiting().collect();
+        assert_eq!(waiting, [(100, false), (101, false)]);
+        // Entering a waiting chat by clicking it still works.
+        let out = engine.handle(
+            3,
+            Event::Accept {
+                agent: 1,
+                case: 101,
+            },
+        );
+        assert!(out.contains(&Decision::Assign {
+            case: 101,
+            agent: 1
+        }));
+        // Back on: the rest is routed again.
+        let out = engine.handle(4, Event::ChannelRouting { on: true });
+        assert_eq!(offers(&out), vec![(100, 1)]);
+    }
+
+    #[test]
+    fn two_agents_clicking_the_same_waiting_chat_one_wins_the_other_is_told() {
+        let mut engine = Engine::new(TIMEOUT, false);
+        engine.handle(0, connected(1));
+        engine.handle(0, connected(2));
+        engine.handle(1, queued(100));
+        let first = engine.handle(
+            2,
+            Event::Accept {
+                agent: 2,
+                case: 100,
+            },
+        );
+        assert!(first.contains(&Decision::Assign {
+            case: 100,
+            agent: 2
+        }));
+        let second = engine.handle(
+            2,
+            Event::Accept {
+                agent: 1,
+                case: 100,
+            },
+        );
+        assert_eq!(
+            second,
+            vec![Decision::Refuse {
+                case: 100,
+                agent: 1,
+                refusal: Refusal::NotWaiting
+            }]
+        );
+    }
+
+    #[test]
+    fn a_deactivated_agents_screen_pop_goes_to_the_next_agent() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        engine.handle(1, connected(2));
+        engine.handle(2, queued(100));
+        let out = engine.handle(3, Event::AgentRemoved { agent: 1 });
+        assert_eq!(offers(&out), vec![(100, 2)]);
+        // Even with a second console still counted, the agent is gone.
+        assert!(engine.agents.get(&1).is_none());
+    }
+
+    #[test]
+    fn a_lower_capacity_takes_effect_for_the_next_offer() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        engine.handle(0, queued(100));
+        engine.handle(
+            1,
+            Event::Accept {
+                agent: 1,
+                case: 100,
+            },
+        );
+        engine.handle(
+            2,
+            Event::AgentUpdated {
+                agent: 1,
+                capacity: 1,
+                groups: vec![],
+            },
+        );
+        assert!(offers(&engine.handle(3, queued(101))).is_empty());
+    }
+
     #[derive(Clone, Debug)]
     enum Step {
-        Connect(AgentId, bool),
+        Connect(AgentId, bool, Option<GroupId>),
         Disconnect(AgentId),
+        Remove(AgentId),
         Switch(AgentId, bool),
-        Queue(CaseId),
+        Channel(bool),
+        Queue(CaseId, Option<GroupId>),
         Accept(AgentId, CaseId),
         Disable(AgentId, CaseId),
         Leave(CaseId),
@@ -660,10 +892,13 @@ mod tests {
         let agent = 1..4i64;
         let case = 100..106i64;
         prop_oneof![
-            (agent.clone(), any::<bool>()).prop_map(|(a, r)| Step::Connect(a, r)),
+            (agent.clone(), any::<bool>(), prop::option::of(1..3i64))
+                .prop_map(|(a, r, g)| Step::Connect(a, r, g)),
             agent.clone().prop_map(Step::Disconnect),
+            agent.clone().prop_map(Step::Remove),
             (agent.clone(), any::<bool>()).prop_map(|(a, on)| Step::Switch(a, on)),
-            case.clone().prop_map(Step::Queue),
+            any::<bool>().prop_map(Step::Channel),
+            (case.clone(), prop::option::of(1..3i64)).prop_map(|(c, g)| Step::Queue(c, g)),
             (agent.clone(), case.clone()).prop_map(|(a, c)| Step::Accept(a, c)),
             (agent.clone(), case.clone()).prop_map(|(a, c)| Step::Disable(a, c)),
             case.clone().prop_map(Step::Leave),
@@ -675,15 +910,27 @@ mod tests {
     proptest! {
         #[test]
         fn routing_invariants_hold_for_any_sequence_of_events(steps in prop::collection::vec(step(), 1..60)) {
-            let mut engine = Engine::new(TIMEOUT);
+            let mut engine = Engine::new(TIMEOUT, true);
             let mut now = 0;
             let mut assigned: BTreeMap<CaseId, AgentId> = BTreeMap::new();
             for step in steps {
                 let event = match step {
-                    Step::Connect(agent, routing) => Event::AgentConnected { agent, routing, capacity: 2, load: 0 },
+                    Step::Connect(agent, routing, group) => Event::AgentConnected {
+                        agent,
+                        routing,
+                        capacity: 2,
+                        load: assigned.values().filter(|a| **a == agent).count() as u32,
+                        groups: group.into_iter().collect(),
+                    },
                     Step::Disconnect(agent) => Event::AgentDisconnected { agent },
+                    Step::Remove(agent) => Event::AgentRemoved { agent },
                     Step::Switch(agent, on) => Event::RoutingSwitched { agent, on },
-                    Step::Queue(case) => if assigned.contains_key(&case) { continue } else { queued(case) },
+                    Step::Channel(on) => Event::ChannelRouting { on },
+                    Step::Queue(case, group) => if assigned.contains_key(&case) {
+                        continue
+                    } else {
+                        Event::ChatQueued { case, group, offer: None }
+                    },
                     Step::Accept(agent, case) => Event::Accept { agent, case },
                     Step::Disable(agent, case) => Event::Disable { agent, case },
                     Step::Leave(case) => Event::ChatLeft { case },
@@ -706,7 +953,7 @@ mod tests {
                 for waiting in &engine.queue {
                     if let Some(offer) = waiting.offer {
                         let agent = &engine.agents[&offer.agent];
-                        prop_assert!(agent.routing && agent.connections > 0);
+                        prop_assert!(agent.routing && agent.connections > 0 && engine.channel_on);
                         prop_assert!(!holders.contains(&offer.agent));
                         holders.push(offer.agent);
                     }
@@ -717,7 +964,7 @@ mod tests {
                     a.connections > 0 && a.routing && a.load < a.capacity && !holders.contains(id)
                 });
                 let unoffered = engine.queue.iter().any(|w| w.offer.is_none());
-                prop_assert!(!(free && unoffered));
+                prop_assert!(!(engine.channel_on && free && unoffered));
             }
         }
     }

@@ -11,11 +11,14 @@ use crate::store::{Store, StoreResult};
 pub const DEFAULT_SCREEN_POP_TIMEOUT_MS: Millis = 30_000;
 
 pub const SCREEN_POP_TIMEOUT_KEY: &str = "screen_pop_timeout_ms";
+pub const CHANNEL_ROUTING_KEY: &str = "channel_routing";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// How long a screen pop waits for Accept before the chat moves on.
     pub screen_pop_timeout_ms: Millis,
+    /// Routing on for the chat channel as a whole.
+    pub channel_routing: bool,
     pub messages: SystemMessages,
 }
 
@@ -31,6 +34,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             screen_pop_timeout_ms: DEFAULT_SCREEN_POP_TIMEOUT_MS,
+            channel_routing: true,
             messages: SystemMessages {
                 agent_joined: Some("{agent} joined the chat.".into()),
                 ended_by_customer: Some("The customer ended the chat.".into()),
@@ -50,6 +54,9 @@ impl Settings {
             .filter(|ms| *ms > 0)
         {
             settings.screen_pop_timeout_ms = ms;
+        }
+        if let Some(on) = store.setting(CHANNEL_ROUTING_KEY).await? {
+            settings.channel_routing = on != "0";
         }
         Ok(settings)
     }

@@ -9,8 +9,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parlor_protocol::{
-    AgentId, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatMessage, ChatState, EndedBy,
-    Macro, Millis, Seq,
+    AgentAccount, AgentId, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatMessage, ChatState,
+    EndedBy, Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry, Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -56,6 +56,7 @@ pub struct AgentRecord {
     pub profile: AgentProfile,
     pub routing: bool,
     pub capacity: u32,
+    pub groups: Vec<GroupId>,
 }
 
 /// A case as stored, for the server's own decisions.
@@ -66,6 +67,7 @@ pub struct CaseRecord {
     pub agent_id: Option<AgentId>,
     pub location: String,
     pub group: Option<String>,
+    pub group_id: Option<GroupId>,
     pub offer: Option<(AgentId, Millis)>,
 }
 
@@ -85,6 +87,7 @@ pub struct NewChat {
     pub location: String,
     pub client_id: String,
     pub body: String,
+    pub group: Option<GroupId>,
 }
 
 pub fn now_ms() -> Millis {
@@ -101,7 +104,7 @@ pub struct Store {
 
 const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
      c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
-     c.offer_agent_id, c.offer_expires_at, c.created_at, g.name AS group_name";
+     c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name";
 const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
      LEFT JOIN groups g ON g.id = c.group_id";
 
@@ -138,6 +141,7 @@ impl Store {
             .await?)
     }
 
+    /// A new account with the default capacity and no groups.
     pub async fn create_agent(
         &self,
         email: &str,
@@ -188,7 +192,8 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| AgentRecord {
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AgentRecord {
             profile: AgentProfile {
                 id: row.get("id"),
                 name: row.get("name"),
@@ -196,8 +201,189 @@ impl Store {
                 is_admin: row.get("is_admin"),
             },
             routing: row.get("routing"),
-            capacity: row.get::<i64, _>("capacity").clamp(1, 1000) as u32,
+            capacity: capacity_of(&row),
+            groups: self.groups_of(id).await?,
         }))
+    }
+
+    async fn groups_of(&self, agent: AgentId) -> StoreResult<Vec<GroupId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT group_id FROM agent_groups WHERE agent_id = ? ORDER BY group_id",
+        )
+        .bind(agent)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every account, active or not, for the admin's agents page.
+    pub async fn accounts(&self) -> StoreResult<Vec<AgentAccount>> {
+        let rows = sqlx::query(
+            "SELECT id, name, email, is_admin, active, capacity FROM agents ORDER BY name COLLATE NOCASE",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: AgentId = row.get("id");
+            accounts.push(AgentAccount {
+                id,
+                name: row.get("name"),
+                email: row.get("email"),
+                is_admin: row.get("is_admin"),
+                active: row.get("active"),
+                capacity: capacity_of(&row),
+                groups: self.groups_of(id).await?,
+            });
+        }
+        Ok(accounts)
+    }
+
+    pub async fn account(&self, id: AgentId) -> StoreResult<Option<AgentAccount>> {
+        Ok(self.accounts().await?.into_iter().find(|a| a.id == id))
+    }
+
+    /// Changes an account: its details, role, capacity, groups, whether it is active and,
+    /// when given, its password. A deactivated account's sessions end here.
+    pub async fn update_account(
+        &self,
+        account: &AgentAccount,
+        password: Option<&str>,
+    ) -> StoreResult<bool> {
+        let hash = match password {
+            Some(password) => Some(hash_password(password.to_owned()).await?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE agents SET name = ?, email = ?, is_admin = ?, active = ?, capacity = ?, \
+             password_hash = COALESCE(?, password_hash) WHERE id = ?",
+        )
+        .bind(&account.name)
+        .bind(&account.email)
+        .bind(account.is_admin)
+        .bind(account.active)
+        .bind(i64::from(account.capacity))
+        .bind(hash)
+        .bind(account.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(name_taken)
+        .map_err(|e| match e {
+            StoreError::NameTaken => StoreError::EmailTaken,
+            other => other,
+        })?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM agent_groups WHERE agent_id = ?")
+            .bind(account.id)
+            .execute(&mut *tx)
+            .await?;
+        for group in &account.groups {
+            sqlx::query("INSERT OR IGNORE INTO agent_groups (agent_id, group_id) VALUES (?, ?)")
+                .bind(account.id)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !account.active {
+            sqlx::query("DELETE FROM sessions WHERE agent_id = ?")
+                .bind(account.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ----------------------------------------------------------------------- groups
+
+    pub async fn groups(&self) -> StoreResult<Vec<Group>> {
+        let rows: Vec<(GroupId, String)> =
+            sqlx::query_as("SELECT id, name FROM groups ORDER BY name COLLATE NOCASE")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Group { id, name })
+            .collect())
+    }
+
+    pub async fn create_group(&self, name: &str) -> StoreResult<Group> {
+        let id = sqlx::query_scalar("INSERT INTO groups (name) VALUES (?) RETURNING id")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(name_taken)?;
+        Ok(Group {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    /// `false` when there is no such group.
+    pub async fn rename_group(&self, id: GroupId, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE groups SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(name_taken)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // -------------------------------------------------------------------- offer log
+
+    pub async fn log_offer(&self, case: CaseId, agent: AgentId, at: Millis) -> StoreResult<()> {
+        sqlx::query("INSERT INTO offer_log (case_id, agent_id, offered_at) VALUES (?, ?, ?)")
+            .bind(case)
+            .bind(agent)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records how the open screen pop of `case` on `agent`'s screen ended.
+    pub async fn close_offer_log(
+        &self,
+        case: CaseId,
+        agent: AgentId,
+        outcome: OfferClosed,
+        at: Millis,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE offer_log SET outcome = ?, closed_at = ? \
+             WHERE case_id = ? AND agent_id = ? AND outcome IS NULL",
+        )
+        .bind(outcome_name(outcome))
+        .bind(at)
+        .bind(case)
+        .bind(agent)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn offer_log(&self, case: CaseId) -> StoreResult<Vec<OfferLogEntry>> {
+        let rows = sqlx::query(
+            "SELECT a.name, o.offered_at, o.closed_at, o.outcome FROM offer_log o \
+             JOIN agents a ON a.id = o.agent_id WHERE o.case_id = ? ORDER BY o.id",
+        )
+        .bind(case)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| OfferLogEntry {
+                agent_name: row.get("name"),
+                offered_at: row.get("offered_at"),
+                closed_at: row.get("closed_at"),
+                outcome: row
+                    .get::<Option<&str>, _>("outcome")
+                    .and_then(outcome_from_name),
+            })
+            .collect())
     }
 
     pub async fn set_routing(&self, agent: AgentId, on: bool) -> StoreResult<()> {
@@ -303,13 +489,14 @@ impl Store {
             };
         }
         let case: CaseId = sqlx::query_scalar(
-            "INSERT INTO cases (visitor_id, customer_name, subject, location, chat_state, \
-             created_at) VALUES (?, ?, ?, ?, 'queued', ?) RETURNING id",
+            "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
+             chat_state, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
         )
         .bind(visitor)
         .bind(&chat.customer_name)
         .bind(&chat.subject)
         .bind(&chat.location)
+        .bind(chat.group)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -579,6 +766,32 @@ impl Store {
     }
 }
 
+fn capacity_of(row: &sqlx::sqlite::SqliteRow) -> u32 {
+    u32::try_from(row.get::<i64, _>("capacity").clamp(1, 1000)).unwrap_or(1)
+}
+
+fn outcome_name(outcome: OfferClosed) -> &'static str {
+    match outcome {
+        OfferClosed::TimedOut => "timed_out",
+        OfferClosed::Disabled => "disabled",
+        OfferClosed::Abandoned => "abandoned",
+        OfferClosed::Accepted => "accepted",
+        OfferClosed::Withdrawn => "withdrawn",
+    }
+}
+
+fn outcome_from_name(name: &str) -> Option<OfferClosed> {
+    [
+        OfferClosed::TimedOut,
+        OfferClosed::Disabled,
+        OfferClosed::Abandoned,
+        OfferClosed::Accepted,
+        OfferClosed::Withdrawn,
+    ]
+    .into_iter()
+    .find(|o| outcome_name(*o) == name)
+}
+
 fn name_taken(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::NameTaken,
@@ -687,11 +900,13 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
             agent_name: row.get("agent_name"),
             created_at: row.get("created_at"),
             ended_by,
+            group: row.get("group_name"),
         },
         visitor_id: row.get("visitor_id"),
         agent_id: row.get("agent_id"),
         location: row.get("location"),
         group: row.get("group_name"),
+        group_id: row.get("group_id"),
         offer: offer_agent.zip(offer_expires),
     }
 }
@@ -745,6 +960,7 @@ mod tests {
             location: String::new(),
             client_id: client_id.into(),
             body: "Hello".into(),
+            group: None,
         }
     }
 
@@ -902,6 +1118,65 @@ mod tests {
         assert!(!store.delete_macro(greet.id).await.expect("deleted"));
         assert_eq!(
             store.update_macro(greet.id, "X", "Y").await.expect("ran"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn the_offer_log_records_each_screen_pop_and_how_it_ended() {
+        let (store, _dir) = store().await;
+        let ada = store
+            .create_agent("ada@example.com", "Ada", "pw-ada-123", false)
+            .await
+            .expect("made");
+        let bob = store
+            .create_agent("bob@example.com", "Bob", "pw-bob-123", false)
+            .await
+            .expect("made");
+        let case = store
+            .start_chat(&secret::token(), &new_chat("m1"))
+            .await
+            .expect("started")
+            .case;
+        store.log_offer(case, ada, 10).await.expect("logged");
+        store
+            .close_offer_log(case, ada, OfferClosed::TimedOut, 40)
+            .await
+            .expect("closed");
+        store.log_offer(case, bob, 41).await.expect("logged");
+        let log = store.offer_log(case).await.expect("read");
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            (log[0].agent_name.as_str(), log[0].outcome, log[0].closed_at),
+            ("Ada", Some(OfferClosed::TimedOut), Some(40))
+        );
+        assert_eq!((log[1].agent_name.as_str(), log[1].outcome), ("Bob", None));
+    }
+
+    #[tokio::test]
+    async fn deactivating_an_account_ends_its_sessions_and_keeps_its_groups_as_set() {
+        let (store, _dir) = store().await;
+        let id = store
+            .create_agent("ada@example.com", "Ada", "pw-ada-123", false)
+            .await
+            .expect("made");
+        let sales = store.create_group("Sales").await.expect("made");
+        let token = store
+            .create_session(id, Duration::from_secs(60))
+            .await
+            .expect("session");
+        let mut account = store.account(id).await.expect("read").expect("exists");
+        account.groups = vec![sales.id];
+        account.capacity = 5;
+        account.active = false;
+        assert!(store.update_account(&account, None).await.expect("updated"));
+        assert!(store.session_agent(&token).await.expect("read").is_none());
+        assert_eq!(store.account(id).await.expect("read"), Some(account));
+        assert_eq!(
+            store
+                .check_login("ada@example.com", "pw-ada-123")
+                .await
+                .expect("checked"),
             None
         );
     }

@@ -238,12 +238,26 @@ impl Session for VisitorSession {
                             Some(case) => Some(self.follow(case, since).await?),
                             None => None,
                         };
+                        if let Some(chat) = &chat
+                            && chat.case.state == ChatState::Queued
+                        {
+                            self.state.routing.tell_position(chat.case.id);
+                        }
                         (token, chat)
                     }
                     None => (secret::token(), None),
                 };
                 self.token = Some(token.clone());
-                reply(&self.outbox, &ToVisitor::Welcome { token, chat }).await;
+                let groups = store.groups().await?;
+                reply(
+                    &self.outbox,
+                    &ToVisitor::Welcome {
+                        token,
+                        chat,
+                        groups,
+                    },
+                )
+                .await;
             }
             VisitorFrame::StartChat {
                 client_id,
@@ -252,10 +266,19 @@ impl Session for VisitorSession {
                 body,
                 time_zone,
                 language,
+                group,
             } => {
                 let token = self.token.clone().ok_or_else(say_hello)?;
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
+                if let Some(group) = group
+                    && !store.groups().await?.iter().any(|g| g.id == group)
+                {
+                    return Err(
+                        ProtocolError::new(ErrorCode::Invalid, "There is no such group.")
+                            .for_send(&client_id),
+                    );
+                }
                 let chat = NewChat {
                     customer_name: one_line(&name, "name", MAX_NAME_CHARS).map_err(fail)?,
                     subject: one_line(&subject, "subject", MAX_SUBJECT_CHARS).map_err(fail)?,
@@ -269,6 +292,7 @@ impl Session for VisitorSession {
                         check_message(&body).map_err(fail)?;
                         body
                     },
+                    group,
                 };
                 let started = store
                     .start_chat(&token, &chat)
@@ -280,6 +304,7 @@ impl Session for VisitorSession {
                 if started.new {
                     self.state.routing.send(Event::ChatQueued {
                         case: started.case,
+                        group,
                         offer: None,
                     });
                 }
@@ -452,6 +477,7 @@ impl Session for AgentSession {
                     &ToAgent::Welcome {
                         agent: agent.profile.clone(),
                         routing: agent.routing,
+                        channel_routing: self.state.settings.get().channel_routing,
                         chats,
                     },
                 )
@@ -461,6 +487,7 @@ impl Session for AgentSession {
                     routing: agent.routing,
                     capacity: agent.capacity,
                     load: u32::try_from(cases.len()).unwrap_or(u32::MAX),
+                    groups: agent.groups.clone(),
                 });
                 self.agent = agent;
                 self.joined = true;
