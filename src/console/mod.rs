@@ -1,6 +1,7 @@
 //! The agent console: sign in, the routing switch, screen pops, and a case tab for each
 //! chat the agent is in.
 
+mod admin;
 mod http;
 mod login;
 mod macros;
@@ -12,7 +13,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlor_protocol::{
     AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy,
-    ErrorCode, Macro, Offer, OfferClosed, RoutingChange, ToAgent, Transcript, flatten_markdown,
+    ErrorCode, Macro, Offer, OfferClosed, OfferLogEntry, RoutingChange, ToAgent, Transcript,
+    WaitingChat, flatten_markdown,
 };
 
 use crate::components::{Composer, MessageList, Viewer};
@@ -29,6 +31,23 @@ const TYPING_SHOWN_MS: f64 = 4_000.0;
 enum Page {
     Chats,
     Macros,
+    Agents,
+    Groups,
+    Settings,
+}
+
+impl Page {
+    const ADMIN: [Page; 4] = [Page::Macros, Page::Agents, Page::Groups, Page::Settings];
+
+    fn title(self) -> &'static str {
+        match self {
+            Page::Chats => "Chats",
+            Page::Macros => "Macros",
+            Page::Agents => "Agents",
+            Page::Groups => "Groups",
+            Page::Settings => "Settings",
+        }
+    }
 }
 
 /// One chat the agent is in.
@@ -64,6 +83,9 @@ struct Model {
     now: RwSignal<f64>,
     macros: RwSignal<Vec<Macro>>,
     page: RwSignal<Page>,
+    /// The admin's switch for routing on the whole chat channel.
+    channel_routing: RwSignal<bool>,
+    waiting: RwSignal<Vec<WaitingChat>>,
 }
 
 impl Model {
@@ -79,6 +101,8 @@ impl Model {
             now: RwSignal::new(net::now_ms()),
             macros: RwSignal::new(Vec::new()),
             page: RwSignal::new(Page::Chats),
+            channel_routing: RwSignal::new(true),
+            waiting: RwSignal::new(Vec::new()),
         }
     }
 
@@ -102,10 +126,12 @@ impl Model {
             ToAgent::Welcome {
                 agent,
                 routing,
+                channel_routing,
                 chats,
             } => {
                 self.me.set(Some(agent));
                 self.routing.set(routing);
+                self.channel_routing.set(channel_routing);
                 chats.into_iter().for_each(|chat| self.merge(chat));
                 self.resend(socket);
             }
@@ -162,6 +188,8 @@ impl Model {
                     }
                 });
             }
+            ToAgent::ChannelRouting { on } => self.channel_routing.set(on),
+            ToAgent::Waiting { chats } => self.waiting.set(chats),
             ToAgent::Typing { case_id } => {
                 let until = net::now_ms() + TYPING_SHOWN_MS;
                 self.tabs.update(|tabs| {
@@ -257,6 +285,58 @@ impl Model {
                 tab.unread = false;
             }
         });
+    }
+}
+
+fn outcome_text(entry: &OfferLogEntry) -> &'static str {
+    match entry.outcome {
+        None => "on screen",
+        Some(OfferClosed::Accepted) => "accepted",
+        Some(OfferClosed::Disabled) => "disabled",
+        Some(OfferClosed::TimedOut) => "timed out",
+        Some(OfferClosed::Abandoned) => "abandoned by the customer",
+        Some(OfferClosed::Withdrawn) => "withdrawn",
+    }
+}
+
+fn clock(ms: i64) -> String {
+    js_sys::Date::new(&(ms as f64).into())
+        .to_locale_time_string("en-GB")
+        .as_string()
+        .unwrap_or_default()
+}
+
+/// Who the chat was offered to, when, and how each screen pop ended; read when opened.
+#[component]
+fn OfferLog(case_id: CaseId) -> impl IntoView {
+    let entries = RwSignal::new(None::<Result<Vec<OfferLogEntry>, String>>);
+    let load = move |ev: leptos::ev::Event| {
+        let open = event_target::<web_sys::HtmlDetailsElement>(&ev).open();
+        if open {
+            spawn_local(async move {
+                let url = format!("/api/cases/{case_id}/offers");
+                entries.set(Some(
+                    http::call::<Vec<OfferLogEntry>>("GET", &url, None::<&()>).await,
+                ));
+            });
+        }
+    };
+    view! {
+        <details class="offer-log" on:toggle=load>
+            <summary>"Offer log"</summary>
+            {move || match entries.get() {
+                None => view! { <p>"Loading…"</p> }.into_any(),
+                Some(Err(error)) => view! { <p class="form-problem">{error}</p> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p>"Never offered: entered from the list."</p> }.into_any(),
+                Some(Ok(list)) => view! {
+                    <ol class="offer-log-list">
+                        {list.into_iter().map(|entry| view! {
+                            <li>{format!("{} · offered {} · {}", entry.agent_name, clock(entry.offered_at), outcome_text(&entry))}</li>
+                        }).collect_view()}
+                    </ol>
+                }.into_any(),
+            }}
+        </details>
     }
 }
 
@@ -377,6 +457,32 @@ pub fn ConsoleApp() -> impl IntoView {
         })
     };
 
+    let waiting_list = move || {
+        let chats = model.waiting.get();
+        if chats.is_empty() {
+            return view! { <p class="waiting-empty">"No chat is waiting."</p> }.into_any();
+        }
+        view! {
+            <ul class="waiting-list">
+                {chats.into_iter().map(|waiting| {
+                    let id = waiting.case.id;
+                    let group = waiting.case.group.clone().map(|g| format!(" · {g}")).unwrap_or_default();
+                    view! {
+                        <li class="waiting-chat" data-case=id>
+                            <div>
+                                <strong>{format!("#{} {}", waiting.position, waiting.case.customer_name)}</strong>
+                                <span class="waiting-subject">{format!("{}{group}", waiting.case.subject)}</span>
+                                {waiting.offered.then(|| view! { <span class="waiting-offered">"Screen pop out"</span> })}
+                            </div>
+                            <button type="button" on:click=move |_| send(AgentFrame::Accept { case_id: id })>"Enter"</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+
     // The case view is rebuilt only when another tab comes to the front, so the
     // composer keeps its focus while messages arrive.
     let selected = Memo::new(move |_| model.selected.get());
@@ -452,6 +558,7 @@ pub fn ConsoleApp() -> impl IntoView {
                             on:click=move |_| send(AgentFrame::EndChat { case_id: id })>"End chat"</button>
                     </Show>
                 </header>
+                <OfferLog case_id=id/>
                 <Show when=move || state() == Some(ChatState::Ended)>
                     <p class="chat-status" role="status">
                         {move || case.with(|c| c.as_ref().map(ended_line))}
@@ -482,8 +589,10 @@ pub fn ConsoleApp() -> impl IntoView {
                             <button type="button" aria-current=move || (model.page.get() == Page::Chats).then_some("page")
                                 on:click=move |_| model.page.set(Page::Chats)>"Chats"</button>
                             <Show when=move || model.me.with(|m| m.as_ref().is_some_and(|m| m.is_admin))>
-                                <button type="button" aria-current=move || (model.page.get() == Page::Macros).then_some("page")
-                                    on:click=move |_| model.page.set(Page::Macros)>"Macros"</button>
+                                {Page::ADMIN.into_iter().map(|page| view! {
+                                    <button type="button" aria-current=move || (model.page.get() == page).then_some("page")
+                                        on:click=move |_| model.page.set(page)>{page.title()}</button>
+                                }).collect_view()}
                             </Show>
                         </nav>
                         <label class="routing-switch">
@@ -492,6 +601,9 @@ pub fn ConsoleApp() -> impl IntoView {
                                 on:change=move |ev| send(AgentFrame::SetRouting { on: event_target_checked(&ev) })/>
                             <span>{move || if model.routing.get() { "Routing on" } else { "Routing off" }}</span>
                         </label>
+                        <Show when=move || !model.channel_routing.get()>
+                            <span class="channel-off" role="status">"Routing is off for the channel"</span>
+                        </Show>
                         <span class="link-state" data-link=move || format!("{:?}", model.link.get()).to_lowercase()>
                             {move || match model.link.get() {
                                 Link::Open => "Connected",
@@ -510,19 +622,29 @@ pub fn ConsoleApp() -> impl IntoView {
                         </p>
                     </Show>
                     {screen_pop}
-                    <Show when=move || model.page.get() == Page::Macros>
-                        <MacrosPage macros=model.macros/>
-                    </Show>
+                    {move || match model.page.get() {
+                        Page::Chats => None,
+                        Page::Macros => Some(view! { <MacrosPage macros=model.macros/> }.into_any()),
+                        Page::Agents => Some(view! { <admin::AgentsPage/> }.into_any()),
+                        Page::Groups => Some(view! { <admin::GroupsPage/> }.into_any()),
+                        Page::Settings => Some(view! { <admin::SettingsPage/> }.into_any()),
+                    }}
                     <div class="chats" class:hidden=move || model.page.get() != Page::Chats>
-                        <nav class="case-tabs" role="tablist" aria-label="Chats">{tab_list}</nav>
-                        {move || match case_view() {
-                            Some(view) => view.into_any(),
-                            None => view! {
-                                <section class="case case-empty">
-                                    <p>"No chat open. With routing on, incoming chats pop up here."</p>
-                                </section>
-                            }.into_any(),
-                        }}
+                        <aside class="waiting" aria-label="Waiting chats">
+                            <h2>"Waiting"</h2>
+                            {waiting_list}
+                        </aside>
+                        <div class="work">
+                            <nav class="case-tabs" role="tablist" aria-label="Chats">{tab_list}</nav>
+                            {move || match case_view() {
+                                Some(view) => view.into_any(),
+                                None => view! {
+                                    <section class="case case-empty">
+                                        <p>"No chat open. With routing on, incoming chats pop up here; you can also enter a waiting chat from the list."</p>
+                                    </section>
+                                }.into_any(),
+                            }}
+                        </div>
                     </div>
                 </div>
             </Show>

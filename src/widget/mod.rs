@@ -6,7 +6,9 @@ mod host;
 mod prechat;
 
 use leptos::prelude::*;
-use parlor_protocol::{CaseSummary, Chat, ChatState, EndedBy, ToVisitor, Transcript, VisitorFrame};
+use parlor_protocol::{
+    CaseSummary, Chat, ChatState, EndedBy, Group, ToVisitor, Transcript, VisitorFrame,
+};
 
 use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
@@ -28,6 +30,10 @@ struct Model {
     /// The agent who is typing, until a few seconds after their last keystroke.
     typing: RwSignal<Option<String>>,
     typing_generation: RwSignal<u32>,
+    /// The groups the pre-chat form offers.
+    groups: RwSignal<Vec<Group>>,
+    /// The chat's place in the queue while it waits.
+    position: RwSignal<Option<u32>>,
 }
 
 impl Model {
@@ -41,6 +47,8 @@ impl Model {
             notice: RwSignal::new(None),
             typing: RwSignal::new(None),
             typing_generation: RwSignal::new(0),
+            groups: RwSignal::new(Vec::new()),
+            position: RwSignal::new(None),
         }
     }
 
@@ -57,8 +65,13 @@ impl Model {
             return;
         };
         match frame {
-            ToVisitor::Welcome { token, chat } => {
+            ToVisitor::Welcome {
+                token,
+                chat,
+                groups,
+            } => {
                 host::save_token(&token);
+                self.groups.set(groups);
                 match chat {
                     Some(chat) => self.show(chat),
                     // The chat we were in ended while we were away.
@@ -90,6 +103,7 @@ impl Model {
                 }
             }
             ToVisitor::Typing { name } => self.show_typing(name),
+            ToVisitor::Queue { position } => self.position.set(Some(position)),
             ToVisitor::Error { error } => {
                 let starting_id = self.starting.with_untracked(|s| match s {
                     Some(VisitorFrame::StartChat { client_id, .. }) => Some(client_id.clone()),
@@ -159,11 +173,17 @@ impl Model {
     }
 }
 
-fn status_line(case: &CaseSummary) -> String {
+fn status_line(case: &CaseSummary, position: Option<u32>) -> String {
     match (&case.state, &case.agent_name, &case.ended_by) {
-        (ChatState::Queued, _, _) => {
-            "You are in the queue. An agent will be with you shortly.".to_owned()
-        }
+        (ChatState::Queued, _, _) => match position {
+            Some(1) => {
+                "You are in the queue, next in line. An agent will be with you shortly.".to_owned()
+            }
+            Some(n) => {
+                format!("You are in the queue, number {n}. An agent will be with you shortly.")
+            }
+            None => "You are in the queue. An agent will be with you shortly.".to_owned(),
+        },
         (ChatState::Active, Some(agent), _) => format!("You are chatting with {agent}."),
         (ChatState::Active, None, _) => "You are chatting with an agent.".to_owned(),
         (ChatState::Ended, _, Some(EndedBy::Customer)) => "You ended the chat.".to_owned(),
@@ -196,8 +216,10 @@ pub fn WidgetApp() -> impl IntoView {
             body: answers.message,
             time_zone,
             language,
+            group: answers.group,
         };
         model.form_error.set(None);
+        model.position.set(None);
         model.starting.set(Some(frame.clone()));
         socket.with_value(|s| s.send(&frame));
     });
@@ -250,6 +272,7 @@ pub fn WidgetApp() -> impl IntoView {
                 when=move || state().is_some()
                 fallback=move || view! {
                     <PrechatForm
+                        groups=model.groups
                         on_start=start
                         server_error=model.form_error
                         busy=Signal::derive(move || model.starting.with(Option::is_some))
@@ -257,7 +280,10 @@ pub fn WidgetApp() -> impl IntoView {
                 }
             >
                 <p class="chat-status" role="status" data-state=move || format!("{:?}", state()).to_lowercase()>
-                    {move || model.case.with(|c| c.as_ref().map(status_line))}
+                    {move || {
+                        let position = model.position.get();
+                        model.case.with(|c| c.as_ref().map(|c| status_line(c, position)))
+                    }}
                 </p>
                 <MessageList transcript=model.transcript viewer=Viewer::Customer/>
                 <p class="typing" aria-live="polite">

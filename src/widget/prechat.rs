@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use parlor_protocol::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, check_message, one_line};
+use parlor_protocol::{Group, GroupId, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, check_message, one_line};
 
 /// What the customer filled in.
 #[derive(Clone, Debug)]
@@ -7,11 +7,15 @@ pub struct PrechatAnswers {
     pub name: String,
     pub subject: String,
     pub message: String,
+    pub group: Option<GroupId>,
 }
 
-/// The pre-chat form: name, subject and the first message.
+/// The pre-chat form: name, subject, group (when there are groups) and the first message.
 #[component]
 pub fn PrechatForm(
+    /// The groups to choose from; the field shows only when there are some.
+    #[prop(into)]
+    groups: Signal<Vec<Group>>,
     /// Called with valid answers.
     on_start: Callback<PrechatAnswers>,
     /// A problem reported by the server, shown under the form.
@@ -24,6 +28,7 @@ pub fn PrechatForm(
     let (name, set_name) = signal(String::new());
     let (subject, set_subject) = signal(String::new());
     let (message, set_message) = signal(String::new());
+    let (group, set_group) = signal(None::<GroupId>);
     let (problem, set_problem) = signal(None::<String>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -35,6 +40,7 @@ pub fn PrechatForm(
                 name,
                 subject,
                 message,
+                group: group.get_untracked(),
             })
         });
         match checked {
@@ -58,6 +64,17 @@ pub fn PrechatForm(
                 <input name="subject" required maxlength=MAX_SUBJECT_CHARS
                     on:input=move |ev| set_subject.set(event_target_value(&ev)) prop:value=subject/>
             </label>
+            <Show when=move || groups.with(|g| !g.is_empty())>
+                <label>
+                    "Group"
+                    <select name="group" on:change=move |ev| set_group.set(event_target_value(&ev).parse().ok())>
+                        <option value="">"Any"</option>
+                        {move || groups.get().into_iter().map(|g| view! {
+                            <option value=g.id.to_string()>{g.name}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+            </Show>
             <label>
                 "Message"
                 <textarea name="message" rows="3" required
