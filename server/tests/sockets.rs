@@ -806,3 +806,209 @@ async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
         "agents read macros; nothing else was stored"
     );
 }
+
+impl Server {
+    /// Makes an agent account and opens their console socket.
+    async fn second_agent(&self, email: &str) -> Ws {
+        self.running
+            .state
+            .store
+            .create_agent(email, "Bea", "bea-password-1", false)
+            .await
+            .expect("agent made");
+        let response = reqwest::Client::new()
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "email": email, "password": "bea-password-1" }))
+            .send()
+            .await
+            .expect("answers");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("cookie")
+            .to_owned();
+        let mut request = format!("ws://{}/ws/agent", self.running.addr)
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
+        let (mut ws, _) = connect_async(request).await.expect("opens");
+        send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
+        assert!(matches!(
+            recv::<ToAgent>(&mut ws).await,
+            ToAgent::Welcome { .. }
+        ));
+        ws
+    }
+
+    async fn put_routing(&self, channel_routing: bool, secs: u32) -> reqwest::StatusCode {
+        let cookie = self.sign_in().await;
+        reqwest::Client::new()
+            .put(self.url("/api/settings/routing"))
+            .header("cookie", cookie)
+            .json(&serde_json::json!({
+                "channel_routing": channel_routing,
+                "screen_pop_timeout_secs": secs
+            }))
+            .send()
+            .await
+            .expect("answers")
+            .status()
+    }
+}
+
+/// The next queue position the widget hears.
+async fn position(ws: &mut Ws) -> u32 {
+    loop {
+        if let ToVisitor::Queue { position } = recv_any::<ToVisitor>(ws).await {
+            return position;
+        }
+    }
+}
+
+#[tokio::test]
+async fn waiting_customers_hear_their_place_in_the_queue_as_it_moves() {
+    let server = Server::start().await;
+    assert_eq!(server.put_routing(false, 30).await, 200);
+    let (mut first, _) = server.visitor().await;
+    send(&mut first, &start_chat("a")).await;
+    assert_eq!(position(&mut first).await, 1);
+    let (mut second, _) = server.visitor().await;
+    send(&mut second, &start_chat("b")).await;
+    assert_eq!(position(&mut second).await, 2);
+    send(&mut first, &VisitorFrame::EndChat).await;
+    assert_eq!(position(&mut second).await, 1);
+}
+
+#[tokio::test]
+async fn two_agents_entering_the_same_waiting_chat_one_gets_it_the_other_is_told() {
+    let server = Server::start().await;
+    assert_eq!(server.put_routing(false, 30).await, 200);
+    let mut ada = server.agent().await;
+    let mut bea = server.second_agent("bea@example.com").await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("a")).await;
+    let case_id = loop {
+        if let ToAgent::Waiting { chats } = recv_any::<ToAgent>(&mut bea).await
+            && let Some(chat) = chats.first()
+        {
+            assert!(!chat.offered, "no screen pops with channel routing off");
+            break chat.case.id;
+        }
+    };
+    send(&mut ada, &AgentFrame::Accept { case_id }).await;
+    send(&mut bea, &AgentFrame::Accept { case_id }).await;
+    let mut opened = 0;
+    let mut refused = 0;
+    for ws in [&mut ada, &mut bea] {
+        loop {
+            match recv::<ToAgent>(ws).await {
+                ToAgent::ChatOpened { .. } => {
+                    opened += 1;
+                    break;
+                }
+                ToAgent::Error { error } => {
+                    assert_eq!(error.code, ErrorCode::Conflict);
+                    refused += 1;
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
+    assert_eq!((opened, refused), (1, 1));
+}
+
+#[tokio::test]
+async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
+    let server = Server::start().await;
+    let mut bea = server.second_agent("bea@example.com").await;
+    let admin = server.sign_in().await;
+    let response = reqwest::Client::new()
+        .put(server.url("/api/agents/2"))
+        .header("cookie", &admin)
+        .json(&serde_json::json!({
+            "name": "Bea", "email": "bea@example.com", "is_admin": false,
+            "active": false, "capacity": 3, "groups": []
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match bea.next().await {
+                Some(Ok(Message::Text(_))) => continue,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket closes");
+    let login = reqwest::Client::new()
+        .post(server.url("/api/login"))
+        .json(&serde_json::json!({ "email": "bea@example.com", "password": "bea-password-1" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(login.status(), 401);
+
+    // The last admin cannot switch themselves off.
+    let response = reqwest::Client::new()
+        .put(server.url("/api/agents/1"))
+        .header("cookie", &admin)
+        .json(&serde_json::json!({
+            "name": "Admin", "email": "admin@parlor.local", "is_admin": true,
+            "active": false, "capacity": 3, "groups": []
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 409);
+}
+
+#[tokio::test]
+async fn routing_settings_are_checked_and_the_offer_log_tells_each_screen_pop() {
+    let server = Server::start().await;
+    assert_eq!(
+        server.put_routing(true, 1).await,
+        422,
+        "too short a timeout"
+    );
+    assert_eq!(server.put_routing(true, 3).await, 200);
+    let mut agent = server.agent().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("a")).await;
+    let case_id = match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Offer { offer } => {
+            assert!(
+                offer.expires_in_ms <= 3_000,
+                "the new timeout applies to the next offer"
+            );
+            offer.case_id
+        }
+        other => panic!("expected an offer, got {other:?}"),
+    };
+    send(&mut agent, &AgentFrame::Disable { case_id }).await;
+    loop {
+        if let ToAgent::Routing { on: false, .. } = recv::<ToAgent>(&mut agent).await {
+            break;
+        }
+    }
+    let cookie = server.sign_in().await;
+    let log: Vec<parlor_protocol::OfferLogEntry> = reqwest::Client::new()
+        .get(server.url(&format!("/api/cases/{case_id}/offers")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].agent_name, "Admin");
+    assert_eq!(log[0].outcome, Some(OfferClosed::Disabled));
+}

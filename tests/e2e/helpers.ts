@@ -16,10 +16,10 @@ export async function twoSides(browser: Browser) {
   };
 }
 
-export async function signIn(page: Page) {
+export async function signIn(page: Page, email = adminEmail, password = adminPassword) {
   await page.goto("/console/");
-  await page.getByLabel("Email").fill(adminEmail);
-  await page.getByLabel("Password").fill(adminPassword);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.locator(".link-state")).toHaveText("Connected");
   const routing = page.getByRole("switch");
@@ -35,9 +35,16 @@ export async function openWidget(page: Page): Promise<FrameLocator> {
   return widget;
 }
 
-export async function startChat(widget: FrameLocator, name: string, subject: string, message: string) {
+export async function startChat(
+  widget: FrameLocator,
+  name: string,
+  subject: string,
+  message: string,
+  group?: string,
+) {
   await widget.getByLabel("Name").fill(name);
   await widget.getByLabel("Subject").fill(subject);
+  if (group) await widget.getByLabel("Group").selectOption({ label: group });
   await widget.getByRole("textbox", { name: "Message", exact: true }).fill(message);
   await widget.getByRole("button", { name: "Start chat" }).click();
   await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
