@@ -58,7 +58,35 @@ pub enum ChatState {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EndedBy {
     Customer,
-    Agent { name: String },
+    Agent {
+        name: String,
+    },
+    /// The customer went away and the inactivity timeout ran out.
+    Timeout,
+}
+
+/// A case's status, as agents set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    #[default]
+    New,
+    Open,
+    Pending,
+    Resolved,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 4] = [Self::New, Self::Open, Self::Pending, Self::Resolved];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::New => "New",
+            Self::Open => "Open",
+            Self::Pending => "Pending",
+            Self::Resolved => "Resolved",
+        }
+    }
 }
 
 /// What either side needs to show a chat case.
@@ -75,6 +103,8 @@ pub struct CaseSummary {
     /// The group the customer chose, if any.
     #[serde(default)]
     pub group: Option<String>,
+    #[serde(default)]
+    pub status: CaseStatus,
 }
 
 /// A group of agents a chat can be for.
@@ -310,6 +340,23 @@ pub enum AgentFrame {
     EndChat {
         case_id: CaseId,
     },
+    /// Open any chat case read-only: watch it live; the customer is not told.
+    Watch {
+        case_id: CaseId,
+    },
+    /// Close a case tab. Closing the tab of a live chat I am in tells the customer I
+    /// left and puts the chat back in the queue.
+    CloseTab {
+        case_id: CaseId,
+    },
+    /// The case fields' Update button, with the Close tab box.
+    UpdateCase {
+        case_id: CaseId,
+        status: CaseStatus,
+        subject: String,
+        group: Option<GroupId>,
+        close_tab: bool,
+    },
 }
 
 /// The signed-in agent.
@@ -357,6 +404,14 @@ pub enum ToAgent {
     /// I entered a chat: open its case tab.
     ChatOpened {
         chat: Chat,
+    },
+    /// A case opened read-only: a tab without a composer.
+    Watching {
+        chat: Chat,
+    },
+    /// One of my case tabs closed (from this console or another of mine).
+    TabClosed {
+        case_id: CaseId,
     },
     Message {
         message: ChatMessage,
@@ -439,6 +494,73 @@ pub struct RoutingSettings {
     pub channel_routing: bool,
     /// How long a screen pop waits for Accept, in seconds.
     pub screen_pop_timeout_secs: u32,
+}
+
+/// The texts Parlor writes into chats, each of which an admin can switch off or reword.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemMessageKind {
+    AgentJoined,
+    /// The agent closed the tab or went away: the chat is back in the queue.
+    AgentLeft,
+    /// The case was resolved while the chat was live.
+    PlacedBackInQueue,
+    EndedByCustomer,
+    EndedByAgent,
+    TimedOut,
+}
+
+impl SystemMessageKind {
+    pub const ALL: [SystemMessageKind; 6] = [
+        Self::AgentJoined,
+        Self::AgentLeft,
+        Self::PlacedBackInQueue,
+        Self::EndedByCustomer,
+        Self::EndedByAgent,
+        Self::TimedOut,
+    ];
+
+    /// What it is for, on the settings page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AgentJoined => "Agent joined",
+            Self::AgentLeft => "Agent left, back in the queue",
+            Self::PlacedBackInQueue => "Case resolved, placed back in the queue",
+            Self::EndedByCustomer => "Chat ended by the customer",
+            Self::EndedByAgent => "Chat ended by the agent",
+            Self::TimedOut => "Chat timed out",
+        }
+    }
+
+    /// The text when the admin has not changed it; `{agent}` is the agent's name.
+    pub fn default_text(self) -> &'static str {
+        match self {
+            Self::AgentJoined => "{agent} joined the chat.",
+            Self::AgentLeft => "{agent} left the chat. You are back in the queue.",
+            Self::PlacedBackInQueue => "You have been placed back in the queue.",
+            Self::EndedByCustomer => "The customer ended the chat.",
+            Self::EndedByAgent => "{agent} ended the chat.",
+            Self::TimedOut => "The chat timed out due to inactivity.",
+        }
+    }
+}
+
+/// One system message's setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemMessageSetting {
+    pub kind: SystemMessageKind,
+    pub on: bool,
+    pub text: String,
+}
+
+/// `GET`/`PUT /api/settings/chat`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSettings {
+    /// How long after the customer went away a chat ends as timed out.
+    pub inactivity_timeout_secs: u32,
+    /// How long an agent's console may be gone before their chats go back to the queue.
+    pub agent_grace_secs: u32,
+    pub messages: Vec<SystemMessageSetting>,
 }
 
 /// One line of a case's offer log: offered to whom, when, and how it ended.

@@ -11,14 +11,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parlor_protocol::{
-    AgentAccount, AgentInput, AgentProfile, ApiError, Group, GroupInput, LoginRequest,
-    MAX_NAME_CHARS, Macro, MacroInput, OfferLogEntry, RoutingSettings, ToAgent, check_message,
-    one_line,
+    AgentAccount, AgentInput, AgentProfile, ApiError, CaseSummary, ChatSettings, Group, GroupInput,
+    LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, OfferLogEntry, RoutingSettings, ToAgent,
+    check_message, one_line,
 };
 
 use crate::AppState;
 use crate::routing::Event;
-use crate::settings::{CHANNEL_ROUTING_KEY, SCREEN_POP_TIMEOUT_KEY};
+use crate::settings::{
+    AGENT_GRACE_KEY, CHANNEL_ROUTING_KEY, INACTIVITY_TIMEOUT_KEY, SCREEN_POP_TIMEOUT_KEY,
+    message_keys,
+};
 use crate::store::{AgentRecord, Caller, StoreError};
 
 pub const SESSION_COOKIE: &str = "parlor_session";
@@ -104,6 +107,11 @@ pub fn router() -> Router<AppState> {
             get(routing_settings).put(set_routing_settings),
         )
         .route("/api/cases/{id}/offers", get(case_offers))
+        .route("/api/cases", get(recent_cases))
+        .route(
+            "/api/settings/chat",
+            get(get_chat_settings).put(put_chat_settings),
+        )
 }
 
 /// Whether a browser request comes from Parlor's own pages. Requests without an
@@ -492,6 +500,98 @@ async fn case_offers(
             other => other.into(),
         })?;
     Ok(Json(state.store.offer_log(id).await?))
+}
+
+// --------------------------------------------------------------------- chat settings
+
+const TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 1..=86_400;
+
+fn chat_settings(settings: &crate::settings::Settings) -> ChatSettings {
+    ChatSettings {
+        inactivity_timeout_secs: u32::try_from(settings.inactivity_timeout_ms / 1000)
+            .unwrap_or(u32::MAX),
+        agent_grace_secs: u32::try_from(settings.agent_grace_ms / 1000).unwrap_or(u32::MAX),
+        messages: settings.message_settings(),
+    }
+}
+
+async fn get_chat_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<ChatSettings>, HttpError> {
+    signed_in_agent(&state, &headers).await?;
+    let mut settings = chat_settings(&state.settings.get());
+    // A message switched off keeps its stored text, so switching it on brings it back.
+    for message in &mut settings.messages {
+        let (text_key, _) = message_keys(message.kind);
+        if let Some(text) = state.store.setting(&text_key).await? {
+            message.text = text;
+        }
+    }
+    Ok(Json(settings))
+}
+
+async fn put_chat_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(input): Json<ChatSettings>,
+) -> Result<Json<ChatSettings>, HttpError> {
+    admin(&state, &headers).await?;
+    for (secs, what) in [
+        (input.inactivity_timeout_secs, "inactivity timeout"),
+        (input.agent_grace_secs, "agent grace period"),
+    ] {
+        if !TIMEOUT_SECS.contains(&secs) {
+            return Err(HttpError::Invalid(format!(
+                "The {what} must be {} to {} seconds.",
+                TIMEOUT_SECS.start(),
+                TIMEOUT_SECS.end()
+            )));
+        }
+    }
+    let mut texts = Vec::new();
+    for message in &input.messages {
+        let text = one_line(
+            &message.text,
+            "message text",
+            parlor_protocol::MAX_SUBJECT_CHARS,
+        )
+        .map_err(|e| HttpError::Invalid(format!("{}: {e}", message.kind.label())))?;
+        texts.push((message.kind, message.on, text));
+    }
+    let store = &state.store;
+    store
+        .set_setting(
+            INACTIVITY_TIMEOUT_KEY,
+            &(u64::from(input.inactivity_timeout_secs) * 1000).to_string(),
+        )
+        .await?;
+    store
+        .set_setting(
+            AGENT_GRACE_KEY,
+            &(u64::from(input.agent_grace_secs) * 1000).to_string(),
+        )
+        .await?;
+    for (kind, on, text) in texts {
+        let (text_key, on_key) = message_keys(kind);
+        store.set_setting(&text_key, &text).await?;
+        store
+            .set_setting(&on_key, if on { "1" } else { "0" })
+            .await?;
+    }
+    state.settings.reload(store).await?;
+    get_chat_settings(State(state), headers).await
+}
+
+/// How many cases the case list shows.
+const RECENT_CASES: u32 = 100;
+
+async fn recent_cases(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<CaseSummary>>, HttpError> {
+    signed_in_agent(&state, &headers).await?;
+    Ok(Json(state.store.recent_cases(RECENT_CASES).await?))
 }
 
 #[cfg(test)]

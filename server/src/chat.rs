@@ -1,12 +1,14 @@
 //! What happens in a chat, whoever triggers it: a message is stored and then published
 //! to everyone following the case; Parlor's own messages; ending a chat.
 
-use parlor_protocol::{Author, CaseId, ChatMessage, EndedBy, ToAgent, ToVisitor};
+use parlor_protocol::{
+    AgentId, Author, CaseId, ChatMessage, EndedBy, SystemMessageKind, ToAgent, ToVisitor,
+};
 
 use crate::hub::Hub;
 use crate::routing::Event;
 use crate::secret;
-use crate::settings::{Settings, fill};
+use crate::settings::Settings;
 use crate::store::{Store, StoreResult};
 
 /// Stores a message, then publishes it. A retry (same `client_id`) publishes nothing
@@ -80,12 +82,9 @@ pub async fn end(
         return Ok(None);
     };
     let text = match &by {
-        EndedBy::Customer => settings.messages.ended_by_customer.clone(),
-        EndedBy::Agent { name } => settings
-            .messages
-            .ended_by_agent
-            .as_deref()
-            .map(|t| fill(t, name)),
+        EndedBy::Customer => settings.message(SystemMessageKind::EndedByCustomer, ""),
+        EndedBy::Agent { name } => settings.message(SystemMessageKind::EndedByAgent, name),
+        EndedBy::Timeout => settings.message(SystemMessageKind::TimedOut, ""),
     };
     announce(store, hub, case, text.as_deref()).await?;
     publish_state(store, hub, case).await?;
@@ -95,4 +94,40 @@ pub async fn end(
         events.push(Event::ChatClosed { agent, case });
     }
     Ok(Some(events))
+}
+
+/// The agent leaves a live chat and it goes back to the queue: the customer is told
+/// (with the `why` message, if on) and routing offers it again. Returns the routing
+/// events, or `None` when the agent was not in the chat.
+pub async fn requeue(
+    store: &Store,
+    hub: &Hub,
+    settings: &Settings,
+    case: CaseId,
+    agent: AgentId,
+    agent_name: &str,
+    why: SystemMessageKind,
+) -> StoreResult<Option<Vec<Event>>> {
+    if !store.requeue(case, agent).await? {
+        return Ok(None);
+    }
+    hub.unfollow_for_agent(agent, case);
+    hub.send_agent(agent, &ToAgent::TabClosed { case_id: case });
+    announce(
+        store,
+        hub,
+        case,
+        settings.message(why, agent_name).as_deref(),
+    )
+    .await?;
+    publish_state(store, hub, case).await?;
+    let group = store.case(case).await?.and_then(|c| c.group_id);
+    Ok(Some(vec![
+        Event::ChatClosed { agent, case },
+        Event::ChatQueued {
+            case,
+            group,
+            offer: None,
+        },
+    ]))
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::chat;
 use crate::hub::Hub;
 use crate::routing::{Decision, Engine, Event};
-use crate::settings::{SharedSettings, fill};
+use crate::settings::SharedSettings;
 use crate::store::{Caller, Store, StoreResult, now_ms};
 
 enum Command {
@@ -217,9 +217,7 @@ impl Shell {
         let text = self
             .settings
             .get()
-            .messages
-            .agent_joined
-            .map(|t| fill(&t, &name));
+            .message(parlor_protocol::SystemMessageKind::AgentJoined, &name);
         chat::announce(&self.store, &self.hub, case, text.as_deref()).await?;
         chat::publish_state(&self.store, &self.hub, case).await?;
         let chat = self.store.chat_for(Caller::Agent(agent), case, 0).await?;

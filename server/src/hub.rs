@@ -113,6 +113,40 @@ impl Hub {
         }
     }
 
+    /// The socket no longer hears `case`.
+    pub fn unfollow(&self, id: ConnId, case: CaseId) {
+        let mut inner = self.lock();
+        if let Some(conn) = inner.conns.get_mut(&id) {
+            conn.cases.remove(&case);
+        }
+        if let Some(set) = inner.followers.get_mut(&case) {
+            set.remove(&id);
+        }
+    }
+
+    /// No console of `agent` hears `case` any more.
+    pub fn unfollow_for_agent(&self, agent: AgentId, case: CaseId) {
+        let ids = consoles(&self.lock(), Some(agent));
+        for id in ids {
+            self.unfollow(id, case);
+        }
+    }
+
+    /// How many widgets follow `case`: none means the customer has gone away.
+    pub fn widgets_following(&self, case: CaseId) -> usize {
+        let inner = self.lock();
+        inner.followers.get(&case).map_or(0, |set| {
+            set.iter()
+                .filter(|id| inner.conns.get(id).is_some_and(|c| c.agent.is_none()))
+                .count()
+        })
+    }
+
+    /// How many consoles of `agent` are open.
+    pub fn consoles_of(&self, agent: AgentId) -> usize {
+        consoles(&self.lock(), Some(agent)).len()
+    }
+
     /// Sends a frame to everyone following `case`: widgets get `visitor`, consoles `agent`.
     pub fn publish(&self, case: CaseId, visitor: &ToVisitor, agent: &ToAgent) {
         self.publish_to(case, Some(visitor), Some(agent));

@@ -13,6 +13,7 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod templates;
+pub mod timers;
 pub mod web;
 pub mod ws;
 
@@ -98,6 +99,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     } else {
         None
     };
+    // Whoever was connected before this start is gone until they come back.
+    store.mark_everyone_gone(store::now_ms()).await?;
     let settings = SharedSettings::new(Settings::load(&store).await?);
     let hub = Arc::new(Hub::default());
     let routing = dispatch::start(store.clone(), hub.clone(), settings.clone()).await?;
@@ -119,6 +122,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         templates: Arc::new(Templates::new()?),
         config: Arc::new(config),
     };
+    tokio::spawn(timers::run(state.clone()));
     let service = app(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, service)

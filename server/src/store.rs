@@ -9,8 +9,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parlor_protocol::{
-    AgentAccount, AgentId, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatMessage, ChatState,
-    EndedBy, Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry, Seq,
+    AgentAccount, AgentId, AgentProfile, Author, CaseId, CaseStatus, CaseSummary, Chat,
+    ChatMessage, ChatState, EndedBy, Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry,
+    Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -104,7 +105,8 @@ pub struct Store {
 
 const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
      c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
-     c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name";
+     c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name, \
+     c.status";
 const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
      LEFT JOIN groups g ON g.id = c.group_id";
 
@@ -648,6 +650,7 @@ impl Store {
         let (kind, name) = match by {
             EndedBy::Customer => ("customer", None),
             EndedBy::Agent { name } => ("agent", Some(name.as_str())),
+            EndedBy::Timeout => ("timeout", None),
         };
         let agent = sqlx::query_scalar(
             "UPDATE cases SET chat_state = 'ended', ended_by = ?, ended_by_name = ?, ended_at = ?, \
@@ -661,6 +664,111 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(agent)
+    }
+
+    /// Takes the agent out of a live chat and puts it back in the queue. `false` when
+    /// the agent was not in it (any more).
+    pub async fn requeue(&self, case: CaseId, agent: AgentId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
+             WHERE id = ? AND chat_state = 'active' AND agent_id = ?",
+        )
+        .bind(case)
+        .bind(agent)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The case fields an agent edits. `false` when there is no such case.
+    pub async fn update_case(
+        &self,
+        case: CaseId,
+        status: CaseStatus,
+        subject: &str,
+        group: Option<GroupId>,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE cases SET status = ?, subject = ?, group_id = ? WHERE id = ?")
+                .bind(status_name(status))
+                .bind(subject)
+                .bind(group)
+                .bind(case)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The most recent chat cases, newest first.
+    pub async fn recent_cases(&self, limit: u32) -> StoreResult<Vec<CaseSummary>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} ORDER BY c.id DESC LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| case_record(r).summary).collect())
+    }
+
+    /// Records that the customer's last widget for the case closed (or that one is back).
+    pub async fn set_customer_gone(&self, case: CaseId, since: Option<Millis>) -> StoreResult<()> {
+        sqlx::query("UPDATE cases SET customer_gone_at = ? WHERE id = ?")
+            .bind(since)
+            .bind(case)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the agent's last console closed (or that one is back).
+    pub async fn set_agent_gone(&self, agent: AgentId, since: Option<Millis>) -> StoreResult<()> {
+        sqlx::query("UPDATE agents SET gone_at = ? WHERE id = ?")
+            .bind(since)
+            .bind(agent)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Live chats whose customer has been gone since `before` or longer.
+    pub async fn chats_idle_since(&self, before: Millis) -> StoreResult<Vec<CaseId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cases WHERE chat_state != 'ended' \
+             AND customer_gone_at IS NOT NULL AND customer_gone_at <= ?",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Agents whose consoles have all been gone since `before` or longer.
+    pub async fn agents_gone_since(&self, before: Millis) -> StoreResult<Vec<AgentId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM agents WHERE gone_at IS NOT NULL AND gone_at <= ?")
+                .bind(before)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// At start nobody is connected: every live chat's customer and every agent in a
+    /// chat count as gone from now, unless they were gone already.
+    pub async fn mark_everyone_gone(&self, now: Millis) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE cases SET customer_gone_at = ? \
+             WHERE chat_state != 'ended' AND customer_gone_at IS NULL",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE agents SET gone_at = ? WHERE gone_at IS NULL \
+             AND id IN (SELECT agent_id FROM cases WHERE chat_state = 'active')",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records the open screen pop of a case (or that there is none).
@@ -768,6 +876,22 @@ impl Store {
 
 fn capacity_of(row: &sqlx::sqlite::SqliteRow) -> u32 {
     u32::try_from(row.get::<i64, _>("capacity").clamp(1, 1000)).unwrap_or(1)
+}
+
+fn status_name(status: CaseStatus) -> &'static str {
+    match status {
+        CaseStatus::New => "new",
+        CaseStatus::Open => "open",
+        CaseStatus::Pending => "pending",
+        CaseStatus::Resolved => "resolved",
+    }
+}
+
+fn status_from_name(name: &str) -> CaseStatus {
+    CaseStatus::ALL
+        .into_iter()
+        .find(|s| status_name(*s) == name)
+        .unwrap_or_default()
 }
 
 fn outcome_name(outcome: OfferClosed) -> &'static str {
@@ -882,6 +1006,7 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
     };
     let ended_by = match row.get::<Option<&str>, _>("ended_by") {
         Some("customer") => Some(EndedBy::Customer),
+        Some("timeout") => Some(EndedBy::Timeout),
         Some(_) => Some(EndedBy::Agent {
             name: row
                 .get::<Option<String>, _>("ended_by_name")
@@ -901,6 +1026,7 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
             created_at: row.get("created_at"),
             ended_by,
             group: row.get("group_name"),
+            status: status_from_name(row.get("status")),
         },
         visitor_id: row.get("visitor_id"),
         agent_id: row.get("agent_id"),

@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use parlor_protocol::{
-    AgentFrame, Author, CaseId, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES, MAX_NAME_CHARS,
-    MAX_SUBJECT_CHARS, ProtocolError, Seq, TextError, ToAgent, ToVisitor, VisitorFrame,
-    check_client_id, check_message, one_line,
+    AgentFrame, Author, CaseId, CaseStatus, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES,
+    MAX_NAME_CHARS, MAX_SUBJECT_CHARS, ProtocolError, Seq, SystemMessageKind, TextError, ToAgent,
+    ToVisitor, VisitorFrame, check_client_id, check_message, one_line,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,7 +26,7 @@ use crate::hub::{ConnId, Connection, Outbound, encode};
 use crate::location;
 use crate::routing::Event;
 use crate::secret;
-use crate::store::{AgentRecord, Caller, CaseRecord, NewChat, StoreError, VisitorId};
+use crate::store::{AgentRecord, Caller, CaseRecord, NewChat, StoreError, VisitorId, now_ms};
 use crate::templates;
 
 /// Frames over this are refused by the socket library outright (the connection drops);
@@ -213,8 +213,23 @@ impl Session for VisitorSession {
         ToVisitor::Error { error }
     }
 
-    // Closing the window alerts nobody: the chat stays as it is.
-    async fn on_close(&mut self) {}
+    // Closing the window alerts nobody at once: the chat stays as it is, and its
+    // inactivity timeout starts when the customer's last widget has gone.
+    async fn on_close(&mut self) {
+        let Some(visitor) = self.visitor else { return };
+        let store = &self.state.store;
+        let gone = async {
+            if let Some(case) = store.live_case_of(visitor).await?
+                && self.state.hub.widgets_following(case) == 0
+            {
+                store.set_customer_gone(case, Some(now_ms())).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        if let Err(error) = gone.await {
+            tracing::error!(%error, "could not record that a customer left");
+        }
+    }
 
     async fn handle(&mut self, frame: VisitorFrame) -> Result<(), ProtocolError> {
         let store = &self.state.store;
@@ -355,6 +370,7 @@ impl VisitorSession {
     ) -> Result<parlor_protocol::Chat, ProtocolError> {
         let visitor = self.visitor.ok_or_else(say_hello)?;
         self.state.hub.follow(self.conn, case);
+        self.state.store.set_customer_gone(case, None).await?;
         Ok(self
             .state
             .store
@@ -435,10 +451,21 @@ impl Session for AgentSession {
     }
 
     async fn on_close(&mut self) {
-        if self.joined {
-            self.state.routing.send(Event::AgentDisconnected {
-                agent: self.agent.profile.id,
-            });
+        if !self.joined {
+            return;
+        }
+        self.state
+            .routing
+            .send(Event::AgentDisconnected { agent: self.me() });
+        // The last console gone starts the grace period; a reload within it changes nothing.
+        if self.state.hub.consoles_of(self.me()) == 0
+            && let Err(error) = self
+                .state
+                .store
+                .set_agent_gone(self.me(), Some(now_ms()))
+                .await
+        {
+            tracing::error!(%error, "could not record that an agent left");
         }
     }
 
@@ -461,6 +488,7 @@ impl Session for AgentSession {
                 })?;
                 let since: HashMap<CaseId, Seq> =
                     cursors.iter().map(|c| (c.case_id, c.since)).collect();
+                store.set_agent_gone(self.me(), None).await?;
                 let cases = store.active_cases_of(self.me()).await?;
                 let mut chats = Vec::with_capacity(cases.len());
                 for case in &cases {
@@ -569,6 +597,48 @@ impl Session for AgentSession {
                     events.into_iter().for_each(|e| self.state.routing.send(e));
                 }
             }
+            AgentFrame::Watch { case_id } => {
+                // Read-only: this console follows the case; nobody else hears of it.
+                store.case_for(Caller::Agent(self.me()), case_id).await?;
+                self.state.hub.follow(self.conn, case_id);
+                let chat = store.chat_for(Caller::Agent(self.me()), case_id, 0).await?;
+                reply(&self.outbox, &ToAgent::Watching { chat }).await;
+            }
+            AgentFrame::CloseTab { case_id } => self.close_tab(case_id).await?,
+            AgentFrame::UpdateCase {
+                case_id,
+                status,
+                subject,
+                group,
+                close_tab,
+            } => {
+                let subject = one_line(&subject, "subject", MAX_SUBJECT_CHARS).map_err(invalid)?;
+                if let Some(group) = group
+                    && !store.groups().await?.iter().any(|g| g.id == group)
+                {
+                    return Err(ProtocolError::new(
+                        ErrorCode::Invalid,
+                        "There is no such group.",
+                    ));
+                }
+                let record = store.case_for(Caller::Agent(self.me()), case_id).await?;
+                store.update_case(case_id, status, &subject, group).await?;
+                chat::publish_state(store, &self.state.hub, case_id).await?;
+                let resolved_live =
+                    status == CaseStatus::Resolved && record.summary.state == ChatState::Active;
+                if resolved_live && let Some(agent) = record.agent_id {
+                    // Resolving a live chat places the customer back in the queue.
+                    let name = match store.agent(agent).await? {
+                        Some(a) => a.profile.name,
+                        None => String::new(),
+                    };
+                    self.requeue(case_id, agent, &name, SystemMessageKind::PlacedBackInQueue)
+                        .await?;
+                }
+                if close_tab {
+                    self.close_tab(case_id).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -577,6 +647,55 @@ impl Session for AgentSession {
 impl AgentSession {
     fn me(&self) -> parlor_protocol::AgentId {
         self.agent.profile.id
+    }
+
+    /// Closes a case tab. For a live chat I am in, the customer is told I left and the
+    /// chat goes back in the queue; otherwise the tab just closes.
+    async fn close_tab(&self, case_id: CaseId) -> Result<(), ProtocolError> {
+        let store = &self.state.store;
+        let record = store.case_for(Caller::Agent(self.me()), case_id).await?;
+        let mine = record.agent_id == Some(self.me());
+        if mine && record.summary.state == ChatState::Active {
+            let name = self.agent.profile.name.clone();
+            self.requeue(case_id, self.me(), &name, SystemMessageKind::AgentLeft)
+                .await?;
+            return Ok(());
+        }
+        if mine {
+            self.state.hub.unfollow_for_agent(self.me(), case_id);
+            self.state
+                .hub
+                .send_agent(self.me(), &ToAgent::TabClosed { case_id });
+        } else {
+            self.state.hub.unfollow(self.conn, case_id);
+            reply(&self.outbox, &ToAgent::TabClosed { case_id }).await;
+        }
+        Ok(())
+    }
+
+    async fn requeue(
+        &self,
+        case: CaseId,
+        agent: parlor_protocol::AgentId,
+        agent_name: &str,
+        why: SystemMessageKind,
+    ) -> Result<(), ProtocolError> {
+        let settings = self.state.settings.get();
+        let events = chat::requeue(
+            &self.state.store,
+            &self.state.hub,
+            &settings,
+            case,
+            agent,
+            agent_name,
+            why,
+        )
+        .await?;
+        events
+            .into_iter()
+            .flatten()
+            .for_each(|e| self.state.routing.send(e));
+        Ok(())
     }
 
     /// The case, if this agent is in it and it has not ended.

@@ -1,0 +1,74 @@
+//! The chat timers that are not routing: a chat whose customer went away ends after the
+//! admin's inactivity timeout, and an agent whose consoles are all gone for longer than
+//! the grace period has their chats put back in the queue.
+//!
+//! Both deadlines are data (`cases.customer_gone_at`, `agents.gone_at`), so a restart
+//! changes nothing: this task reads them a few times a second and acts on what is due.
+
+use std::time::Duration;
+
+use parlor_protocol::{EndedBy, SystemMessageKind};
+
+use crate::AppState;
+use crate::chat;
+use crate::store::{StoreResult, now_ms};
+
+/// How often deadlines are checked: the most a timeout can run late.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+pub async fn run(state: AppState) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = sweep(&state).await {
+            tracing::error!(%error, "chat timers failed; trying again");
+        }
+    }
+}
+
+async fn sweep(state: &AppState) -> StoreResult<()> {
+    let settings = state.settings.get();
+    let now = now_ms();
+    for case in state
+        .store
+        .chats_idle_since(now - settings.inactivity_timeout_ms)
+        .await?
+    {
+        if let Some(events) =
+            chat::end(&state.store, &state.hub, &settings, case, EndedBy::Timeout).await?
+        {
+            events.into_iter().for_each(|e| state.routing.send(e));
+        }
+    }
+    for agent in state
+        .store
+        .agents_gone_since(now - settings.agent_grace_ms)
+        .await?
+    {
+        let name = state
+            .store
+            .agent(agent)
+            .await?
+            .map(|a| a.profile.name)
+            .unwrap_or_default();
+        for case in state.store.active_cases_of(agent).await? {
+            let requeued = chat::requeue(
+                &state.store,
+                &state.hub,
+                &settings,
+                case,
+                agent,
+                &name,
+                SystemMessageKind::AgentLeft,
+            )
+            .await?;
+            requeued
+                .into_iter()
+                .flatten()
+                .for_each(|e| state.routing.send(e));
+        }
+        state.store.set_agent_gone(agent, None).await?;
+    }
+    Ok(())
+}
