@@ -1012,3 +1012,237 @@ async fn routing_settings_are_checked_and_the_offer_log_tells_each_screen_pop() 
     assert_eq!(log[0].agent_name, "Admin");
     assert_eq!(log[0].outcome, Some(OfferClosed::Disabled));
 }
+
+impl Server {
+    /// Changes the chat settings: timeouts in seconds, and system messages switched off.
+    async fn put_chat_settings(&self, inactivity: u32, grace: u32, off: &[&str]) {
+        let cookie = self.sign_in().await;
+        let client = reqwest::Client::new();
+        let mut settings: serde_json::Value = client
+            .get(self.url("/api/settings/chat"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        settings["inactivity_timeout_secs"] = inactivity.into();
+        settings["agent_grace_secs"] = grace.into();
+        if let Some(messages) = settings["messages"].as_array_mut() {
+            for message in messages {
+                let kind = message["kind"].as_str().unwrap_or_default().to_owned();
+                message["on"] = (!off.contains(&kind.as_str())).into();
+            }
+        }
+        let status = client
+            .put(self.url("/api/settings/chat"))
+            .header("cookie", &cookie)
+            .json(&settings)
+            .send()
+            .await
+            .expect("answers")
+            .status();
+        assert_eq!(status, 200);
+    }
+}
+
+/// Reads widget frames until a system message arrives; returns its text.
+async fn next_system_message(ws: &mut Ws) -> String {
+    loop {
+        if let ToVisitor::Message { message } = recv::<ToVisitor>(ws).await
+            && message.author == Author::System
+        {
+            return message.body;
+        }
+    }
+}
+
+/// Reads widget frames until the chat is in `state`.
+async fn until_state(ws: &mut Ws, state: ChatState) -> parlor_protocol::CaseSummary {
+    loop {
+        if let ToVisitor::State { case } = recv::<ToVisitor>(ws).await
+            && case.state == state
+        {
+            return case;
+        }
+    }
+}
+
+#[tokio::test]
+async fn closing_the_tab_of_a_live_chat_tells_the_customer_and_routes_the_chat_again() {
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    send(&mut agent, &AgentFrame::CloseTab { case_id }).await;
+    assert_eq!(
+        next_system_message(&mut visitor).await,
+        "Admin left the chat. You are back in the queue."
+    );
+    until_state(&mut visitor, ChatState::Queued).await;
+    let mut closed = false;
+    loop {
+        match recv::<ToAgent>(&mut agent).await {
+            ToAgent::TabClosed { case_id: id } if id == case_id => closed = true,
+            ToAgent::Offer { offer } => {
+                assert_eq!(offer.case_id, case_id, "the chat is routed again");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed);
+}
+
+#[tokio::test]
+async fn update_without_close_tab_keeps_the_chat_and_with_it_requeues() {
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    let update = |close_tab| AgentFrame::UpdateCase {
+        case_id,
+        status: parlor_protocol::CaseStatus::Pending,
+        subject: "Order 1042, refund".into(),
+        group: None,
+        close_tab,
+    };
+    send(&mut agent, &update(false)).await;
+    let case = until_state(&mut visitor, ChatState::Active).await;
+    assert_eq!(case.status, parlor_protocol::CaseStatus::Pending);
+    assert_eq!(case.subject, "Order 1042, refund");
+    assert!(quiet::<ToVisitor>(&mut visitor).await, "nobody left the chat");
+    send(&mut agent, &update(true)).await;
+    assert!(next_system_message(&mut visitor).await.contains("back in the queue"));
+}
+
+#[tokio::test]
+async fn resolving_a_live_chat_places_the_customer_back_in_the_queue() {
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    send(
+        &mut agent,
+        &AgentFrame::UpdateCase {
+            case_id,
+            status: parlor_protocol::CaseStatus::Resolved,
+            subject: "Order 1042 is late".into(),
+            group: None,
+            close_tab: false,
+        },
+    )
+    .await;
+    assert_eq!(
+        next_system_message(&mut visitor).await,
+        "You have been placed back in the queue."
+    );
+    let case = until_state(&mut visitor, ChatState::Queued).await;
+    assert_eq!(case.status, parlor_protocol::CaseStatus::Resolved);
+}
+
+#[tokio::test]
+async fn watching_a_chat_read_only_tells_the_customer_nothing_and_cannot_write() {
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    let mut watcher = server.second_agent("bea@example.com").await;
+    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
+    loop {
+        if let ToAgent::Watching { chat } = recv::<ToAgent>(&mut watcher).await {
+            assert_eq!(chat.messages.len(), 2, "the whole transcript");
+            break;
+        }
+    }
+    assert!(quiet::<ToVisitor>(&mut visitor).await, "the customer is not told");
+    send(
+        &mut agent,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "a1".into(),
+            body: "Live".into(),
+        },
+    )
+    .await;
+    loop {
+        if let ToAgent::Message { message } = recv::<ToAgent>(&mut watcher).await {
+            assert_eq!(message.body, "Live", "the watcher sees the chat live");
+            break;
+        }
+    }
+    send(
+        &mut watcher,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "w1".into(),
+            body: "sneaky".into(),
+        },
+    )
+    .await;
+    loop {
+        if let ToAgent::Error { error } = recv::<ToAgent>(&mut watcher).await {
+            assert_eq!(error.code, ErrorCode::Conflict);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_chat_whose_customer_went_away_ends_after_the_inactivity_timeout() {
+    let server = Server::start().await;
+    server.put_chat_settings(1, 60, &[]).await;
+    let (mut agent, visitor, case_id) = accepted_chat(&server).await;
+    drop(visitor);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let ToAgent::State { case } = recv::<ToAgent>(&mut agent).await
+                && case.state == ChatState::Ended
+            {
+                return case;
+            }
+        }
+    })
+    .await
+    .expect("ends within the timeout and a sweep");
+    assert_eq!(ended.id, case_id);
+    assert_eq!(ended.ended_by, Some(EndedBy::Timeout));
+    let chat = server
+        .running
+        .state
+        .store
+        .chat_for(Caller::Agent(1), case_id, 0)
+        .await
+        .expect("read");
+    assert_eq!(
+        chat.messages.last().map(|m| m.body.as_str()),
+        Some("The chat timed out due to inactivity.")
+    );
+}
+
+#[tokio::test]
+async fn an_agent_gone_past_the_grace_period_has_their_chat_put_back_in_the_queue() {
+    let server = Server::start().await;
+    server.put_chat_settings(600, 1, &[]).await;
+    let (agent, mut visitor, _) = accepted_chat(&server).await;
+    drop(agent);
+    assert_eq!(
+        next_system_message(&mut visitor).await,
+        "Admin left the chat. You are back in the queue."
+    );
+    until_state(&mut visitor, ChatState::Queued).await;
+}
+
+#[tokio::test]
+async fn a_system_message_switched_off_is_not_sent() {
+    let server = Server::start().await;
+    server
+        .put_chat_settings(600, 60, &["agent_joined"])
+        .await;
+    let mut agent = server.agent().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    let case_id = match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Offer { offer } => offer.case_id,
+        other => panic!("expected an offer, got {other:?}"),
+    };
+    send(&mut agent, &AgentFrame::Accept { case_id }).await;
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::State { case } => assert_eq!(case.state, ChatState::Active),
+        other => panic!("expected only the new state, got {other:?}"),
+    }
+}
