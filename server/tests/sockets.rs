@@ -1108,9 +1108,16 @@ async fn update_without_close_tab_keeps_the_chat_and_with_it_requeues() {
     let case = until_state(&mut visitor, ChatState::Active).await;
     assert_eq!(case.status, parlor_protocol::CaseStatus::Pending);
     assert_eq!(case.subject, "Order 1042, refund");
-    assert!(quiet::<ToVisitor>(&mut visitor).await, "nobody left the chat");
+    assert!(
+        quiet::<ToVisitor>(&mut visitor).await,
+        "nobody left the chat"
+    );
     send(&mut agent, &update(true)).await;
-    assert!(next_system_message(&mut visitor).await.contains("back in the queue"));
+    assert!(
+        next_system_message(&mut visitor)
+            .await
+            .contains("back in the queue")
+    );
 }
 
 #[tokio::test]
@@ -1148,7 +1155,10 @@ async fn watching_a_chat_read_only_tells_the_customer_nothing_and_cannot_write()
             break;
         }
     }
-    assert!(quiet::<ToVisitor>(&mut visitor).await, "the customer is not told");
+    assert!(
+        quiet::<ToVisitor>(&mut visitor).await,
+        "the customer is not told"
+    );
     send(
         &mut agent,
         &AgentFrame::Send {
@@ -1229,9 +1239,7 @@ async fn an_agent_gone_past_the_grace_period_has_their_chat_put_back_in_the_queu
 #[tokio::test]
 async fn a_system_message_switched_off_is_not_sent() {
     let server = Server::start().await;
-    server
-        .put_chat_settings(600, 60, &["agent_joined"])
-        .await;
+    server.put_chat_settings(600, 60, &["agent_joined"]).await;
     let mut agent = server.agent().await;
     let (mut visitor, _) = server.visitor().await;
     send(&mut visitor, &start_chat("first")).await;

@@ -2,6 +2,7 @@
 //! chat the agent is in.
 
 mod admin;
+mod cases;
 mod http;
 mod login;
 mod macros;
@@ -13,12 +14,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlor_protocol::{
     AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy,
-    ErrorCode, Macro, Offer, OfferClosed, OfferLogEntry, RoutingChange, ToAgent, Transcript,
+    ErrorCode, Group, Macro, Offer, OfferClosed, OfferLogEntry, RoutingChange, ToAgent, Transcript,
     WaitingChat, flatten_markdown,
 };
 
 use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
+use cases::CaseFields;
 use login::LoginForm;
 use macros::{MacroPicker, MacrosPage};
 use screen_pop::ScreenPop;
@@ -30,6 +32,7 @@ const TYPING_SHOWN_MS: f64 = 4_000.0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Page {
     Chats,
+    Cases,
     Macros,
     Agents,
     Groups,
@@ -42,6 +45,7 @@ impl Page {
     fn title(self) -> &'static str {
         match self {
             Page::Chats => "Chats",
+            Page::Cases => "Cases",
             Page::Macros => "Macros",
             Page::Agents => "Agents",
             Page::Groups => "Groups",
@@ -61,6 +65,8 @@ struct CaseTab {
     draft: RwSignal<String>,
     /// Until when "customer is typing" shows (browser clock).
     typing_until: f64,
+    /// Opened read-only: I watch, I cannot write, the customer was not told.
+    read_only: bool,
 }
 
 /// A screen pop on screen, with its local deadline.
@@ -82,6 +88,7 @@ struct Model {
     /// The browser's clock, ticking for the screen pop's countdown.
     now: RwSignal<f64>,
     macros: RwSignal<Vec<Macro>>,
+    groups: RwSignal<Vec<Group>>,
     page: RwSignal<Page>,
     /// The admin's switch for routing on the whole chat channel.
     channel_routing: RwSignal<bool>,
@@ -100,6 +107,7 @@ impl Model {
             notice: RwSignal::new(None),
             now: RwSignal::new(net::now_ms()),
             macros: RwSignal::new(Vec::new()),
+            groups: RwSignal::new(Vec::new()),
             page: RwSignal::new(Page::Chats),
             channel_routing: RwSignal::new(true),
             waiting: RwSignal::new(Vec::new()),
@@ -132,7 +140,17 @@ impl Model {
                 self.me.set(Some(agent));
                 self.routing.set(routing);
                 self.channel_routing.set(channel_routing);
-                chats.into_iter().for_each(|chat| self.merge(chat));
+                chats.into_iter().for_each(|chat| self.merge(chat, false));
+                // Read-only tabs are per console: follow them again after a reconnect.
+                let watched: Vec<CaseId> = self.tabs.with_untracked(|tabs| {
+                    tabs.iter()
+                        .filter(|t| t.read_only)
+                        .map(|t| t.case.id)
+                        .collect()
+                });
+                for case_id in watched {
+                    socket.send(&AgentFrame::Watch { case_id });
+                }
                 self.resend(socket);
             }
             ToAgent::Routing { on, change } => {
@@ -171,9 +189,16 @@ impl Model {
             }
             ToAgent::ChatOpened { chat } => {
                 let id = chat.case.id;
-                self.merge(chat);
+                self.merge(chat, false);
                 self.selected.set(Some(id));
             }
+            ToAgent::Watching { chat } => {
+                let id = chat.case.id;
+                self.merge(chat, true);
+                self.page.set(Page::Chats);
+                self.selected.set(Some(id));
+            }
+            ToAgent::TabClosed { case_id } => self.close_tab(case_id),
             ToAgent::Message { message } => {
                 let in_front = self.selected.get_untracked() == Some(message.case_id);
                 let from_customer = matches!(message.author, Author::Customer { .. });
@@ -231,12 +256,13 @@ impl Model {
     }
 
     /// Opens or refreshes the case tab of a chat.
-    fn merge(self, chat: Chat) {
+    fn merge(self, chat: Chat, read_only: bool) {
         self.tabs.update(
             |tabs| match tabs.iter_mut().find(|t| t.case.id == chat.case.id) {
                 Some(tab) => {
                     tab.case = chat.case;
                     tab.transcript.extend(chat.messages);
+                    tab.read_only = read_only;
                 }
                 None => {
                     let mut transcript = Transcript::default();
@@ -247,6 +273,7 @@ impl Model {
                         unread: false,
                         draft: RwSignal::new(String::new()),
                         typing_until: 0.0,
+                        read_only,
                     });
                 }
             },
@@ -275,6 +302,15 @@ impl Model {
         });
         for frame in unsent {
             socket.send(&frame);
+        }
+    }
+
+    /// Removes a case tab and brings another to the front.
+    fn close_tab(self, id: CaseId) {
+        self.tabs.update(|tabs| tabs.retain(|t| t.case.id != id));
+        if self.selected.get_untracked() == Some(id) {
+            self.selected
+                .set(self.tabs.with_untracked(|t| t.last().map(|t| t.case.id)));
         }
     }
 
@@ -352,6 +388,7 @@ fn ended_line(case: &CaseSummary) -> String {
     match &case.ended_by {
         Some(EndedBy::Customer) => "The customer ended the chat.".to_owned(),
         Some(EndedBy::Agent { name }) => format!("{name} ended the chat."),
+        Some(EndedBy::Timeout) => "The chat timed out: the customer went away.".to_owned(),
         None => "The chat has ended.".to_owned(),
     }
 }
@@ -381,6 +418,10 @@ pub fn ConsoleApp() -> impl IntoView {
             if let Err(error) = macros::reload(model.macros).await {
                 model.notice.set(Some(error));
             }
+            match http::call::<Vec<Group>>("GET", "/api/groups", None::<&()>).await {
+                Ok(groups) => model.groups.set(groups),
+                Err(error) => model.notice.set(Some(error)),
+            }
         });
     };
     let send = move |frame: AgentFrame| {
@@ -391,6 +432,21 @@ pub fn ConsoleApp() -> impl IntoView {
             ));
         }
     };
+
+    // The window title counts chats with an unread customer message.
+    Effect::new(move |_| {
+        let unread = model
+            .tabs
+            .with(|tabs| tabs.iter().filter(|t| t.unread).count());
+        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+            let title = if unread > 0 {
+                format!("({unread}) Parlor console")
+            } else {
+                "Parlor console".to_owned()
+            };
+            document.set_title(&title);
+        }
+    });
 
     // Already signed in (the session cookie)? Then straight to work.
     spawn_local(async move {
@@ -441,16 +497,19 @@ pub fn ConsoleApp() -> impl IntoView {
                     let id = tab.case.id;
                     let unread = tab.unread;
                     let label = format!("#{id} {}", tab.case.customer_name);
-                    let state = tab_state(&tab.case);
+                    let state = if tab.read_only { "Read-only" } else { tab_state(&tab.case) };
                     view! {
-                        <button type="button" role="tab" class="case-tab"
-                            data-case=id
-                            aria-selected=move || (model.selected.get() == Some(id)).to_string()
-                            on:click=move |_| model.select(id)>
-                            <span class="case-tab-label">{label}</span>
-                            <span class="case-tab-state">{state}</span>
-                            {unread.then(|| view! { <span class="red-dot" role="img" aria-label="Unread message"></span> })}
-                        </button>
+                        <div class="case-tab-wrap" data-case=id>
+                            <button type="button" role="tab" class="case-tab"
+                                aria-selected=move || (model.selected.get() == Some(id)).to_string()
+                                on:click=move |_| model.select(id)>
+                                <span class="case-tab-label">{label}</span>
+                                <span class="case-tab-state">{state}</span>
+                                {unread.then(|| view! { <span class="red-dot" role="img" aria-label="Unread message"></span> })}
+                            </button>
+                            <button type="button" class="case-tab-close" aria-label=format!("Close tab #{id}")
+                                on:click=move |_| send(AgentFrame::CloseTab { case_id: id })>"×"</button>
+                        </div>
                     }
                 })
                 .collect_view()
@@ -507,8 +566,11 @@ pub fn ConsoleApp() -> impl IntoView {
             })
         });
         let state = move || case.with(|c| c.as_ref().map(|c| c.state));
+        let read_only = model
+            .tabs
+            .with_untracked(|tabs| tabs.iter().any(|t| t.case.id == id && t.read_only));
         let live = Signal::derive(move || {
-            model.link.get() == Link::Open && state() == Some(ChatState::Active)
+            !read_only && model.link.get() == Link::Open && state() == Some(ChatState::Active)
         });
         let typing = move || {
             let now = model.now.get();
@@ -553,11 +615,16 @@ pub fn ConsoleApp() -> impl IntoView {
                             {move || case.with(|c| c.as_ref().map(|c| format!("Case #{id} · {}", c.customer_name)))}
                         </p>
                     </div>
-                    <Show when=move || state() != Some(ChatState::Ended)>
+                    {read_only.then(|| view! { <span class="read-only-badge">"Read-only: the customer does not know you are here"</span> })}
+                    <Show when=move || !read_only && state() == Some(ChatState::Active)>
                         <button type="button" class="end-chat"
                             on:click=move |_| send(AgentFrame::EndChat { case_id: id })>"End chat"</button>
                     </Show>
                 </header>
+                {move || case.get().map(|c| view! {
+                    <CaseFields case=c groups=model.groups
+                        on_update=Callback::new(move |frame| send(frame))/>
+                })}
                 <OfferLog case_id=id/>
                 <Show when=move || state() == Some(ChatState::Ended)>
                     <p class="chat-status" role="status">
@@ -588,6 +655,8 @@ pub fn ConsoleApp() -> impl IntoView {
                         <nav class="pages" aria-label="Console pages">
                             <button type="button" aria-current=move || (model.page.get() == Page::Chats).then_some("page")
                                 on:click=move |_| model.page.set(Page::Chats)>"Chats"</button>
+                            <button type="button" aria-current=move || (model.page.get() == Page::Cases).then_some("page")
+                                on:click=move |_| model.page.set(Page::Cases)>"Cases"</button>
                             <Show when=move || model.me.with(|m| m.as_ref().is_some_and(|m| m.is_admin))>
                                 {Page::ADMIN.into_iter().map(|page| view! {
                                     <button type="button" aria-current=move || (model.page.get() == page).then_some("page")
@@ -624,6 +693,9 @@ pub fn ConsoleApp() -> impl IntoView {
                     {screen_pop}
                     {move || match model.page.get() {
                         Page::Chats => None,
+                        Page::Cases => Some(view! {
+                            <cases::CasesPage on_open=Callback::new(move |case_id| send(AgentFrame::Watch { case_id }))/>
+                        }.into_any()),
                         Page::Macros => Some(view! { <MacrosPage macros=model.macros/> }.into_any()),
                         Page::Agents => Some(view! { <admin::AgentsPage/> }.into_any()),
                         Page::Groups => Some(view! { <admin::GroupsPage/> }.into_any()),

@@ -188,6 +188,9 @@ fn status_line(case: &CaseSummary, position: Option<u32>) -> String {
         (ChatState::Active, None, _) => "You are chatting with an agent.".to_owned(),
         (ChatState::Ended, _, Some(EndedBy::Customer)) => "You ended the chat.".to_owned(),
         (ChatState::Ended, _, Some(EndedBy::Agent { name })) => format!("{name} ended the chat."),
+        (ChatState::Ended, _, Some(EndedBy::Timeout)) => {
+            "The chat timed out due to inactivity.".to_owned()
+        }
         (ChatState::Ended, _, None) => "This chat has ended.".to_owned(),
     }
 }

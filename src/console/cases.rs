@@ -1,0 +1,132 @@
+//! Cases: the fields of the case in a tab (status, subject, group) with Update and the
+//! Close tab box, and the list of recent chat cases, any of which opens read-only.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use parlor_protocol::{AgentFrame, CaseId, CaseStatus, CaseSummary, ChatState, EndedBy, Group};
+
+use super::http::call;
+
+/// The case fields under a case tab. **Update** saves them; with **Close tab** checked
+/// the tab closes too (for a live chat: the customer is told and the chat is queued
+/// again). Resolving a live chat places the customer back in the queue.
+#[component]
+pub fn CaseFields(
+    case: CaseSummary,
+    #[prop(into)] groups: Signal<Vec<Group>>,
+    on_update: Callback<AgentFrame>,
+) -> impl IntoView {
+    let case_id = case.id;
+    let status = RwSignal::new(case.status);
+    let subject = RwSignal::new(case.subject.clone());
+    let group_name = case.group.clone();
+    let group = RwSignal::new(groups.with_untracked(|all| {
+        all.iter()
+            .find(|g| Some(&g.name) == group_name.as_ref())
+            .map(|g| g.id)
+    }));
+    // Like the help desk: checked unless the agent unchecks it to keep working.
+    let close_tab = RwSignal::new(true);
+    let update = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        on_update.run(AgentFrame::UpdateCase {
+            case_id,
+            status: status.get_untracked(),
+            subject: subject.get_untracked(),
+            group: group.get_untracked(),
+            close_tab: close_tab.get_untracked(),
+        });
+    };
+    view! {
+        <form class="case-fields" on:submit=update aria-label="Case fields">
+            <label>"Status"
+                <select name="case-status"
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        if let Some(s) = CaseStatus::ALL.into_iter().find(|s| s.label() == value) {
+                            status.set(s);
+                        }
+                    }>
+                    {CaseStatus::ALL.into_iter().map(|s| view! {
+                        <option value=s.label() selected=move || status.get() == s>{s.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Subject"
+                <input name="case-subject" prop:value=subject on:input=move |ev| subject.set(event_target_value(&ev))/>
+            </label>
+            <label>"Group"
+                <select name="case-group" on:change=move |ev| group.set(event_target_value(&ev).parse().ok())>
+                    <option value="" selected=move || group.get().is_none()>"None"</option>
+                    {move || groups.get().into_iter().map(|g| {
+                        let id = g.id;
+                        view! { <option value=id.to_string() selected=move || group.get() == Some(id)>{g.name}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label class="check">
+                <input type="checkbox" name="close-tab" prop:checked=close_tab
+                    on:change=move |ev| close_tab.set(event_target_checked(&ev))/>
+                "Close tab"
+            </label>
+            <button type="submit">"Update"</button>
+        </form>
+    }
+}
+
+fn chat_line(case: &CaseSummary) -> String {
+    match (&case.state, &case.ended_by, &case.agent_name) {
+        (ChatState::Queued, _, _) => "Waiting".into(),
+        (ChatState::Active, _, Some(agent)) => format!("Live with {agent}"),
+        (ChatState::Active, _, None) => "Live".into(),
+        (ChatState::Ended, Some(EndedBy::Customer), None) => "Abandoned in the queue".into(),
+        (ChatState::Ended, Some(EndedBy::Customer), Some(_)) => "Ended by the customer".into(),
+        (ChatState::Ended, Some(EndedBy::Agent { name }), _) => format!("Ended by {name}"),
+        (ChatState::Ended, Some(EndedBy::Timeout), _) => "Timed out".into(),
+        (ChatState::Ended, None, _) => "Ended".into(),
+    }
+}
+
+/// The most recent chat cases; **Open** shows one read-only, whole transcript included.
+#[component]
+pub fn CasesPage(on_open: Callback<CaseId>) -> impl IntoView {
+    let cases = RwSignal::new(None::<Result<Vec<CaseSummary>, String>>);
+    let load = move || {
+        spawn_local(async move {
+            cases.set(Some(
+                call::<Vec<CaseSummary>>("GET", "/api/cases", None::<&()>).await,
+            ));
+        });
+    };
+    load();
+    view! {
+        <section class="admin-page cases-page">
+            <h2>"Recent chat cases"</h2>
+            <button type="button" on:click=move |_| load()>"Refresh"</button>
+            {move || match cases.get() {
+                None => view! { <p>"Loading…"</p> }.into_any(),
+                Some(Err(error)) => view! { <p class="form-problem">{error}</p> }.into_any(),
+                Some(Ok(list)) => view! {
+                    <table class="cases-table">
+                        <thead><tr><th>"Case"</th><th>"Customer"</th><th>"Subject"</th><th>"Status"</th><th>"Chat"</th><th></th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|case| {
+                                let id = case.id;
+                                view! {
+                                    <tr data-case=id>
+                                        <td>{format!("#{id}")}</td>
+                                        <td>{case.customer_name.clone()}</td>
+                                        <td>{case.subject.clone()}</td>
+                                        <td>{case.status.label()}</td>
+                                        <td>{chat_line(&case)}</td>
+                                        <td><button type="button" on:click=move |_| on_open.run(id)>"Open"</button></td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
