@@ -1,22 +1,22 @@
 use leptos::html::Ol;
 use leptos::prelude::*;
-use parlor_protocol::{Author, ChatMessage, Segment, Transcript, segments};
+use parlor_protocol::{AgentId, Author, ChatMessage, Segment, Transcript, segments};
 
 /// Who is looking at the transcript: their own messages sit on the right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Viewer {
     Customer,
-    Agent,
+    /// An agent: their own messages are theirs; other agents' are not.
+    Agent(AgentId),
 }
 
 fn class_of(message: &ChatMessage, viewer: Viewer) -> &'static str {
     match (&message.author, viewer) {
         (Author::System, _) => "msg msg-system",
-        (Author::Customer { .. }, Viewer::Customer) | (Author::Agent { .. }, Viewer::Agent) => {
-            "msg msg-mine"
-        }
-        (Author::Customer { .. }, Viewer::Agent) => "msg msg-theirs msg-customer",
-        (Author::Agent { .. }, Viewer::Customer) => "msg msg-theirs msg-agent",
+        (Author::Customer { .. }, Viewer::Customer) => "msg msg-mine",
+        (Author::Agent { id, .. }, Viewer::Agent(me)) if *id == me => "msg msg-mine",
+        (Author::Customer { .. }, Viewer::Agent(_)) => "msg msg-theirs msg-customer",
+        (Author::Agent { .. }, _) => "msg msg-theirs msg-agent",
     }
 }
 

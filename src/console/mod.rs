@@ -566,6 +566,10 @@ pub fn ConsoleApp() -> impl IntoView {
             })
         });
         let state = move || case.with(|c| c.as_ref().map(|c| c.state));
+        let me = model
+            .me
+            .with_untracked(|m| m.as_ref().map(|m| m.id))
+            .unwrap_or_default();
         let read_only = model
             .tabs
             .with_untracked(|tabs| tabs.iter().any(|t| t.case.id == id && t.read_only));
@@ -631,7 +635,7 @@ pub fn ConsoleApp() -> impl IntoView {
                         {move || case.with(|c| c.as_ref().map(ended_line))}
                     </p>
                 </Show>
-                <MessageList transcript=transcript viewer=Viewer::Agent/>
+                <MessageList transcript=transcript viewer=Viewer::Agent(me)/>
                 <p class="typing" aria-live="polite">
                     {move || typing().then_some("The customer is typing…")}
                 </p>
