@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use parlor_protocol::{AgentAccount, AgentInput, Group, GroupInput, RoutingSettings};
+use parlor_protocol::{
+    AgentAccount, AgentInput, ChatSettings, Group, GroupInput, RoutingSettings,
+    SystemMessageSetting,
+};
 
 use super::http::call;
 
@@ -67,7 +70,7 @@ pub fn SettingsPage() -> impl IntoView {
     view! {
         <section class="admin-page settings-page">
             <h2>"Routing"</h2>
-            <form class="settings-form" on:submit=save>
+            <form class="settings-form routing-settings" on:submit=save>
                 <label class="check">
                     <input type="checkbox" name="channel-routing" prop:checked=channel
                         on:change=move |ev| channel.set(event_target_checked(&ev))/>
@@ -85,7 +88,115 @@ pub fn SettingsPage() -> impl IntoView {
                     <Show when=move || saved.get()><span class="saved" role="status">"Saved."</span></Show>
                 </div>
             </form>
+            <ChatSettingsForm/>
         </section>
+    }
+}
+
+/// The inactivity timeout, the agent's grace period and Parlor's own chat messages.
+#[component]
+fn ChatSettingsForm() -> impl IntoView {
+    let inactivity = RwSignal::new(String::new());
+    let grace = RwSignal::new(String::new());
+    let messages = RwSignal::new(Vec::<(
+        SystemMessageSetting,
+        RwSignal<bool>,
+        RwSignal<String>,
+    )>::new());
+    let problem = RwSignal::new(None::<String>);
+    let saved = RwSignal::new(false);
+    let show = move |settings: ChatSettings| {
+        inactivity.set(settings.inactivity_timeout_secs.to_string());
+        grace.set(settings.agent_grace_secs.to_string());
+        messages.set(
+            settings
+                .messages
+                .into_iter()
+                .map(|m| {
+                    let on = RwSignal::new(m.on);
+                    let text = RwSignal::new(m.text.clone());
+                    (m, on, text)
+                })
+                .collect(),
+        );
+    };
+    run(
+        problem,
+        call::<ChatSettings>("GET", "/api/settings/chat", None::<&()>),
+        show,
+    );
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        saved.set(false);
+        let seconds = |value: String, what: &str| {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("The {what} is a whole number of seconds."))
+        };
+        let settings =
+            seconds(inactivity.get_untracked(), "inactivity timeout").and_then(|inactivity| {
+                Ok(ChatSettings {
+                    inactivity_timeout_secs: inactivity,
+                    agent_grace_secs: seconds(grace.get_untracked(), "grace period")?,
+                    messages: messages.with_untracked(|all| {
+                        all.iter()
+                            .map(|(m, on, text)| SystemMessageSetting {
+                                kind: m.kind,
+                                on: on.get_untracked(),
+                                text: text.get_untracked(),
+                            })
+                            .collect()
+                    }),
+                })
+            });
+        match settings {
+            Ok(settings) => run(
+                problem,
+                async move { call::<ChatSettings>("PUT", "/api/settings/chat", Some(&settings)).await },
+                move |fresh| {
+                    show(fresh);
+                    saved.set(true);
+                },
+            ),
+            Err(error) => problem.set(Some(error)),
+        }
+    };
+    view! {
+        <h2>"Chats"</h2>
+        <form class="settings-form chat-settings" on:submit=save>
+            <label>"Inactivity timeout (seconds)"
+                <input type="number" name="inactivity-timeout" min="1" prop:value=inactivity
+                    on:input=move |ev| inactivity.set(event_target_value(&ev))/>
+            </label>
+            <p class="hint">"When the customer closes the window nobody is alerted at once: the chat ends as timed out after this long."</p>
+            <label>"Agent grace period (seconds)"
+                <input type="number" name="agent-grace" min="1" prop:value=grace
+                    on:input=move |ev| grace.set(event_target_value(&ev))/>
+            </label>
+            <p class="hint">"When an agent's console goes away (closed, offline) for longer than this, their chats go back to the queue."</p>
+            <fieldset class="system-messages">
+                <legend>"Messages in the chat ({agent} is the agent's name)"</legend>
+                {move || messages.get().into_iter().map(|(m, on, text)| {
+                    let label = m.kind.label();
+                    view! {
+                        <div class="system-message">
+                            <label class="check">
+                                <input type="checkbox" prop:checked=on on:change=move |ev| on.set(event_target_checked(&ev))/>
+                                {label}
+                            </label>
+                            <input aria-label=format!("Text: {label}") prop:value=text
+                                on:input=move |ev| text.set(event_target_value(&ev))/>
+                        </div>
+                    }
+                }).collect_view()}
+            </fieldset>
+            <p class="form-problem" role="alert">{move || problem.get()}</p>
+            <div class="form-actions">
+                <button type="submit" class="primary">"Save chat settings"</button>
+                <Show when=move || saved.get()><span class="saved" role="status">"Saved."</span></Show>
+            </div>
+        </form>
     }
 }
 

@@ -2,6 +2,7 @@
 //! chat the agent is in.
 
 mod admin;
+mod alerts;
 mod cases;
 mod http;
 mod login;
@@ -169,6 +170,10 @@ impl Model {
                 }
             }
             ToAgent::Offer { offer } => {
+                alerts::alert(
+                    "Incoming chat",
+                    &format!("{}: {}", offer.customer_name, offer.subject),
+                );
                 let now = net::now_ms();
                 let deadline = now + offer.expires_in_ms as f64;
                 self.now.set(now);
@@ -202,6 +207,13 @@ impl Model {
             ToAgent::Message { message } => {
                 let in_front = self.selected.get_untracked() == Some(message.case_id);
                 let from_customer = matches!(message.author, Author::Customer { .. });
+                let customer_line = match &message.author {
+                    Author::Customer { name } if !in_front => Some((
+                        name.clone(),
+                        message.body.chars().take(80).collect::<String>(),
+                    )),
+                    _ => None,
+                };
                 self.tabs.update(|tabs| {
                     if let Some(tab) = tabs.iter_mut().find(|t| t.case.id == message.case_id) {
                         if from_customer {
@@ -212,6 +224,9 @@ impl Model {
                         }
                     }
                 });
+                if let Some((name, line)) = customer_line {
+                    alerts::alert(&format!("New message from {name}"), &line);
+                }
             }
             ToAgent::ChannelRouting { on } => self.channel_routing.set(on),
             ToAgent::Waiting { chats } => self.waiting.set(chats),
@@ -433,6 +448,9 @@ pub fn ConsoleApp() -> impl IntoView {
         }
     };
 
+    // Bumped when the agent allows alerts, so the button can go.
+    let alerts_on = RwSignal::new(0_u32);
+
     // The window title counts chats with an unread customer message.
     Effect::new(move |_| {
         let unread = model
@@ -627,7 +645,7 @@ pub fn ConsoleApp() -> impl IntoView {
                 </header>
                 {move || case.get().map(|c| view! {
                     <CaseFields case=c groups=model.groups
-                        on_update=Callback::new(move |frame| send(frame))/>
+                        on_update=Callback::new(send)/>
                 })}
                 <OfferLog case_id=id/>
                 <Show when=move || state() == Some(ChatState::Ended)>
@@ -684,6 +702,21 @@ pub fn ConsoleApp() -> impl IntoView {
                                 Link::Reconnecting => "Reconnecting…",
                             }}
                         </span>
+                        <Show when=move || { alerts_on.track(); !alerts::enabled() }>
+                            <button type="button" class="enable-alerts"
+                                title="Allow a sound and desktop notifications for screen pops and new messages"
+                                on:click=move |_| {
+                                    let asked = alerts::enable();
+                                    spawn_local(async move {
+                                        if let Some(answer) = asked {
+                                            let _ = wasm_bindgen_futures::JsFuture::from(answer).await;
+                                        }
+                                        alerts_on.update(|n| *n += 1);
+                                    });
+                                }>
+                                "Enable alerts"
+                            </button>
+                        </Show>
                         <span class="me">{move || model.me.with(|m| m.as_ref().map(|m| m.name.clone()))}</span>
                         <button type="button" class="sign-out" on:click=sign_out>"Sign out"</button>
                     </header>

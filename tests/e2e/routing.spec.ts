@@ -16,7 +16,7 @@ async function setRouting(page: Page, screenPopSeconds: number) {
   await expect(timeout).not.toHaveValue("");
   await timeout.fill(String(screenPopSeconds));
   await page.getByRole("button", { name: "Save settings" }).click();
-  await expect(page.locator(".saved")).toHaveText("Saved.");
+  await expect(page.locator(".routing-settings .saved")).toHaveText("Saved.");
 }
 
 test("an ignored screen pop moves on and switches routing off; Disable does too; the chat cycles until accepted", async ({ browser }) => {
@@ -110,7 +110,7 @@ test("with routing off for the channel, agents enter waiting chats from the list
   await openAdminPage(ada, "Settings");
   await ada.getByLabel("Route chats to agents (screen pops)").uncheck();
   await ada.getByRole("button", { name: "Save settings" }).click();
-  await expect(ada.locator(".saved")).toHaveText("Saved.");
+  await expect(ada.locator(".routing-settings .saved")).toHaveText("Saved.");
   await expect(ada.locator(".channel-off")).toBeVisible();
   await openAdminPage(ada, "Chats");
 
@@ -136,7 +136,7 @@ test("with routing off for the channel, agents enter waiting chats from the list
   await openAdminPage(ada, "Settings");
   await ada.getByLabel("Route chats to agents (screen pops)").check();
   await ada.getByRole("button", { name: "Save settings" }).click();
-  await expect(ada.locator(".saved")).toHaveText("Saved.");
+  await expect(ada.locator(".routing-settings .saved")).toHaveText("Saved.");
   await beaContext.close();
   await close();
 });

@@ -106,3 +106,34 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
   await alanContext.close();
   await agentContext.close();
 });
+
+test("an admin rewords a system message and it is used from the next chat on; alerts can be enabled", async ({ browser }) => {
+  const agentContext = await browser.newContext({ permissions: ["notifications"] });
+  const agent = await agentContext.newPage();
+  await signIn(agent);
+  await agent.getByRole("button", { name: "Enable alerts" }).click();
+  await expect(agent.getByRole("button", { name: "Enable alerts" })).toBeHidden();
+
+  await agent.locator(".pages").getByRole("button", { name: "Settings" }).click();
+  const joined = agent.getByLabel("Text: Agent joined");
+  await expect(joined).toHaveValue("{agent} joined the chat.");
+  await joined.fill("{agent} is here to help.");
+  await agent.getByRole("button", { name: "Save chat settings" }).click();
+  await expect(agent.locator(".chat-settings .saved")).toHaveText("Saved.");
+  await agent.locator(".pages").getByRole("button", { name: "Chats" }).click();
+
+  const customerContext = await browser.newContext();
+  const widget = await openWidget(await customerContext.newPage());
+  await startChat(widget, "Grace Hopper", "Wording", "Hi");
+  await acceptScreenPop(agent, "Grace Hopper", "Wording");
+  await expect(widget.locator(".msg-system").last()).toHaveText("Admin is here to help.");
+  await widget.getByRole("button", { name: "End chat" }).click();
+  await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+
+  await agent.locator(".pages").getByRole("button", { name: "Settings" }).click();
+  await agent.getByLabel("Text: Agent joined").fill("{agent} joined the chat.");
+  await agent.getByRole("button", { name: "Save chat settings" }).click();
+  await expect(agent.locator(".chat-settings .saved")).toHaveText("Saved.");
+  await customerContext.close();
+  await agentContext.close();
+});
