@@ -208,12 +208,7 @@ impl Shell {
             return Ok(vec![Event::ChatClosed { agent, case }]);
         }
         self.hub.follow_for_agent(agent, case);
-        let name = self
-            .store
-            .agent(agent)
-            .await?
-            .map(|a| a.profile.name)
-            .unwrap_or_default();
+        let name = self.store.agent_name(agent).await?;
         let text = self
             .settings
             .get()

@@ -208,6 +208,17 @@ impl Store {
         }))
     }
 
+    /// The agent's name, or an empty one for an account that is gone.
+    pub async fn agent_name(&self, id: AgentId) -> StoreResult<String> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT name FROM agents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or_default(),
+        )
+    }
+
     async fn groups_of(&self, agent: AgentId) -> StoreResult<Vec<GroupId>> {
         Ok(sqlx::query_scalar(
             "SELECT group_id FROM agent_groups WHERE agent_id = ? ORDER BY group_id",

@@ -46,12 +46,7 @@ async fn sweep(state: &AppState) -> StoreResult<()> {
         .agents_gone_since(now - settings.agent_grace_ms)
         .await?
     {
-        let name = state
-            .store
-            .agent(agent)
-            .await?
-            .map(|a| a.profile.name)
-            .unwrap_or_default();
+        let name = state.store.agent_name(agent).await?;
         for case in state.store.active_cases_of(agent).await? {
             let requeued = chat::requeue(
                 &state.store,

@@ -628,10 +628,7 @@ impl Session for AgentSession {
                     status == CaseStatus::Resolved && record.summary.state == ChatState::Active;
                 if resolved_live && let Some(agent) = record.agent_id {
                     // Resolving a live chat places the customer back in the queue.
-                    let name = match store.agent(agent).await? {
-                        Some(a) => a.profile.name,
-                        None => String::new(),
-                    };
+                    let name = store.agent_name(agent).await?;
                     self.requeue(case_id, agent, &name, SystemMessageKind::PlacedBackInQueue)
                         .await?;
                 }

@@ -40,10 +40,16 @@ impl Server {
     }
 
     /// Signs the admin in and returns the session cookie.
+    /// Signs the admin in and returns the session cookie.
     async fn sign_in(&self) -> String {
+        self.sign_in_as("admin@parlor.local", PASSWORD).await
+    }
+
+    /// Signs an agent in and returns the session cookie.
+    async fn sign_in_as(&self, email: &str, password: &str) -> String {
         let response = reqwest::Client::new()
             .post(self.url("/api/login"))
-            .json(&serde_json::json!({ "email": "admin@parlor.local", "password": PASSWORD }))
+            .json(&serde_json::json!({ "email": email, "password": password }))
             .send()
             .await
             .expect("login answers");
@@ -58,42 +64,49 @@ impl Server {
         cookie.split(';').next().expect("cookie pair").to_owned()
     }
 
+    /// The admin's console socket, past its welcome.
     async fn agent(&self) -> Ws {
         let cookie = self.sign_in().await;
+        let (ws, routing) = self.console(&cookie).await;
+        assert!(routing, "the admin starts with routing on");
+        ws
+    }
+
+    /// A console socket signed in by `cookie`, past its welcome, and its routing switch.
+    async fn console(&self, cookie: &str) -> (Ws, bool) {
         let mut request = format!("ws://{}/ws/agent", self.running.addr)
             .into_client_request()
             .expect("request");
         request
             .headers_mut()
-            .insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
+            .insert("cookie", HeaderValue::from_str(cookie).expect("header"));
         let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
         send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
         match recv::<ToAgent>(&mut ws).await {
-            ToAgent::Welcome { routing, .. } => {
-                assert!(routing, "the admin starts with routing on")
-            }
+            ToAgent::Welcome { routing, .. } => (ws, routing),
             other => panic!("expected welcome, got {other:?}"),
         }
-        ws
     }
 
-    async fn visitor(&self) -> (Ws, String) {
+    /// A widget socket that said hello with `token`, and the server's answer.
+    async fn widget(&self, token: Option<String>, since: i64) -> (Ws, ToVisitor) {
         let (mut ws, _) = connect_async(format!("ws://{}/ws/visitor", self.running.addr))
             .await
             .expect("visitor socket opens");
-        send(
-            &mut ws,
-            &VisitorFrame::Hello {
-                token: None,
-                since: 0,
-            },
-        )
-        .await;
-        match recv::<ToVisitor>(&mut ws).await {
-            ToVisitor::Welcome {
-                token, chat: None, ..
-            } => (ws, token),
-            other => panic!("expected welcome, got {other:?}"),
+        send(&mut ws, &VisitorFrame::Hello { token, since }).await;
+        let welcome = recv::<ToVisitor>(&mut ws).await;
+        (ws, welcome)
+    }
+
+    async fn visitor(&self) -> (Ws, String) {
+        match self.widget(None, 0).await {
+            (
+                ws,
+                ToVisitor::Welcome {
+                    token, chat: None, ..
+                },
+            ) => (ws, token),
+            (_, other) => panic!("expected welcome, got {other:?}"),
         }
     }
 }
@@ -392,18 +405,7 @@ async fn a_reconnecting_widget_resumes_its_chat_from_its_last_seq() {
     }
     drop(visitor);
 
-    let (mut again, _) = connect_async(format!("ws://{}/ws/visitor", server.running.addr))
-        .await
-        .expect("reconnects");
-    send(
-        &mut again,
-        &VisitorFrame::Hello {
-            token: Some(token.clone()),
-            since: 2,
-        },
-    )
-    .await;
-    match recv::<ToVisitor>(&mut again).await {
+    match server.widget(Some(token.clone()), 2).await.1 {
         ToVisitor::Welcome {
             token: same,
             chat: Some(chat),
@@ -428,18 +430,8 @@ async fn a_visitor_token_opens_only_its_own_chat() {
     let (mut mallory, mallory_token) = server.visitor().await;
     assert_ne!(mallory_token, grace_token);
     let guess = "0".repeat(48);
-    let (mut guesser, _) = connect_async(format!("ws://{}/ws/visitor", server.running.addr))
-        .await
-        .expect("opens");
-    send(
-        &mut guesser,
-        &VisitorFrame::Hello {
-            token: Some(guess.clone()),
-            since: 0,
-        },
-    )
-    .await;
-    match recv::<ToVisitor>(&mut guesser).await {
+    let (mut guesser, welcome) = server.widget(Some(guess.clone()), 0).await;
+    match welcome {
         ToVisitor::Welcome { token, chat, .. } => {
             assert_ne!(token, guess);
             assert!(chat.is_none());
@@ -775,19 +767,7 @@ async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
         .create_agent("bob@example.com", "Bob", "bob-password", false)
         .await
         .expect("agent made");
-    let response = client
-        .post(server.url("/api/login"))
-        .json(&serde_json::json!({ "email": "bob@example.com", "password": "bob-password" }))
-        .send()
-        .await
-        .expect("answers");
-    let bob = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("cookie")
-        .to_owned();
+    let bob = server.sign_in_as("bob@example.com", "bob-password").await;
     let refused = create(&bob, "Bob's", "mine").await.expect("answers");
     assert_eq!(refused.status(), 403);
     let listed: Vec<parlor_protocol::Macro> = client
@@ -816,32 +796,8 @@ impl Server {
             .create_agent(email, "Bea", "bea-password-1", false)
             .await
             .expect("agent made");
-        let response = reqwest::Client::new()
-            .post(self.url("/api/login"))
-            .json(&serde_json::json!({ "email": email, "password": "bea-password-1" }))
-            .send()
-            .await
-            .expect("answers");
-        let cookie = response
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .expect("cookie")
-            .to_owned();
-        let mut request = format!("ws://{}/ws/agent", self.running.addr)
-            .into_client_request()
-            .expect("request");
-        request
-            .headers_mut()
-            .insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
-        let (mut ws, _) = connect_async(request).await.expect("opens");
-        send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
-        assert!(matches!(
-            recv::<ToAgent>(&mut ws).await,
-            ToAgent::Welcome { .. }
-        ));
-        ws
+        let cookie = self.sign_in_as(email, "bea-password-1").await;
+        self.console(&cookie).await.0
     }
 
     async fn put_routing(&self, channel_routing: bool, secs: u32) -> reqwest::StatusCode {
