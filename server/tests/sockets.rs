@@ -1210,3 +1210,30 @@ async fn a_system_message_switched_off_is_not_sent() {
         other => panic!("expected only the new state, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_agent_who_reconnects_within_the_grace_period_keeps_their_chat() {
+    let server = Server::start().await;
+    server.put_chat_settings(600, 2, &[]).await;
+    let (agent, mut visitor, case_id) = accepted_chat(&server).await;
+    drop(agent);
+    let mut again = server.agent().await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        quiet::<ToVisitor>(&mut visitor).await,
+        "the customer hears nothing"
+    );
+    send(
+        &mut again,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "back".into(),
+            body: "Still here".into(),
+        },
+    )
+    .await;
+    match recv::<ToVisitor>(&mut visitor).await {
+        ToVisitor::Message { message } => assert_eq!(message.body, "Still here"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+}
