@@ -114,6 +114,9 @@ pub struct Group {
     pub name: String,
 }
 
+/// How many waiting chats the console lists; the rest are counted.
+pub const WAITING_LISTED: usize = 50;
+
 /// A chat waiting for an agent, as the console's waiting list shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitingChat {
@@ -387,7 +390,10 @@ pub enum ToAgent {
     },
     /// The chats waiting for an agent, oldest first.
     Waiting {
+        /// The first of them, at most [`WAITING_LISTED`].
         chats: Vec<WaitingChat>,
+        /// How many chats are waiting in all.
+        total: u32,
     },
     Routing {
         on: bool,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parlor_protocol::{
     AgentId, CaseId, ErrorCode, Millis, Offer, ProtocolError, RoutingChange, ToAgent, ToVisitor,
-    WaitingChat,
+    WAITING_LISTED, WaitingChat,
 };
 use tokio::sync::mpsc;
 
@@ -52,6 +52,9 @@ impl Routing {
         }
     }
 }
+
+/// Waiting customers this near the front hear each move of their place in the queue.
+const POSITIONS_TOLD: usize = 100;
 
 struct Shell {
     store: Store,
@@ -220,32 +223,36 @@ impl Shell {
         Ok(Vec::new())
     }
 
-    /// Tells consoles the waiting list when it changed (and a console that just
-    /// connected in any case, with its open screen pop), and each waiting customer
-    /// whose place moved their new place.
+    /// Tells consoles the head of the waiting list when it changed (and a console that
+    /// just connected in any case, with its open screen pop), and each waiting customer
+    /// among the first [`POSITIONS_TOLD`] whose place moved their new place.
     async fn tell_queue(&mut self, connected: Option<AgentId>) -> StoreResult<()> {
         let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
-        let changed = waiting != self.told_waiting;
+        let head = &waiting[..waiting.len().min(WAITING_LISTED)];
+        let told_head = &self.told_waiting[..self.told_waiting.len().min(WAITING_LISTED)];
+        let changed = head != told_head || waiting.len() != self.told_waiting.len();
         if changed || connected.is_some() {
-            let mut records: HashMap<CaseId, _> = self
+            let ids: Vec<CaseId> = head.iter().map(|(case, _)| *case).collect();
+            let mut summaries: HashMap<CaseId, _> = self
                 .store
-                .queued_cases()
+                .case_summaries(&ids)
                 .await?
                 .into_iter()
-                .map(|r| (r.summary.id, r.summary))
+                .map(|summary| (summary.id, summary))
                 .collect();
-            let chats: Vec<WaitingChat> = waiting
+            let chats: Vec<WaitingChat> = head
                 .iter()
                 .enumerate()
                 .filter_map(|(i, (case, offered))| {
                     Some(WaitingChat {
-                        case: records.remove(case)?,
+                        case: summaries.remove(case)?,
                         position: u32::try_from(i + 1).unwrap_or(u32::MAX),
                         offered: *offered,
                     })
                 })
                 .collect();
-            let frame = ToAgent::Waiting { chats };
+            let total = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+            let frame = ToAgent::Waiting { chats, total };
             match (changed, connected) {
                 (true, _) => self.hub.send_all_agents(&frame),
                 (false, Some(agent)) => self.hub.send_agent(agent, &frame),
@@ -258,15 +265,18 @@ impl Shell {
             // A console that connects while its agent has a screen pop shows it too.
             self.send_offer(case, agent, expires_at).await?;
         }
-        if changed {
+        if waiting != self.told_waiting {
             let before: HashMap<CaseId, usize> = self
                 .told_waiting
                 .iter()
                 .enumerate()
                 .map(|(i, (case, _))| (*case, i))
                 .collect();
+            // Far back in a long queue the place is told once, when the chat joins it;
+            // telling every customer every move would cost the square of the queue.
             for (i, (case, _)) in waiting.iter().enumerate() {
-                if before.get(case) != Some(&i) {
+                let moved = before.get(case) != Some(&i);
+                if moved && (i < POSITIONS_TOLD || !before.contains_key(case)) {
                     self.tell_position(*case, i + 1);
                 }
             }

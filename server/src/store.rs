@@ -579,6 +579,21 @@ impl Store {
         Ok(rows.iter().map(message_from_row).collect())
     }
 
+    /// The summaries of these cases (in no particular order).
+    pub async fn case_summaries(&self, ids: &[CaseId]) -> StoreResult<Vec<CaseSummary>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id IN ({marks})");
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| case_record(r).summary).collect())
+    }
+
     /// The chats an agent is in.
     pub async fn active_cases_of(&self, agent: AgentId) -> StoreResult<Vec<CaseId>> {
         Ok(sqlx::query_scalar(

@@ -848,7 +848,7 @@ async fn two_agents_entering_the_same_waiting_chat_one_gets_it_the_other_is_told
     let (mut visitor, _) = server.visitor().await;
     send(&mut visitor, &start_chat("a")).await;
     let case_id = loop {
-        if let ToAgent::Waiting { chats } = recv_any::<ToAgent>(&mut bea).await
+        if let ToAgent::Waiting { chats, .. } = recv_any::<ToAgent>(&mut bea).await
             && let Some(chat) = chats.first()
         {
             assert!(!chat.offered, "no screen pops with channel routing off");

@@ -94,6 +94,8 @@ struct Model {
     /// The admin's switch for routing on the whole chat channel.
     channel_routing: RwSignal<bool>,
     waiting: RwSignal<Vec<WaitingChat>>,
+    /// How many chats wait in all (the list shows the first of them).
+    waiting_total: RwSignal<u32>,
 }
 
 impl Model {
@@ -112,6 +114,7 @@ impl Model {
             page: RwSignal::new(Page::Chats),
             channel_routing: RwSignal::new(true),
             waiting: RwSignal::new(Vec::new()),
+            waiting_total: RwSignal::new(0),
         }
     }
 
@@ -229,7 +232,10 @@ impl Model {
                 }
             }
             ToAgent::ChannelRouting { on } => self.channel_routing.set(on),
-            ToAgent::Waiting { chats } => self.waiting.set(chats),
+            ToAgent::Waiting { chats, total } => {
+                self.waiting.set(chats);
+                self.waiting_total.set(total);
+            }
             ToAgent::Typing { case_id } => {
                 let until = net::now_ms() + TYPING_SHOWN_MS;
                 self.tabs.update(|tabs| {
@@ -740,7 +746,7 @@ pub fn ConsoleApp() -> impl IntoView {
                     }}
                     <div class="chats" class:hidden=move || model.page.get() != Page::Chats>
                         <aside class="waiting" aria-label="Waiting chats">
-                            <h2>"Waiting"</h2>
+                            <h2>{move || format!("Waiting ({})", model.waiting_total.get())}</h2>
                             {waiting_list}
                         </aside>
                         <div class="work">
