@@ -103,6 +103,8 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+const ACCOUNT_COLUMNS: &str = "id, name, email, is_admin, active, capacity";
+
 const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
      c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
      c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name, \
@@ -230,29 +232,42 @@ impl Store {
 
     /// Every account, active or not, for the admin's agents page.
     pub async fn accounts(&self) -> StoreResult<Vec<AgentAccount>> {
-        let rows = sqlx::query(
-            "SELECT id, name, email, is_admin, active, capacity FROM agents ORDER BY name COLLATE NOCASE",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM agents ORDER BY name COLLATE NOCASE"
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut accounts = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: AgentId = row.get("id");
-            accounts.push(AgentAccount {
-                id,
-                name: row.get("name"),
-                email: row.get("email"),
-                is_admin: row.get("is_admin"),
-                active: row.get("active"),
-                capacity: capacity_of(&row),
-                groups: self.groups_of(id).await?,
-            });
+        for row in &rows {
+            accounts.push(self.account_from_row(row).await?);
         }
         Ok(accounts)
     }
 
     pub async fn account(&self, id: AgentId) -> StoreResult<Option<AgentAccount>> {
-        Ok(self.accounts().await?.into_iter().find(|a| a.id == id))
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.account_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn account_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> StoreResult<AgentAccount> {
+        let id: AgentId = row.get("id");
+        Ok(AgentAccount {
+            id,
+            name: row.get("name"),
+            email: row.get("email"),
+            is_admin: row.get("is_admin"),
+            active: row.get("active"),
+            capacity: capacity_of(row),
+            groups: self.groups_of(id).await?,
+        })
     }
 
     /// Changes an account: its details, role, capacity, groups, whether it is active and,

@@ -800,6 +800,23 @@ impl Server {
         self.console(&cookie).await.0
     }
 
+    /// An admin's `PUT /api/agents/{id}`; its status.
+    async fn put_agent(
+        &self,
+        cookie: &str,
+        id: i64,
+        body: serde_json::Value,
+    ) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .put(self.url(&format!("/api/agents/{id}")))
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .expect("answers")
+            .status()
+    }
+
     async fn put_routing(&self, channel_routing: bool, secs: u32) -> reqwest::StatusCode {
         let cookie = self.sign_in().await;
         reqwest::Client::new()
@@ -883,17 +900,17 @@ async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
     let server = Server::start().await;
     let mut bea = server.second_agent("bea@example.com").await;
     let admin = server.sign_in().await;
-    let response = reqwest::Client::new()
-        .put(server.url("/api/agents/2"))
-        .header("cookie", &admin)
-        .json(&serde_json::json!({
-            "name": "Bea", "email": "bea@example.com", "is_admin": false,
-            "active": false, "capacity": 3, "groups": []
-        }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(response.status(), 200);
+    let response = server
+        .put_agent(
+            &admin,
+            2,
+            serde_json::json!({
+                "name": "Bea", "email": "bea@example.com", "is_admin": false,
+                "active": false, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(response, 200);
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match bea.next().await {
@@ -913,17 +930,17 @@ async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
     assert_eq!(login.status(), 401);
 
     // The last admin cannot switch themselves off.
-    let response = reqwest::Client::new()
-        .put(server.url("/api/agents/1"))
-        .header("cookie", &admin)
-        .json(&serde_json::json!({
-            "name": "Admin", "email": "admin@parlor.local", "is_admin": true,
-            "active": false, "capacity": 3, "groups": []
-        }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(response.status(), 409);
+    let response = server
+        .put_agent(
+            &admin,
+            1,
+            serde_json::json!({
+                "name": "Admin", "email": "admin@parlor.local", "is_admin": true,
+                "active": false, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(response, 409);
 }
 
 #[tokio::test]
