@@ -16,7 +16,7 @@ stage() {
 
 stage "setup" scripts/setup.sh --browser
 stage "format" cargo fmt --all -- --check
-stage "clippy (native)" cargo clippy --all-targets -- -D warnings
+stage "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 stage "clippy (wasm)" cargo clippy -p parlor-app --target wasm32-unknown-unknown -- -D warnings
 stage "rust tests" cargo test -p parlor-protocol -p parlor-server
 stage "web build" scripts/build-web.sh

@@ -53,6 +53,9 @@ impl Routing {
     }
 }
 
+/// Queue news (the waiting list, places in the queue) goes out at most this often.
+const QUEUE_NEWS_EVERY: Duration = Duration::from_millis(200);
+
 /// Waiting customers this near the front hear each move of their place in the queue.
 const POSITIONS_TOLD: usize = 100;
 
@@ -63,6 +66,8 @@ struct Shell {
     engine: Engine,
     /// The queue as consoles last heard it.
     told_waiting: Vec<(CaseId, bool)>,
+    /// When consoles and waiting customers next hear how the queue changed.
+    queue_due: Option<tokio::time::Instant>,
 }
 
 /// Starts the routing task, re-queueing the chats that were waiting when the server
@@ -85,6 +90,7 @@ pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> Sto
         settings,
         engine,
         told_waiting: Vec::new(),
+        queue_due: None,
     };
     tokio::spawn(shell.run(rx));
     Ok(routing)
@@ -100,6 +106,13 @@ impl Shell {
                     None => break,
                 },
                 () = sleep_or_forever(wait) => Command::Route(Event::Tick),
+                () = sleep_until_or_forever(self.queue_due) => {
+                    self.queue_due = None;
+                    if let Err(error) = self.tell_queue().await {
+                        tracing::error!(%error, "could not tell the queue");
+                    }
+                    continue;
+                }
             };
             let event = match command {
                 Command::Route(event) => event,
@@ -125,9 +138,13 @@ impl Shell {
                     }
                 }
             }
-            if let Err(error) = self.tell_queue(connected).await {
-                tracing::error!(%error, "could not tell the queue");
+            if let Some(agent) = connected
+                && let Err(error) = self.greet(agent).await
+            {
+                tracing::error!(%error, "could not tell a console the queue");
             }
+            self.queue_due
+                .get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_NEWS_EVERY);
         }
     }
 
@@ -223,65 +240,74 @@ impl Shell {
         Ok(Vec::new())
     }
 
-    /// Tells consoles the head of the waiting list when it changed (and a console that
-    /// just connected in any case, with its open screen pop), and each waiting customer
-    /// among the first [`POSITIONS_TOLD`] whose place moved their new place.
-    async fn tell_queue(&mut self, connected: Option<AgentId>) -> StoreResult<()> {
-        let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
+    /// The first [`WAITING_LISTED`] waiting chats, for consoles.
+    async fn waiting_frame(&self, waiting: &[(CaseId, bool)]) -> StoreResult<ToAgent> {
         let head = &waiting[..waiting.len().min(WAITING_LISTED)];
-        let told_head = &self.told_waiting[..self.told_waiting.len().min(WAITING_LISTED)];
-        let changed = head != told_head || waiting.len() != self.told_waiting.len();
-        if changed || connected.is_some() {
-            let ids: Vec<CaseId> = head.iter().map(|(case, _)| *case).collect();
-            let mut summaries: HashMap<CaseId, _> = self
-                .store
-                .case_summaries(&ids)
-                .await?
-                .into_iter()
-                .map(|summary| (summary.id, summary))
-                .collect();
-            let chats: Vec<WaitingChat> = head
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (case, offered))| {
-                    Some(WaitingChat {
-                        case: summaries.remove(case)?,
-                        position: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                        offered: *offered,
-                    })
+        let ids: Vec<CaseId> = head.iter().map(|(case, _)| *case).collect();
+        let mut summaries: HashMap<CaseId, _> = self
+            .store
+            .case_summaries(&ids)
+            .await?
+            .into_iter()
+            .map(|summary| (summary.id, summary))
+            .collect();
+        let chats = head
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (case, offered))| {
+                Some(WaitingChat {
+                    case: summaries.remove(case)?,
+                    position: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    offered: *offered,
                 })
-                .collect();
-            let total = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
-            let frame = ToAgent::Waiting { chats, total };
-            match (changed, connected) {
-                (true, _) => self.hub.send_all_agents(&frame),
-                (false, Some(agent)) => self.hub.send_agent(agent, &frame),
-                (false, None) => {}
-            }
-        }
-        if let Some(agent) = connected
-            && let Some((case, expires_at)) = self.engine.offer_of(agent)
-        {
-            // A console that connects while its agent has a screen pop shows it too.
+            })
+            .collect();
+        let total = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+        Ok(ToAgent::Waiting { chats, total })
+    }
+
+    /// A console that just connected hears the waiting list at once, and its agent's
+    /// open screen pop if there is one.
+    async fn greet(&self, agent: AgentId) -> StoreResult<()> {
+        let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
+        let frame = self.waiting_frame(&waiting).await?;
+        self.hub.send_agent(agent, &frame);
+        if let Some((case, expires_at)) = self.engine.offer_of(agent) {
             self.send_offer(case, agent, expires_at).await?;
         }
-        if waiting != self.told_waiting {
-            let before: HashMap<CaseId, usize> = self
-                .told_waiting
-                .iter()
-                .enumerate()
-                .map(|(i, (case, _))| (*case, i))
-                .collect();
-            // Far back in a long queue the place is told once, when the chat joins it;
-            // telling every customer every move would cost the square of the queue.
-            for (i, (case, _)) in waiting.iter().enumerate() {
-                let moved = before.get(case) != Some(&i);
-                if moved && (i < POSITIONS_TOLD || !before.contains_key(case)) {
-                    self.tell_position(*case, i + 1);
-                }
-            }
-            self.told_waiting = waiting;
+        Ok(())
+    }
+
+    /// Tells consoles the head of the waiting list if it changed, and each waiting
+    /// customer among the first [`POSITIONS_TOLD`] whose place moved their new place.
+    /// Runs at most every [`QUEUE_NEWS_EVERY`]: a burst of routing events costs one
+    /// frame per console, not one per event.
+    async fn tell_queue(&mut self) -> StoreResult<()> {
+        let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
+        if waiting == self.told_waiting {
+            return Ok(());
         }
+        let head = &waiting[..waiting.len().min(WAITING_LISTED)];
+        let told_head = &self.told_waiting[..self.told_waiting.len().min(WAITING_LISTED)];
+        if head != told_head || waiting.len() != self.told_waiting.len() {
+            let frame = self.waiting_frame(&waiting).await?;
+            self.hub.send_all_agents(&frame);
+        }
+        let before: HashMap<CaseId, usize> = self
+            .told_waiting
+            .iter()
+            .enumerate()
+            .map(|(i, (case, _))| (*case, i))
+            .collect();
+        // Far back in a long queue the place is told once, when the chat joins it;
+        // telling every customer every move would cost the square of the queue.
+        for (i, (case, _)) in waiting.iter().enumerate() {
+            let moved = before.get(case) != Some(&i);
+            if moved && (i < POSITIONS_TOLD || !before.contains_key(case)) {
+                self.tell_position(*case, i + 1);
+            }
+        }
+        self.told_waiting = waiting;
         Ok(())
     }
 
@@ -296,6 +322,13 @@ impl Shell {
 /// How long until `deadline` (epoch ms), from now.
 fn until(deadline: Millis) -> Duration {
     Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0))
+}
+
+async fn sleep_until_or_forever(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_forever(wait: Option<Duration>) {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
@@ -123,7 +124,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config: Arc::new(config),
     };
     tokio::spawn(timers::run(state.clone()));
-    let service = app(state.clone());
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Frames go out as soon as they are written: no waiting to fill a segment.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(shutdown_signal())

@@ -847,7 +847,7 @@ mod tests {
         let out = engine.handle(3, Event::AgentRemoved { agent: 1 });
         assert_eq!(offers(&out), vec![(100, 2)]);
         // Even with a second console still counted, the agent is gone.
-        assert!(engine.agents.get(&1).is_none());
+        assert!(!engine.agents.contains_key(&1));
     }
 
     #[test]

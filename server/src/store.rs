@@ -15,6 +15,7 @@ use parlor_protocol::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::secret;
 
@@ -100,7 +101,108 @@ pub fn now_ms() -> Millis {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    /// One connection for every write: SQLite takes one writer at a time, and a single
+    /// writer never waits on the lock (several would, with back-off sleeps).
+    write: SqlitePool,
+    /// Readers see every committed write (WAL) and never block the writer.
+    read: SqlitePool,
+    /// Chat messages to append, committed in groups by [`run_appends`].
+    appends: mpsc::Sender<Append>,
+}
+
+/// One message waiting to be appended, and who waits for the outcome.
+struct Append {
+    case: CaseId,
+    client_id: String,
+    author: Author,
+    body: String,
+    reply: oneshot::Sender<StoreResult<(ChatMessage, bool)>>,
+}
+
+/// At most this many messages share one commit.
+const APPEND_BATCH: usize = 256;
+
+/// Appends messages as they come, all those waiting in one transaction: one disk flush
+/// for a burst instead of one each. Each sender hears back only after the commit. If a
+/// commit fails, that group is tried again one message at a time, so each sender gets
+/// its own outcome.
+async fn run_appends(write: SqlitePool, mut appends: mpsc::Receiver<Append>) {
+    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    while appends.recv_many(&mut batch, APPEND_BATCH).await > 0 {
+        match append_all(&write, &batch).await {
+            Ok(results) => {
+                for (append, result) in batch.drain(..).zip(results) {
+                    // The sender may have gone (its socket closed); the message stays.
+                    let _ = append.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, size = batch.len(), "a group commit failed; appending one by one");
+                for append in batch.drain(..) {
+                    let result = match append_all(&write, std::slice::from_ref(&append)).await {
+                        Ok(mut results) => results.pop().unwrap_or(Err(StoreError::CaseNotFound)),
+                        Err(error) => Err(error),
+                    };
+                    let _ = append.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Appends `batch` in one transaction. The outer error means nothing was committed; an
+/// inner one is that message's own refusal (checked before it writes anything).
+async fn append_all(
+    write: &SqlitePool,
+    batch: &[Append],
+) -> StoreResult<Vec<StoreResult<(ChatMessage, bool)>>> {
+    let mut tx = write.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for append in batch {
+        results.push(append_one(&mut tx, append).await?);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn append_one(
+    tx: &mut sqlx::SqliteConnection,
+    append: &Append,
+) -> StoreResult<StoreResult<(ChatMessage, bool)>> {
+    let Append {
+        case,
+        client_id,
+        author,
+        body,
+        ..
+    } = append;
+    let existing = sqlx::query(
+        "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
+         FROM messages WHERE case_id = ? AND client_id = ?",
+    )
+    .bind(case)
+    .bind(client_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = existing {
+        let message = message_from_row(&row);
+        return Ok(if same_author(&message.author, author) {
+            Ok((message, false))
+        } else {
+            Err(StoreError::ClientIdTaken)
+        });
+    }
+    let state: Option<String> = sqlx::query_scalar("SELECT chat_state FROM cases WHERE id = ?")
+        .bind(case)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match state.as_deref() {
+        None => return Ok(Err(StoreError::CaseNotFound)),
+        Some("ended") if *author != Author::System => return Ok(Err(StoreError::ChatEnded)),
+        _ => {}
+    }
+    let message = insert_message(tx, *case, client_id, author, body, now_ms()).await?;
+    Ok(Ok((message, true)))
 }
 
 const ACCOUNT_COLUMNS: &str = "id, name, email, is_admin, active, capacity";
@@ -122,12 +224,24 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        sqlx::migrate!("./migrations").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true))
+            .await?;
+        let (appends, queue) = mpsc::channel(4 * APPEND_BATCH);
+        tokio::spawn(run_appends(write.clone(), queue));
+        Ok(Self {
+            write,
+            read,
+            appends,
+        })
     }
 
     /// Opens the database file `parlor.db` inside `dir`, creating the folder.
@@ -141,7 +255,7 @@ impl Store {
 
     pub async fn agent_count(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM agents")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await?)
     }
 
@@ -163,7 +277,7 @@ impl Store {
         .bind(hash)
         .bind(is_admin)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.write)
         .await;
         match result {
             Ok(row) => Ok(row.get(0)),
@@ -176,7 +290,7 @@ impl Store {
     pub async fn check_login(&self, email: &str, password: &str) -> StoreResult<Option<AgentId>> {
         let row = sqlx::query("SELECT id, password_hash FROM agents WHERE email = ? AND active")
             .bind(email.trim())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         let Some(row) = row else {
             // Spend the same time as a real check, so timing does not reveal accounts.
@@ -194,7 +308,7 @@ impl Store {
              WHERE id = ? AND active",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(AgentRecord {
@@ -215,7 +329,7 @@ impl Store {
         Ok(
             sqlx::query_scalar::<_, String>("SELECT name FROM agents WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?
                 .unwrap_or_default(),
         )
@@ -226,7 +340,7 @@ impl Store {
             "SELECT group_id FROM agent_groups WHERE agent_id = ? ORDER BY group_id",
         )
         .bind(agent)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -235,7 +349,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM agents ORDER BY name COLLATE NOCASE"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let mut accounts = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -249,7 +363,7 @@ impl Store {
             "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE id = ?"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         match row {
             Some(row) => Ok(Some(self.account_from_row(&row).await?)),
@@ -281,7 +395,7 @@ impl Store {
             Some(password) => Some(hash_password(password.to_owned()).await?),
             None => None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "UPDATE agents SET name = ?, email = ?, is_admin = ?, active = ?, capacity = ?, \
              password_hash = COALESCE(?, password_hash) WHERE id = ?",
@@ -329,7 +443,7 @@ impl Store {
     pub async fn groups(&self) -> StoreResult<Vec<Group>> {
         let rows: Vec<(GroupId, String)> =
             sqlx::query_as("SELECT id, name FROM groups ORDER BY name COLLATE NOCASE")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await?;
         Ok(rows
             .into_iter()
@@ -340,7 +454,7 @@ impl Store {
     pub async fn create_group(&self, name: &str) -> StoreResult<Group> {
         let id = sqlx::query_scalar("INSERT INTO groups (name) VALUES (?) RETURNING id")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.write)
             .await
             .map_err(name_taken)?;
         Ok(Group {
@@ -354,7 +468,7 @@ impl Store {
         let done = sqlx::query("UPDATE groups SET name = ? WHERE id = ?")
             .bind(name)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
             .map_err(name_taken)?;
         Ok(done.rows_affected() == 1)
@@ -367,7 +481,7 @@ impl Store {
             .bind(case)
             .bind(agent)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -388,7 +502,7 @@ impl Store {
         .bind(at)
         .bind(case)
         .bind(agent)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -399,7 +513,7 @@ impl Store {
              JOIN agents a ON a.id = o.agent_id WHERE o.case_id = ? ORDER BY o.id",
         )
         .bind(case)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows
             .iter()
@@ -418,7 +532,7 @@ impl Store {
         sqlx::query("UPDATE agents SET routing = ? WHERE id = ?")
             .bind(on)
             .bind(agent)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -433,7 +547,7 @@ impl Store {
             .bind(secret::digest(&token))
             .bind(agent)
             .bind(expires)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(token)
     }
@@ -444,7 +558,7 @@ impl Store {
         )
         .bind(secret::digest(token))
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         match id {
             Some(id) => self.agent(id).await,
@@ -455,7 +569,7 @@ impl Store {
     pub async fn delete_session(&self, token: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(secret::digest(token))
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -466,7 +580,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT id FROM visitors WHERE token_hash = ?")
                 .bind(secret::digest(token))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?,
         )
     }
@@ -478,7 +592,7 @@ impl Store {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(visitor)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?)
     }
 
@@ -487,7 +601,7 @@ impl Store {
     /// already started.
     pub async fn start_chat(&self, token: &str, chat: &NewChat) -> StoreResult<Started> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let visitor: VisitorId = sqlx::query_scalar(
             "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
              ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
@@ -567,7 +681,7 @@ impl Store {
             "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = ?"
         ))
         .bind(case)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|row| case_record(&row)))
     }
@@ -589,7 +703,7 @@ impl Store {
         )
         .bind(case)
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows.iter().map(message_from_row).collect())
     }
@@ -605,7 +719,7 @@ impl Store {
         for id in ids {
             query = query.bind(id);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.read).await?;
         Ok(rows.iter().map(|r| case_record(r).summary).collect())
     }
 
@@ -615,7 +729,7 @@ impl Store {
             "SELECT id FROM cases WHERE agent_id = ? AND chat_state = 'active' ORDER BY id",
         )
         .bind(agent)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -624,13 +738,14 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.chat_state = 'queued' ORDER BY c.id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows.iter().map(case_record).collect())
     }
 
     /// Appends a message as `caller`. A retry with a `client_id` already stored in the
-    /// case returns the stored message and `false`, storing nothing new.
+    /// case returns the stored message and `false`, storing nothing new. Returns once the
+    /// message is committed; messages arriving together share one commit.
     pub async fn append_message(
         &self,
         case: CaseId,
@@ -638,35 +753,21 @@ impl Store {
         author: &Author,
         body: &str,
     ) -> StoreResult<(ChatMessage, bool)> {
-        let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(
-            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-             FROM messages WHERE case_id = ? AND client_id = ?",
-        )
-        .bind(case)
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let message = message_from_row(&row);
-            return if same_author(&message.author, author) {
-                Ok((message, false))
-            } else {
-                Err(StoreError::ClientIdTaken)
-            };
-        }
-        let state: Option<String> = sqlx::query_scalar("SELECT chat_state FROM cases WHERE id = ?")
-            .bind(case)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match state.as_deref() {
-            None => return Err(StoreError::CaseNotFound),
-            Some("ended") if *author != Author::System => return Err(StoreError::ChatEnded),
-            _ => {}
-        }
-        let message = insert_message(&mut tx, case, client_id, author, body, now_ms()).await?;
-        tx.commit().await?;
-        Ok((message, true))
+        let (reply, answer) = oneshot::channel();
+        let append = Append {
+            case,
+            client_id: client_id.to_owned(),
+            author: author.clone(),
+            body: body.to_owned(),
+            reply,
+        };
+        self.appends
+            .send(append)
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
     }
 
     /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
@@ -677,7 +778,7 @@ impl Store {
         )
         .bind(agent)
         .bind(case)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -702,7 +803,7 @@ impl Store {
         .bind(name)
         .bind(now_ms())
         .bind(case)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.write)
         .await?;
         Ok(agent)
     }
@@ -716,7 +817,7 @@ impl Store {
         )
         .bind(case)
         .bind(agent)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -735,7 +836,7 @@ impl Store {
                 .bind(subject)
                 .bind(group)
                 .bind(case)
-                .execute(&self.pool)
+                .execute(&self.write)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -746,7 +847,7 @@ impl Store {
             "SELECT {CASE_COLUMNS} FROM {CASE_FROM} ORDER BY c.id DESC LIMIT ?"
         ))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows.iter().map(|r| case_record(r).summary).collect())
     }
@@ -756,7 +857,7 @@ impl Store {
         sqlx::query("UPDATE cases SET customer_gone_at = ? WHERE id = ?")
             .bind(since)
             .bind(case)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -766,7 +867,7 @@ impl Store {
         sqlx::query("UPDATE agents SET gone_at = ? WHERE id = ?")
             .bind(since)
             .bind(agent)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -778,7 +879,7 @@ impl Store {
              AND customer_gone_at IS NOT NULL AND customer_gone_at <= ?",
         )
         .bind(before)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -787,7 +888,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT id FROM agents WHERE gone_at IS NOT NULL AND gone_at <= ?")
                 .bind(before)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await?,
         )
     }
@@ -800,14 +901,14 @@ impl Store {
              WHERE chat_state != 'ended' AND customer_gone_at IS NULL",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         sqlx::query(
             "UPDATE agents SET gone_at = ? WHERE gone_at IS NULL \
              AND id IN (SELECT agent_id FROM cases WHERE chat_state = 'active')",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -822,7 +923,7 @@ impl Store {
             .bind(offer.map(|o| o.0))
             .bind(offer.map(|o| o.1))
             .bind(case)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -832,7 +933,7 @@ impl Store {
     pub async fn macros(&self) -> StoreResult<Vec<Macro>> {
         let rows: Vec<(i64, String, String)> =
             sqlx::query_as("SELECT id, name, body FROM macros ORDER BY name COLLATE NOCASE")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await?;
         Ok(rows
             .into_iter()
@@ -850,7 +951,7 @@ impl Store {
         .bind(body)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.write)
         .await
         .map_err(name_taken)?;
         Ok(Macro {
@@ -872,7 +973,7 @@ impl Store {
             .bind(body)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
             .map_err(name_taken)?;
         Ok((done.rows_affected() == 1).then(|| Macro {
@@ -886,7 +987,7 @@ impl Store {
     pub async fn delete_macro(&self, id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM macros WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -897,7 +998,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?,
         )
     }
@@ -909,7 +1010,7 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(())
     }

@@ -912,12 +912,7 @@ async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
         .await;
     assert_eq!(response, 200);
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match bea.next().await {
-                Some(Ok(Message::Text(_))) => continue,
-                _ => break,
-            }
-        }
+        while let Some(Ok(Message::Text(_))) = bea.next().await {}
     })
     .await;
     assert!(closed.is_ok(), "the socket closes");

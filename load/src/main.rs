@@ -1,0 +1,484 @@
+//! parlor-load: drives a running Parlor over real WebSockets, as N customers and M agents
+//! would, and prints what it measured: connections held, messages per second, relay
+//! latency (customer → agent and agent → customer, p50/p99/max, including the database
+//! write), errors, and the server's memory per connection.
+//!
+//! Every customer starts a chat; agents accept every screen pop, so chats spread over
+//! them. Then customers send at the set rate and agents answer each message, for the set
+//! time. One process holds all sockets: keep customers + agents under the open-file
+//! limit (`ulimit -n`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use parlor_protocol::{AgentFrame, Author, ChatState, ToAgent, ToVisitor, VisitorFrame};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+#[derive(Parser, Debug)]
+#[command(about = "Drive a running Parlor with customers and agents and print what it measured")]
+struct Args {
+    /// Parlor's address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, env = "PARLOR_ADMIN_EMAIL", default_value = "admin@parlor.local")]
+    admin_email: String,
+    #[arg(long, env = "PARLOR_ADMIN_PASSWORD")]
+    admin_password: String,
+    /// Concurrent chats: one widget socket each.
+    #[arg(long, default_value_t = 1000)]
+    customers: usize,
+    /// Agent consoles; chats are spread over them.
+    #[arg(long, default_value_t = 10)]
+    agents: usize,
+    /// Chat messages per second in all, customers' and agents' answers together.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// New customer connections per second while ramping up.
+    #[arg(long, default_value_t = 400)]
+    ramp: u64,
+    /// The server's process id, to report its memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What every task reports into.
+#[derive(Default)]
+struct Tally {
+    customers_connected: AtomicUsize,
+    chats_active: AtomicUsize,
+    agents_ready: AtomicUsize,
+    sent: AtomicU64,
+    received: AtomicU64,
+    errors: AtomicU64,
+    /// Micros: customer send → agent receipt.
+    to_agent: Mutex<Vec<u64>>,
+    /// Micros: agent send → customer receipt.
+    to_customer: Mutex<Vec<u64>>,
+    /// Micros: customer send → the customer's own copy back (stored and acknowledged).
+    acked: Mutex<Vec<u64>>,
+    measuring: AtomicBool,
+}
+
+struct Run {
+    args: Args,
+    start: Instant,
+    tally: Tally,
+}
+
+impl Run {
+    fn micros(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.args.url.replacen("http", "ws", 1))
+    }
+
+    fn error(&self, what: &str) {
+        if self.tally.errors.fetch_add(1, Ordering::Relaxed) < 5 {
+            eprintln!("error: {what}");
+        }
+    }
+}
+
+/// The send time a message carries: `t=<micros>`.
+fn stamp(body: &str) -> Option<u64> {
+    body.strip_prefix("t=")?.split(' ').next()?.parse().ok()
+}
+
+async fn send_json(ws: &mut Ws, frame: &impl serde::Serialize) -> Result<(), String> {
+    let json = serde_json::to_string(frame).map_err(|e| e.to_string())?;
+    ws.send(Message::Text(json.into()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn sign_in(
+    http: &reqwest::Client,
+    url: &str,
+    email: &str,
+    password: &str,
+) -> Result<String, String> {
+    let response = http
+        .post(format!("{url}/api/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("sign-in of {email} answered {}", response.status()));
+    }
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| "no session cookie".to_owned())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+async fn agent(run: Arc<Run>, cookie: String) {
+    let mut request = match run.ws_url("/ws/agent").into_client_request() {
+        Ok(request) => request,
+        Err(e) => return run.error(&e.to_string()),
+    };
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        request.headers_mut().insert("cookie", value);
+    }
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(request, None, true).await
+    else {
+        return run.error("agent socket did not open");
+    };
+    if send_json(&mut ws, &AgentFrame::Hello { cursors: vec![] })
+        .await
+        .is_err()
+    {
+        return run.error("agent hello failed");
+    }
+    run.tally.agents_ready.fetch_add(1, Ordering::Relaxed);
+    let mut replies = 0u64;
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Ok(frame) = serde_json::from_str::<ToAgent>(text.as_str()) else {
+            run.error("unreadable frame");
+            continue;
+        };
+        let answer = match frame {
+            ToAgent::Offer { offer } => Some(AgentFrame::Accept {
+                case_id: offer.case_id,
+            }),
+            ToAgent::Message { message } if matches!(message.author, Author::Customer { .. }) => {
+                let Some(sent) = stamp(&message.body) else {
+                    continue;
+                };
+                run.tally.received.fetch_add(1, Ordering::Relaxed);
+                if run.tally.measuring.load(Ordering::Relaxed) {
+                    run.tally
+                        .to_agent
+                        .lock()
+                        .await
+                        .push(run.micros().saturating_sub(sent));
+                }
+                replies += 1;
+                run.tally.sent.fetch_add(1, Ordering::Relaxed);
+                Some(AgentFrame::Send {
+                    case_id: message.case_id,
+                    client_id: format!("a{replies}-{}", message.seq),
+                    body: format!("t={}", run.micros()),
+                })
+            }
+            ToAgent::Error { error } => {
+                run.error(&error.message);
+                None
+            }
+            _ => None,
+        };
+        if let Some(answer) = answer
+            && send_json(&mut ws, &answer).await.is_err()
+        {
+            return run.error("agent send failed");
+        }
+    }
+    run.error("an agent socket closed");
+}
+
+async fn customer(run: Arc<Run>, number: usize, every: Duration) {
+    let Ok((mut ws, _)) =
+        tokio_tungstenite::connect_async_with_config(run.ws_url("/ws/visitor"), None, true).await
+    else {
+        return run.error("customer socket did not open");
+    };
+    run.tally
+        .customers_connected
+        .fetch_add(1, Ordering::Relaxed);
+    let start = VisitorFrame::StartChat {
+        client_id: format!("start{number}"),
+        name: format!("Customer {number}"),
+        subject: "Load".into(),
+        body: "hello".into(),
+        time_zone: None,
+        language: None,
+        group: None,
+    };
+    if send_json(
+        &mut ws,
+        &VisitorFrame::Hello {
+            token: None,
+            since: 0,
+        },
+    )
+    .await
+    .is_err()
+        || send_json(&mut ws, &start).await.is_err()
+    {
+        return run.error("customer could not start a chat");
+    }
+    let mut active = false;
+    let mut sent = 0u64;
+    // Spread the customers' sends evenly over the interval.
+    let offset = every.mul_f64((number as f64 * 0.618_034).fract());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+    loop {
+        tokio::select! {
+            incoming = ws.next() => {
+                let Some(Ok(Message::Text(text))) = incoming else {
+                    return run.error("a customer socket closed");
+                };
+                match serde_json::from_str::<ToVisitor>(text.as_str()) {
+                    Ok(ToVisitor::State { case }) if case.state == ChatState::Active && !active => {
+                        active = true;
+                        run.tally.chats_active.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(ToVisitor::Message { message }) => {
+                        let Some(at) = stamp(&message.body) else { continue };
+                        let took = run.micros().saturating_sub(at);
+                        let measuring = run.tally.measuring.load(Ordering::Relaxed);
+                        match message.author {
+                            Author::Agent { .. } => {
+                                run.tally.received.fetch_add(1, Ordering::Relaxed);
+                                if measuring {
+                                    run.tally.to_customer.lock().await.push(took);
+                                }
+                            }
+                            Author::Customer { .. } if measuring => {
+                                run.tally.acked.lock().await.push(took);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Ok(ToVisitor::Error { error }) => run.error(&error.message),
+                    Ok(_) => {}
+                    Err(_) => run.error("unreadable frame"),
+                }
+            }
+            _ = tick.tick() => {
+                if !active || !run.tally.measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                sent += 1;
+                run.tally.sent.fetch_add(1, Ordering::Relaxed);
+                let frame = VisitorFrame::Send {
+                    client_id: format!("c{number}-{sent}"),
+                    body: format!("t={}", run.micros()),
+                };
+                if send_json(&mut ws, &frame).await.is_err() {
+                    return run.error("customer send failed");
+                }
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at] as f64 / 1000.0
+}
+
+async fn report(name: &str, samples: &Mutex<Vec<u64>>) {
+    let mut samples = samples.lock().await.clone();
+    samples.sort_unstable();
+    println!(
+        "  {name:<28} n={:<7} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
+        samples.len(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        percentile(&samples, 1.0)
+    );
+}
+
+async fn wait_for(what: &str, target: usize, counter: &AtomicUsize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while counter.load(Ordering::Relaxed) < target {
+        if Instant::now() > deadline {
+            eprintln!(
+                "{what}: only {} of {target} in time",
+                counter.load(Ordering::Relaxed)
+            );
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    true
+}
+
+async fn prepare_agents(run: &Run, http: &reqwest::Client) -> Result<Vec<String>, String> {
+    let url = &run.args.url;
+    let admin = sign_in(http, url, &run.args.admin_email, &run.args.admin_password).await?;
+    let put = |path: &'static str, body: serde_json::Value| {
+        http.put(format!("{url}{path}"))
+            .header("cookie", &admin)
+            .json(&body)
+            .send()
+    };
+    put(
+        "/api/settings/routing",
+        serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": 600 }),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let capacity = run.args.customers.div_ceil(run.args.agents.max(1)) + 1;
+    let tag = std::process::id();
+    let mut cookies = Vec::new();
+    for i in 0..run.args.agents {
+        let email = format!("load-{tag}-{i}@parlor.local");
+        let password = "load-password-1";
+        let made = http
+            .post(format!("{url}/api/agents"))
+            .header("cookie", &admin)
+            .json(&serde_json::json!({
+                "name": format!("Load agent {i}"), "email": email, "password": password,
+                "is_admin": false, "active": true, "capacity": capacity.min(50), "groups": []
+            }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !made.status().is_success() {
+            return Err(format!("creating an agent answered {}", made.status()));
+        }
+        cookies.push(sign_in(http, url, &email, password).await?);
+    }
+    Ok(cookies)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if args.customers.div_ceil(args.agents.max(1)) + 1 > 50 {
+        eprintln!(
+            "Each agent takes at most 50 chats: use at least {} agents.",
+            args.customers.div_ceil(49)
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    let run = Arc::new(Run {
+        args,
+        start: Instant::now(),
+        tally: Tally::default(),
+    });
+    let http = reqwest::Client::new();
+    let cookies = match prepare_agents(&run, &http).await {
+        Ok(cookies) => cookies,
+        Err(error) => {
+            eprintln!("parlor-load: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    for cookie in cookies {
+        tokio::spawn(agent(run.clone(), cookie));
+    }
+    let n = run.args.customers;
+    wait_for(
+        "agents",
+        run.args.agents,
+        &run.tally.agents_ready,
+        Duration::from_secs(30),
+    )
+    .await;
+    let pid = run.args.server_pid;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = pid.and_then(rss_kib);
+
+    // Customers send half the rate; agents answer every message with the other half.
+    let every = Duration::from_secs_f64((2 * n) as f64 / run.args.rate.max(1) as f64);
+    let ramp = Instant::now();
+    let pause = Duration::from_secs_f64(1.0 / run.args.ramp.max(1) as f64);
+    for number in 0..n {
+        tokio::spawn(customer(run.clone(), number, every));
+        tokio::time::sleep(pause).await;
+    }
+    let all_in = wait_for(
+        "chats accepted",
+        n,
+        &run.tally.chats_active,
+        Duration::from_secs(60 + n as u64 / 20),
+    )
+    .await;
+    let ramp_secs = ramp.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = pid.and_then(rss_kib);
+
+    run.tally.measuring.store(true, Ordering::Relaxed);
+    let received_before = run.tally.received.load(Ordering::Relaxed);
+    let window = Duration::from_secs(run.args.duration);
+    tokio::time::sleep(window).await;
+    run.tally.measuring.store(false, Ordering::Relaxed);
+    let relayed = run.tally.received.load(Ordering::Relaxed) - received_before;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = pid.and_then(rss_kib);
+
+    let t = &run.tally;
+    println!("parlor-load against {}", run.args.url);
+    println!(
+        "  customers connected           {} of {n}; chats accepted {} ({:.1} s to open and accept all{})",
+        t.customers_connected.load(Ordering::Relaxed),
+        t.chats_active.load(Ordering::Relaxed),
+        ramp_secs,
+        if all_in { "" } else { ", NOT ALL" }
+    );
+    println!(
+        "  agents                        {}",
+        t.agents_ready.load(Ordering::Relaxed)
+    );
+    println!(
+        "  messages relayed              {relayed} in {} s = {:.0}/s (asked for {}/s)",
+        run.args.duration,
+        relayed as f64 / window.as_secs_f64(),
+        run.args.rate
+    );
+    report("customer → agent", &t.to_agent).await;
+    report("agent → customer", &t.to_customer).await;
+    report("customer's send stored+acked", &t.acked).await;
+    println!(
+        "  errors                        {}",
+        t.errors.load(Ordering::Relaxed)
+    );
+    let sockets = (n + run.args.agents) as f64;
+    let mut memory: HashMap<&str, u64> = HashMap::new();
+    for (name, value) in [
+        ("before", rss_before),
+        ("idle", rss_idle),
+        ("after", rss_after),
+    ] {
+        if let Some(value) = value {
+            memory.insert(name, value);
+        }
+    }
+    if let (Some(before), Some(idle)) = (memory.get("before"), memory.get("idle")) {
+        println!(
+            "  server RSS                    {before} KiB before, {idle} KiB with {} sockets idle = {:.1} KiB per connection; {} KiB after traffic",
+            n + run.args.agents,
+            (*idle as f64 - *before as f64) / sockets,
+            memory.get("after").copied().unwrap_or_default()
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}
