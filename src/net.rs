@@ -1,6 +1,9 @@
 //! The one WebSocket each app keeps to Parlor: JSON frames both ways. When the link
 //! drops it reconnects by itself, backing off exponentially with full jitter (capped),
 //! and says so, so the app can show "reconnecting…" and resume from its last `seq`.
+//! It pings every heartbeat interval and gives up on a link it has heard nothing on
+//! for one and a half intervals (a server answers every ping), so a dead link is
+//! noticed within two intervals even when the browser does not notice it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,7 +38,18 @@ struct State {
     failures: u32,
     // Kept alive as long as the socket they are attached to.
     callbacks: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    heartbeat_ms: f64,
+    /// When the server was last heard, and when we last pinged (browser clock, ms).
+    last_heard: f64,
+    last_ping: f64,
+    /// The timer checking the heartbeat, while a link is open.
+    beat: Option<(i32, Closure<dyn FnMut()>)>,
+    /// The last timer's callback, kept until the next one: it may be the one running.
+    retired_beat: Option<Closure<dyn FnMut()>>,
 }
+
+const PING: &str = r#"{"type":"ping"}"#;
+const PONG: &str = r#"{"type":"pong"}"#;
 
 /// A reconnecting WebSocket. Cheap to clone; all clones are the same link.
 #[derive(Clone)]
@@ -68,6 +82,11 @@ impl Socket {
                 ws: None,
                 failures: 0,
                 callbacks: Vec::new(),
+                heartbeat_ms: f64::from(parlor_protocol::HEARTBEAT_SECS) * 1000.0,
+                last_heard: 0.0,
+                last_ping: 0.0,
+                beat: None,
+                retired_beat: None,
             })),
             handlers: Rc::new(handlers),
         };
@@ -107,6 +126,7 @@ impl Socket {
             let socket = self.clone();
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
                 socket.state.borrow_mut().failures = 0;
+                socket.start_heartbeat();
                 (socket.handlers.on_link)(Link::Open);
                 (socket.handlers.on_open)(&socket);
             })
@@ -117,17 +137,17 @@ impl Socket {
                 let text = event
                     .dyn_ref::<MessageEvent>()
                     .and_then(|m| m.data().as_string());
-                if let Some(text) = text {
+                socket.state.borrow_mut().last_heard = now_ms();
+                if let Some(text) = text
+                    && text != PONG
+                {
                     (socket.handlers.on_frame)(&socket, &text);
                 }
             })
         };
         let on_close = {
             let socket = self.clone();
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-                (socket.handlers.on_link)(Link::Reconnecting);
-                socket.retry_later();
-            })
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| socket.lost())
         };
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -139,6 +159,84 @@ impl Socket {
             old.set_onclose(None);
         }
         state.callbacks = vec![on_open, on_message, on_close];
+    }
+
+    /// The server's heartbeat interval, from its `Welcome`.
+    pub fn set_heartbeat(&self, secs: u32) {
+        let ms = f64::from(secs.max(1)) * 1000.0;
+        let changed = {
+            let mut state = self.state.borrow_mut();
+            let changed = state.heartbeat_ms != ms;
+            state.heartbeat_ms = ms;
+            changed
+        };
+        if changed && self.is_open() {
+            self.start_heartbeat();
+        }
+    }
+
+    /// Checks the link every half interval: pings once per interval, and drops the
+    /// link when the server has been silent for one and a half.
+    fn start_heartbeat(&self) {
+        self.stop_heartbeat();
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let interval = {
+            let mut state = self.state.borrow_mut();
+            state.last_heard = now_ms();
+            state.last_ping = now_ms();
+            state.heartbeat_ms
+        };
+        let socket = self.clone();
+        let check = Closure::<dyn FnMut()>::new(move || {
+            let now = now_ms();
+            let (silent, ping_due) = {
+                let state = socket.state.borrow();
+                (
+                    now - state.last_heard > 1.5 * state.heartbeat_ms,
+                    now - state.last_ping >= state.heartbeat_ms * 0.99,
+                )
+            };
+            if silent {
+                socket.lost();
+            } else if ping_due {
+                socket.state.borrow_mut().last_ping = now;
+                let state = socket.state.borrow();
+                if let Some(ws) = &state.ws {
+                    let _ = ws.send_with_str(PING);
+                }
+            }
+        });
+        if let Ok(id) = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            check.as_ref().unchecked_ref(),
+            (interval / 2.0) as i32,
+        ) {
+            self.state.borrow_mut().beat = Some((id, check));
+        }
+    }
+
+    fn stop_heartbeat(&self) {
+        let mut state = self.state.borrow_mut();
+        if let Some((id, check)) = state.beat.take() {
+            if let Some(window) = web_sys::window() {
+                window.clear_interval_with_handle(id);
+            }
+            state.retired_beat = Some(check);
+        }
+    }
+
+    /// The link is gone (closed, or silent too long): let go of it and try again.
+    fn lost(&self) {
+        self.stop_heartbeat();
+        if let Some(old) = self.state.borrow_mut().ws.take() {
+            old.set_onopen(None);
+            old.set_onmessage(None);
+            old.set_onclose(None);
+            let _ = old.close();
+        }
+        (self.handlers.on_link)(Link::Reconnecting);
+        self.retry_later();
     }
 
     fn retry_later(&self) {

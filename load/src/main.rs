@@ -94,6 +94,12 @@ impl Run {
     }
 }
 
+/// Pings at the protocol's heartbeat interval, as the widget and console do.
+fn heartbeat() -> tokio::time::Interval {
+    let every = Duration::from_secs(u64::from(parlor_protocol::HEARTBEAT_SECS));
+    tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+}
+
 /// The send time a message carries: `t=<micros>`.
 fn stamp(body: &str) -> Option<u64> {
     body.strip_prefix("t=")?.split(' ').next()?.parse().ok()
@@ -161,9 +167,22 @@ async fn agent(run: Arc<Run>, cookie: String) {
     }
     run.tally.agents_ready.fetch_add(1, Ordering::Relaxed);
     let mut replies = 0u64;
-    while let Some(Ok(message)) = ws.next().await {
-        let Message::Text(text) = message else {
-            continue;
+    let mut beat = heartbeat();
+    loop {
+        let message = tokio::select! {
+            message = ws.next() => message,
+            _ = beat.tick() => {
+                if send_json(&mut ws, &AgentFrame::Ping).await.is_err() {
+                    return run.error("agent ping failed");
+                }
+                continue;
+            }
+        };
+        let Some(Ok(Message::Text(text))) = message else {
+            if matches!(message, Some(Ok(_))) {
+                continue;
+            }
+            break;
         };
         let Ok(frame) = serde_json::from_str::<ToAgent>(text.as_str()) else {
             run.error("unreadable frame");
@@ -244,8 +263,14 @@ async fn customer(run: Arc<Run>, number: usize, every: Duration) {
     // Spread the customers' sends evenly over the interval.
     let offset = every.mul_f64((number as f64 * 0.618_034).fract());
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+    let mut beat = heartbeat();
     loop {
         tokio::select! {
+            _ = beat.tick() => {
+                if send_json(&mut ws, &VisitorFrame::Ping).await.is_err() {
+                    return run.error("customer ping failed");
+                }
+            }
             incoming = ws.next() => {
                 let Some(Ok(Message::Text(text))) = incoming else {
                     return run.error("a customer socket closed");

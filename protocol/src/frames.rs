@@ -225,6 +225,14 @@ impl ProtocolError {
 /// The largest frame either socket accepts.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 
+/// How often clients ping, in seconds, until `Welcome` says otherwise. Either side
+/// closes a socket it has heard nothing on for twice the interval.
+pub const HEARTBEAT_SECS: u32 = 20;
+
+fn heartbeat_secs() -> u32 {
+    HEARTBEAT_SECS
+}
+
 // ---------------------------------------------------------------------------------------
 // Widget <-> server
 
@@ -260,6 +268,8 @@ pub enum VisitorFrame {
     Typing,
     /// The customer pressed End chat.
     EndChat,
+    /// The heartbeat: answered with `pong`.
+    Ping,
 }
 
 /// Frames the server sends a widget.
@@ -274,6 +284,9 @@ pub enum ToVisitor {
         /// The groups the pre-chat form offers.
         #[serde(default)]
         groups: Vec<Group>,
+        /// Ping every this many seconds.
+        #[serde(default = "heartbeat_secs")]
+        heartbeat_secs: u32,
     },
     /// The answer to `StartChat`.
     ChatStarted {
@@ -295,6 +308,8 @@ pub enum ToVisitor {
     Queue {
         position: u32,
     },
+    /// The answer to `ping`.
+    Pong,
     Error {
         error: ProtocolError,
     },
@@ -360,6 +375,8 @@ pub enum AgentFrame {
         group: Option<GroupId>,
         close_tab: bool,
     },
+    /// The heartbeat: answered with `pong`.
+    Ping,
 }
 
 /// The signed-in agent.
@@ -383,6 +400,9 @@ pub enum ToAgent {
         /// The admin's switch for routing on the chat channel as a whole.
         channel_routing: bool,
         chats: Vec<Chat>,
+        /// Ping every this many seconds.
+        #[serde(default = "heartbeat_secs")]
+        heartbeat_secs: u32,
     },
     /// The admin switched routing for the whole chat channel.
     ChannelRouting {
@@ -429,6 +449,8 @@ pub enum ToAgent {
     Typing {
         case_id: CaseId,
     },
+    /// The answer to `ping`.
+    Pong,
     Error {
         error: ProtocolError,
     },

@@ -42,6 +42,16 @@ pub struct Config {
     /// Mark the session cookie `Secure` (set when Parlor is served over HTTPS).
     #[arg(long, env = "PARLOR_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// Clients ping this often (seconds); a socket silent for twice as long is closed.
+    #[arg(long, env = "PARLOR_HEARTBEAT_SECS", default_value_t = parlor_protocol::HEARTBEAT_SECS,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub heartbeat_secs: u32,
+
+    /// On SIGTERM or Ctrl-C: how long (seconds) open sockets get to finish and close
+    /// before Parlor exits anyway.
+    #[arg(long, env = "PARLOR_SHUTDOWN_SECS", default_value_t = 10)]
+    pub shutdown_secs: u64,
 }
 
 impl Config {
@@ -56,6 +66,8 @@ impl Config {
             admin_email: "admin@parlor.local".into(),
             admin_password: None,
             secure_cookies: false,
+            heartbeat_secs: parlor_protocol::HEARTBEAT_SECS,
+            shutdown_secs: 10,
         }
     }
 }

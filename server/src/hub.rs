@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use parlor_protocol::{AgentId, CaseId, ToAgent, ToVisitor};
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 /// A serialised frame, shared by every socket it goes to.
 pub type Outbound = Arc<str>;
@@ -42,9 +42,19 @@ struct Inner {
     followers: HashMap<CaseId, HashSet<ConnId>>,
 }
 
-#[derive(Default)]
 pub struct Hub {
     inner: Mutex<Inner>,
+    /// Turns true once when Parlor shuts down: every socket closes with "restarting".
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            closing: watch::Sender::new(false),
+        }
+    }
 }
 
 /// Serialises a frame. Parlor's frames are plain data, so this cannot fail in practice;
@@ -89,6 +99,36 @@ impl Hub {
             reply: tx,
             kicked,
         }
+    }
+
+    /// Tells every socket to finish what it is writing and close: Parlor is shutting
+    /// down. Sockets opened after this close at once.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Waits until [`Hub::close_all`] was called.
+    pub async fn wait_closing(&self) {
+        let mut closing = self.closing.subscribe();
+        // Fails only if the sender is gone, which it is not while `self` lives.
+        let _ = closing.wait_for(|closing| *closing).await;
+    }
+
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    /// Waits until every socket has closed, or `bound` has passed; `false` if some
+    /// were still open.
+    pub async fn drained(&self, bound: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        while !self.lock().conns.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
     }
 
     pub fn disconnect(&self, id: ConnId) {

@@ -131,11 +131,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+    let hub = state.hub.clone();
+    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: sockets are told to reconnect");
+        hub.close_all();
     });
+    let server = tokio::spawn(shut_down_gracefully(state.clone(), serving.into_future()));
     Ok(Running {
         addr,
         state,
@@ -168,6 +170,33 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             Ok(())
         }
     }
+}
+
+/// Runs the server until a shutdown signal, then: no new connections, HTTP requests
+/// in flight finish, every socket writes what it has queued and tells its client to
+/// reconnect, and the store finishes its writes and closes, each step within
+/// `shutdown_secs`.
+async fn shut_down_gracefully(
+    state: AppState,
+    serving: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let bound = std::time::Duration::from_secs(state.config.shutdown_secs);
+    let result = tokio::select! {
+        result = serving => result,
+        () = async {
+            state.hub.wait_closing().await;
+            tokio::time::sleep(bound).await;
+        } => {
+            tracing::warn!("HTTP requests were still running at the shutdown bound");
+            Ok(())
+        }
+    };
+    if !state.hub.drained(bound).await {
+        tracing::warn!("some sockets had not closed at the shutdown bound");
+    }
+    state.store.close().await;
+    tracing::info!("Parlor stopped");
+    result
 }
 
 async fn shutdown_signal() {

@@ -244,6 +244,12 @@ impl Store {
         })
     }
 
+    /// Waits for writes in progress, then closes the database.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
     /// Opens the database file `parlor.db` inside `dir`, creating the folder.
     pub async fn open_dir(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;

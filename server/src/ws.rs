@@ -4,9 +4,10 @@
 //! allowed is answered with an `error` frame and changes nothing.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -114,7 +115,12 @@ fn upgrade(ws: WebSocketUpgrade) -> WebSocketUpgrade {
         .write_buffer_size(0)
 }
 
-/// Runs a socket until either side closes it or the hub drops it for falling behind.
+/// Close code telling a client that Parlor is restarting: reconnect and resume.
+const CLOSE_RESTARTING: u16 = 1012;
+
+/// Runs a socket until either side closes it, it falls silent for two heartbeats, the
+/// hub drops it for falling behind, or Parlor shuts down. On shutdown the frames
+/// already queued are still written, then the client is told to come back.
 async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mut impl Session) {
     let Connection {
         id,
@@ -123,32 +129,77 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
         ..
     } = conn;
     let (mut sink, mut stream) = socket.split();
+    let hub = state.hub.clone();
     let mut writer = tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
+        let closing = hub.wait_closing();
+        tokio::pin!(closing);
+        let mut restarting = false;
+        loop {
+            let frame = tokio::select! {
+                frame = outbox.recv() => frame,
+                () = &mut closing, if !restarting => {
+                    restarting = true;
+                    outbox.close();
+                    continue;
+                }
+            };
+            let Some(frame) = frame else { break };
             if sink
                 .send(Message::Text(frame.as_ref().into()))
                 .await
                 .is_err()
             {
-                break;
+                return;
             }
+        }
+        if restarting {
+            let close = CloseFrame {
+                code: CLOSE_RESTARTING,
+                reason: "Parlor is restarting".into(),
+            };
+            let _ = sink.send(Message::Close(Some(close))).await;
         }
         let _ = sink.close().await;
     });
+    let silence = Duration::from_secs(2 * u64::from(state.config.heartbeat_secs));
+    let quiet = tokio::time::sleep(silence);
+    tokio::pin!(quiet);
+    let closing = state.hub.wait_closing();
+    tokio::pin!(closing);
+    let mut writer_done = false;
     loop {
         tokio::select! {
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
-                Some(Ok(Message::Binary(_))) => session.on_binary().await,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-            },
+            incoming = stream.next() => {
+                quiet.as_mut().reset(tokio::time::Instant::now() + silence);
+                match incoming {
+                    Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => session.on_binary().await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                }
+            }
+            () = &mut quiet => {
+                tracing::debug!(conn = id, "closing a socket silent for two heartbeats");
+                break;
+            }
             () = kicked.notified() => break,
-            _ = &mut writer => break,
+            () = &mut closing => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
         }
     }
     state.hub.disconnect(id);
-    writer.abort();
+    if state.hub.is_closing() && !writer_done {
+        // Let the writer send what is queued and the close frame, within the bound.
+        let bound = Duration::from_secs(state.config.shutdown_secs);
+        if tokio::time::timeout(bound, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    } else {
+        writer.abort();
+    }
     session.on_close().await;
 }
 
@@ -270,6 +321,7 @@ impl Session for VisitorSession {
                         token,
                         chat,
                         groups,
+                        heartbeat_secs: self.state.config.heartbeat_secs,
                     },
                 )
                 .await;
@@ -339,6 +391,7 @@ impl Session for VisitorSession {
                     reply(&self.outbox, &ToVisitor::Message { message }).await;
                 }
             }
+            VisitorFrame::Ping => reply(&self.outbox, &ToVisitor::Pong).await,
             VisitorFrame::Typing => {
                 let (case, _) = self.live_case().await?;
                 self.state
@@ -507,6 +560,7 @@ impl Session for AgentSession {
                         routing: agent.routing,
                         channel_routing: self.state.settings.get().channel_routing,
                         chats,
+                        heartbeat_secs: self.state.config.heartbeat_secs,
                     },
                 )
                 .await;
@@ -578,6 +632,7 @@ impl Session for AgentSession {
                     reply(&self.outbox, &ToAgent::Message { message }).await;
                 }
             }
+            AgentFrame::Ping => reply(&self.outbox, &ToAgent::Pong).await,
             AgentFrame::Typing { case_id } => {
                 self.my_live_chat(case_id).await?;
                 let typing = ToVisitor::Typing {

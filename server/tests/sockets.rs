@@ -1,212 +1,20 @@
 //! Parlor over real sockets: a server on port 0 with a fresh SQLite file, driven by
 //! real WebSocket and HTTP clients, as a widget and a console would.
 
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use futures_util::{SinkExt, StreamExt};
 use parlor_protocol::{
     AgentFrame, Author, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES, OfferClosed, RoutingChange,
     ToAgent, ToVisitor, VisitorFrame,
 };
 use parlor_server::store::Caller;
-use parlor_server::{Config, Running};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const PASSWORD: &str = "integration-password";
-
-struct Server {
-    running: Running,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::for_data_dir(dir.path().to_path_buf());
-        config.admin_password = Some(PASSWORD.into());
-        let running = parlor_server::start(config).await.expect("server starts");
-        Self { running, _dir: dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.running.addr)
-    }
-
-    /// Signs the admin in and returns the session cookie.
-    /// Signs the admin in and returns the session cookie.
-    async fn sign_in(&self) -> String {
-        self.sign_in_as("admin@parlor.local", PASSWORD).await
-    }
-
-    /// Signs an agent in and returns the session cookie.
-    async fn sign_in_as(&self, email: &str, password: &str) -> String {
-        let response = reqwest::Client::new()
-            .post(self.url("/api/login"))
-            .json(&serde_json::json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .expect("login answers");
-        assert!(response.status().is_success());
-        let cookie = response
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .expect("a session cookie")
-            .to_owned();
-        assert!(cookie.contains("HttpOnly"));
-        cookie.split(';').next().expect("cookie pair").to_owned()
-    }
-
-    /// The admin's console socket, past its welcome.
-    async fn agent(&self) -> Ws {
-        let cookie = self.sign_in().await;
-        let (ws, routing) = self.console(&cookie).await;
-        assert!(routing, "the admin starts with routing on");
-        ws
-    }
-
-    /// A console socket signed in by `cookie`, past its welcome, and its routing switch.
-    async fn console(&self, cookie: &str) -> (Ws, bool) {
-        let mut request = format!("ws://{}/ws/agent", self.running.addr)
-            .into_client_request()
-            .expect("request");
-        request
-            .headers_mut()
-            .insert("cookie", HeaderValue::from_str(cookie).expect("header"));
-        let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
-        send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
-        match recv::<ToAgent>(&mut ws).await {
-            ToAgent::Welcome { routing, .. } => (ws, routing),
-            other => panic!("expected welcome, got {other:?}"),
-        }
-    }
-
-    /// A widget socket that said hello with `token`, and the server's answer.
-    async fn widget(&self, token: Option<String>, since: i64) -> (Ws, ToVisitor) {
-        let (mut ws, _) = connect_async(format!("ws://{}/ws/visitor", self.running.addr))
-            .await
-            .expect("visitor socket opens");
-        send(&mut ws, &VisitorFrame::Hello { token, since }).await;
-        let welcome = recv::<ToVisitor>(&mut ws).await;
-        (ws, welcome)
-    }
-
-    async fn visitor(&self) -> (Ws, String) {
-        match self.widget(None, 0).await {
-            (
-                ws,
-                ToVisitor::Welcome {
-                    token, chat: None, ..
-                },
-            ) => (ws, token),
-            (_, other) => panic!("expected welcome, got {other:?}"),
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, frame: &impl Serialize) {
-    let json = serde_json::to_string(frame).expect("serialises");
-    ws.send(Message::Text(json.into())).await.expect("sent");
-}
-
-async fn send_raw(ws: &mut Ws, text: &str) {
-    ws.send(Message::Text(text.into())).await.expect("sent");
-}
-
-/// Frames that report the queue as it changes; most tests look past them.
-trait Frame: DeserializeOwned {
-    fn is_queue_news(&self) -> bool;
-}
-
-impl Frame for ToAgent {
-    fn is_queue_news(&self) -> bool {
-        matches!(self, ToAgent::Waiting { .. })
-    }
-}
-
-impl Frame for ToVisitor {
-    fn is_queue_news(&self) -> bool {
-        matches!(self, ToVisitor::Queue { .. })
-    }
-}
-
-/// The next frame that is not queue news, within a few seconds.
-async fn recv<T: Frame>(ws: &mut Ws) -> T {
-    loop {
-        let frame: T = recv_any(ws).await;
-        if !frame.is_queue_news() {
-            return frame;
-        }
-    }
-}
-
-/// The next frame of any kind, within a few seconds.
-async fn recv_any<T: DeserializeOwned>(ws: &mut Ws) -> T {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("socket open")
-            .expect("socket healthy");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(text.as_str())
-                .unwrap_or_else(|e| panic!("unreadable frame {text}: {e}"));
-        }
-    }
-}
-
-/// Whether no frame but queue news arrives within a short while.
-async fn quiet<T: Frame>(ws: &mut Ws) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return true,
-            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<T>(text.as_str()) {
-                Ok(frame) if frame.is_queue_news() => continue,
-                _ => return false,
-            },
-            Ok(_) => return false,
-        }
-    }
-}
-
-fn start_chat(client_id: &str) -> VisitorFrame {
-    VisitorFrame::StartChat {
-        client_id: client_id.into(),
-        name: "Grace Hopper".into(),
-        subject: "Order 1042 is late".into(),
-        body: "Where is my order?".into(),
-        time_zone: Some("Europe/Paris".into()),
-        language: Some("fr-FR".into()),
-        group: None,
-    }
-}
-
-fn start_with(client_id: &str, name: &str, body: &str) -> VisitorFrame {
-    VisitorFrame::StartChat {
-        client_id: client_id.into(),
-        name: name.into(),
-        subject: "A subject".into(),
-        body: body.into(),
-        time_zone: None,
-        language: None,
-        group: None,
-    }
-}
-
-async fn visitor_error(ws: &mut Ws) -> parlor_protocol::ProtocolError {
-    match recv::<ToVisitor>(ws).await {
-        ToVisitor::Error { error } => error,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn a_chat_goes_from_widget_to_screen_pop_to_accept_to_messages_to_end() {
@@ -1248,4 +1056,39 @@ async fn an_agent_who_reconnects_within_the_grace_period_keeps_their_chat() {
         ToVisitor::Message { message } => assert_eq!(message.body, "Still here"),
         other => panic!("expected the message, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_socket_silent_for_two_heartbeats_is_closed_and_one_that_pings_stays() {
+    let server = Server::start_with(|config| config.heartbeat_secs = 1).await;
+    let (mut silent, welcome) = server.widget(None, 0).await;
+    assert!(matches!(
+        welcome,
+        ToVisitor::Welcome {
+            heartbeat_secs: 1,
+            ..
+        }
+    ));
+    let (mut pinging, _) = server.widget(None, 0).await;
+    let started = tokio::time::Instant::now();
+    let keep_pinging = async {
+        for _ in 0..8 {
+            send(&mut pinging, &VisitorFrame::Ping).await;
+            assert_eq!(recv::<ToVisitor>(&mut pinging).await, ToVisitor::Pong);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let closed = async {
+        // Anything but a text frame (a close frame, an error, the end) is the close.
+        while let Some(Ok(Message::Text(_))) = silent.next().await {}
+        started.elapsed()
+    };
+    let ((), closed_after) = tokio::join!(keep_pinging, closed);
+    assert!(
+        closed_after < Duration::from_millis(2600),
+        "closed after {closed_after:?}"
+    );
+    // Four seconds on, the socket that pinged is still served.
+    send(&mut pinging, &VisitorFrame::Ping).await;
+    assert_eq!(recv::<ToVisitor>(&mut pinging).await, ToVisitor::Pong);
 }

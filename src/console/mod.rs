@@ -140,7 +140,9 @@ impl Model {
                 routing,
                 channel_routing,
                 chats,
+                heartbeat_secs,
             } => {
+                socket.set_heartbeat(heartbeat_secs);
                 self.me.set(Some(agent));
                 self.routing.set(routing);
                 self.channel_routing.set(channel_routing);
@@ -249,6 +251,8 @@ impl Model {
                     tab.case = case;
                 }
             }),
+            // The link answers pings itself.
+            ToAgent::Pong => {}
             ToAgent::Error { error } => match error.client_id {
                 // Refused for its text (a Liquid mistake, say): back into the draft, with why.
                 Some(id) if error.code == ErrorCode::Invalid => {

@@ -69,7 +69,9 @@ impl Model {
                 token,
                 chat,
                 groups,
+                heartbeat_secs,
             } => {
+                socket.set_heartbeat(heartbeat_secs);
                 host::save_token(&token);
                 self.groups.set(groups);
                 match chat {
@@ -104,6 +106,8 @@ impl Model {
             }
             ToVisitor::Typing { name } => self.show_typing(name),
             ToVisitor::Queue { position } => self.position.set(Some(position)),
+            // The link answers pings itself.
+            ToVisitor::Pong => {}
             ToVisitor::Error { error } => {
                 let starting_id = self.starting.with_untracked(|s| match s {
                     Some(VisitorFrame::StartChat { client_id, .. }) => Some(client_id.clone()),

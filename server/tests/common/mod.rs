@@ -1,0 +1,215 @@
+//! What the socket tests share: a server on port 0 with a fresh SQLite file, and real
+//! WebSocket and HTTP clients that speak to it as a widget and a console would.
+#![allow(dead_code, unused_imports)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parlor_protocol::{
+    AgentFrame, Author, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES, OfferClosed, RoutingChange,
+    ToAgent, ToVisitor, VisitorFrame,
+};
+use parlor_server::store::Caller;
+use parlor_server::{Config, Running};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub const PASSWORD: &str = "integration-password";
+
+pub struct Server {
+    pub running: Running,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `tweak` changes first.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_data_dir(dir.path().to_path_buf());
+        config.admin_password = Some(PASSWORD.into());
+        tweak(&mut config);
+        let running = parlor_server::start(config).await.expect("server starts");
+        Self { running, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
+    }
+
+    /// Signs the admin in and returns the session cookie.
+    pub async fn sign_in(&self) -> String {
+        self.sign_in_as("admin@parlor.local", PASSWORD).await
+    }
+
+    /// Signs an agent in and returns the session cookie.
+    pub async fn sign_in_as(&self, email: &str, password: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("login answers");
+        assert!(response.status().is_success());
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("a session cookie")
+            .to_owned();
+        assert!(cookie.contains("HttpOnly"));
+        cookie.split(';').next().expect("cookie pair").to_owned()
+    }
+
+    /// The admin's console socket, past its welcome.
+    pub async fn agent(&self) -> Ws {
+        let cookie = self.sign_in().await;
+        let (ws, routing) = self.console(&cookie).await;
+        assert!(routing, "the admin starts with routing on");
+        ws
+    }
+
+    /// A console socket signed in by `cookie`, past its welcome, and its routing switch.
+    pub async fn console(&self, cookie: &str) -> (Ws, bool) {
+        let mut request = format!("ws://{}/ws/agent", self.running.addr)
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("cookie", HeaderValue::from_str(cookie).expect("header"));
+        let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
+        send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
+        match recv::<ToAgent>(&mut ws).await {
+            ToAgent::Welcome { routing, .. } => (ws, routing),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// A widget socket that said hello with `token`, and the server's answer.
+    pub async fn widget(&self, token: Option<String>, since: i64) -> (Ws, ToVisitor) {
+        let (mut ws, _) = connect_async(format!("ws://{}/ws/visitor", self.running.addr))
+            .await
+            .expect("visitor socket opens");
+        send(&mut ws, &VisitorFrame::Hello { token, since }).await;
+        let welcome = recv::<ToVisitor>(&mut ws).await;
+        (ws, welcome)
+    }
+
+    pub async fn visitor(&self) -> (Ws, String) {
+        match self.widget(None, 0).await {
+            (
+                ws,
+                ToVisitor::Welcome {
+                    token, chat: None, ..
+                },
+            ) => (ws, token),
+            (_, other) => panic!("expected welcome, got {other:?}"),
+        }
+    }
+}
+
+pub async fn send(ws: &mut Ws, frame: &impl Serialize) {
+    let json = serde_json::to_string(frame).expect("serialises");
+    ws.send(Message::Text(json.into())).await.expect("sent");
+}
+
+pub async fn send_raw(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.expect("sent");
+}
+
+/// Frames that report the queue as it changes; most tests look past them.
+pub trait Frame: DeserializeOwned {
+    fn is_queue_news(&self) -> bool;
+}
+
+impl Frame for ToAgent {
+    fn is_queue_news(&self) -> bool {
+        matches!(self, ToAgent::Waiting { .. })
+    }
+}
+
+impl Frame for ToVisitor {
+    fn is_queue_news(&self) -> bool {
+        matches!(self, ToVisitor::Queue { .. })
+    }
+}
+
+/// The next frame that is not queue news, within a few seconds.
+pub async fn recv<T: Frame>(ws: &mut Ws) -> T {
+    loop {
+        let frame: T = recv_any(ws).await;
+        if !frame.is_queue_news() {
+            return frame;
+        }
+    }
+}
+
+/// The next frame of any kind, within a few seconds.
+pub async fn recv_any<T: DeserializeOwned>(ws: &mut Ws) -> T {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("socket healthy");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str())
+                .unwrap_or_else(|e| panic!("unreadable frame {text}: {e}"));
+        }
+    }
+}
+
+/// Whether no frame but queue news arrives within a short while.
+pub async fn quiet<T: Frame>(ws: &mut Ws) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return true,
+            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<T>(text.as_str()) {
+                Ok(frame) if frame.is_queue_news() => continue,
+                _ => return false,
+            },
+            Ok(_) => return false,
+        }
+    }
+}
+
+pub fn start_chat(client_id: &str) -> VisitorFrame {
+    VisitorFrame::StartChat {
+        client_id: client_id.into(),
+        name: "Grace Hopper".into(),
+        subject: "Order 1042 is late".into(),
+        body: "Where is my order?".into(),
+        time_zone: Some("Europe/Paris".into()),
+        language: Some("fr-FR".into()),
+        group: None,
+    }
+}
+
+pub fn start_with(client_id: &str, name: &str, body: &str) -> VisitorFrame {
+    VisitorFrame::StartChat {
+        client_id: client_id.into(),
+        name: name.into(),
+        subject: "A subject".into(),
+        body: body.into(),
+        time_zone: None,
+        language: None,
+        group: None,
+    }
+}
+
+pub async fn visitor_error(ws: &mut Ws) -> parlor_protocol::ProtocolError {
+    match recv::<ToVisitor>(ws).await {
+        ToVisitor::Error { error } => error,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
