@@ -304,17 +304,17 @@ impl Session for VisitorSession {
                             Some(case) => Some(self.follow(case, since).await?),
                             None => None,
                         };
-                        if let Some(chat) = &chat
-                            && chat.case.state == ChatState::Queued
-                        {
-                            self.state.routing.tell_position(chat.case.id);
-                        }
                         (token, chat)
                     }
                     None => (secret::token(), None),
                 };
                 self.token = Some(token.clone());
                 let groups = store.groups().await?;
+                // The place in the queue follows the welcome.
+                let waiting = chat
+                    .as_ref()
+                    .filter(|chat| chat.case.state == ChatState::Queued)
+                    .map(|chat| chat.case.id);
                 reply(
                     &self.outbox,
                     &ToVisitor::Welcome {
@@ -325,6 +325,9 @@ impl Session for VisitorSession {
                     },
                 )
                 .await;
+                if let Some(case) = waiting {
+                    self.state.routing.tell_position(case);
+                }
             }
             VisitorFrame::StartChat {
                 client_id,

@@ -1,0 +1,571 @@
+//! Faults, against the real `parlor` binary and its SQLite file: the server killed with
+//! SIGKILL mid-run and restarted, client connections dropped at random, a screen pop
+//! whose timer was running at the crash, and SIGTERM. The check is a "total queue":
+//! every message a customer sent and saw acknowledged is stored exactly once, in
+//! `seq` order with no hole, and every customer's own copy, put together across its
+//! reconnections, is that same transcript.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{PASSWORD, Ws, recv, send};
+use futures_util::{SinkExt, StreamExt};
+use parlor_protocol::{AgentFrame, OfferClosed, Seq, ToAgent, ToVisitor, VisitorFrame};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// The `parlor` binary, running on a data folder.
+struct Parlor {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Parlor {
+    /// Starts Parlor on `dir`, on `addr` (port 0: any free port), and waits until it
+    /// says where it listens.
+    async fn start(dir: &Path, addr: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .env("PARLOR_DATA_DIR", dir)
+            .env("PARLOR_ADDR", addr)
+            .env("PARLOR_ADMIN_PASSWORD", PASSWORD)
+            .env("PARLOR_SHUTDOWN_SECS", "3")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("parlor starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .expect("parlor says where it listens in time")
+                .expect("stdout readable")
+                .expect("parlor printed its address");
+            if let Some(url) = line.trim().strip_prefix("Agent console: http://") {
+                let host = url.trim_end_matches("/console/");
+                break host.parse().expect("an address");
+            }
+        };
+        // Keep reading so the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr }
+    }
+
+    async fn kill_9(mut self) -> SocketAddr {
+        self.child.kill().await.expect("SIGKILL");
+        self.addr
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("login answers");
+        assert!(response.status().is_success());
+        let cookie = response.headers().get("set-cookie").expect("a cookie");
+        let cookie = cookie.to_str().expect("ascii");
+        cookie.split(';').next().expect("a pair").to_owned()
+    }
+
+    async fn put_routing(&self, admin: &str, secs: u32) {
+        let status = reqwest::Client::new()
+            .put(self.url("/api/settings/routing"))
+            .header("cookie", admin)
+            .json(&serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": secs }))
+            .send()
+            .await
+            .expect("answers")
+            .status();
+        assert!(status.is_success());
+    }
+
+    async fn add_agent(&self, admin: &str, email: &str) {
+        let status = reqwest::Client::new()
+            .post(self.url("/api/agents"))
+            .header("cookie", admin)
+            .json(&serde_json::json!({
+                "name": "Bea", "email": email, "password": "bea-password-1",
+                "is_admin": false, "active": true, "capacity": 3, "groups": []
+            }))
+            .send()
+            .await
+            .expect("answers")
+            .status();
+        assert!(status.is_success());
+    }
+}
+
+async fn console(addr: SocketAddr, cookie: &str) -> Ws {
+    let mut request = format!("ws://{addr}/ws/agent")
+        .into_client_request()
+        .expect("request");
+    let cookie = HeaderValue::from_str(cookie).expect("header");
+    request.headers_mut().insert("cookie", cookie);
+    let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
+    send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
+    assert!(matches!(
+        recv::<ToAgent>(&mut ws).await,
+        ToAgent::Welcome { .. }
+    ));
+    ws
+}
+
+/// A small deterministic generator, so a failing run can be told apart by its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % sides
+    }
+}
+
+/// What one customer saw and sent over the whole run.
+#[derive(Default)]
+struct Customer {
+    number: usize,
+    token: Option<String>,
+    /// Every message this customer's widget received, by `seq`.
+    seen: BTreeMap<Seq, String>,
+    sent: Vec<String>,
+    acked: HashSet<String>,
+    reconnections: u32,
+}
+
+impl Customer {
+    fn since(&self) -> Seq {
+        self.seen.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Records a message; the same `seq` must always be the same message.
+    fn saw(&mut self, seq: Seq, client_id: &str) {
+        let before = self.seen.insert(seq, client_id.to_owned());
+        if let Some(before) = before {
+            assert_eq!(before, client_id, "seq {seq} changed its message");
+        }
+        self.acked.insert(client_id.to_owned());
+    }
+
+    /// Connects (retrying while the server is down), resumes from the last `seq`, and
+    /// starts the chat if it is not stored yet.
+    async fn connect(&mut self, addr: SocketAddr) -> Ws {
+        loop {
+            if let Ok((mut ws, _)) = connect_async(format!("ws://{addr}/ws/visitor")).await {
+                let hello = VisitorFrame::Hello {
+                    token: self.token.clone(),
+                    since: self.since(),
+                };
+                if ws.send(text(&hello)).await.is_ok()
+                    && let Some(chat) = self.welcome(&mut ws).await
+                {
+                    if chat {
+                        return ws;
+                    }
+                    let start = VisitorFrame::StartChat {
+                        client_id: format!("start-{}", self.number),
+                        name: format!("Customer {}", self.number),
+                        subject: "Faults".into(),
+                        body: "hello".into(),
+                        time_zone: None,
+                        language: None,
+                        group: None,
+                    };
+                    if ws.send(text(&start)).await.is_ok() && self.started(&mut ws).await {
+                        return ws;
+                    }
+                }
+            }
+            self.reconnections += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads the welcome: `Some(true)` when the chat is stored, with the gap since.
+    async fn welcome(&mut self, ws: &mut Ws) -> Option<bool> {
+        // The socket follows the chat before the transcript is read, so a message
+        // published meanwhile may come first; it is kept by `seq` like any other.
+        let mut frame = next(ws).await?;
+        while let ToVisitor::Message { message } = &frame {
+            self.saw(message.seq, &message.client_id);
+            frame = next(ws).await?;
+        }
+        match frame {
+            ToVisitor::Welcome { token, chat, .. } => {
+                self.token = Some(token);
+                let Some(chat) = chat else {
+                    return Some(false);
+                };
+                for message in chat.messages {
+                    self.saw(message.seq, &message.client_id);
+                }
+                Some(true)
+            }
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    async fn started(&mut self, ws: &mut Ws) -> bool {
+        loop {
+            match next(ws).await {
+                Some(ToVisitor::ChatStarted { chat }) => {
+                    for message in chat.messages {
+                        self.saw(message.seq, &message.client_id);
+                    }
+                    return true;
+                }
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    }
+
+    /// Sends a message every few milliseconds until `stop`, then until every message
+    /// sent is acknowledged. Each (re)connection sends the unacknowledged ones again
+    /// with their own ids. `drops` closes the socket now and then.
+    async fn run(
+        mut self,
+        addr: Arc<std::sync::Mutex<SocketAddr>>,
+        stop: Arc<AtomicBool>,
+        drops: bool,
+    ) -> Self {
+        let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (self.number as u64 + 1));
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+        'connection: loop {
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "customer {} never settled",
+                self.number
+            );
+            let to = *addr.lock().expect("address");
+            let mut ws = self.connect(to).await;
+            let unacked: Vec<String> = self
+                .sent
+                .iter()
+                .filter(|id| !self.acked.contains(*id))
+                .cloned()
+                .collect();
+            for client_id in unacked {
+                let frame = VisitorFrame::Send {
+                    body: client_id.clone(),
+                    client_id,
+                };
+                if ws.send(text(&frame)).await.is_err() {
+                    continue 'connection;
+                }
+            }
+            let mut tick = tokio::time::interval(Duration::from_millis(15));
+            loop {
+                let stopping = stop.load(Ordering::Relaxed);
+                if stopping && self.sent.iter().all(|id| self.acked.contains(id)) {
+                    return self;
+                }
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if drops && dice.roll(40) == 0 {
+                            let _ = ws.close(None).await;
+                            continue 'connection;
+                        }
+                        if stopping {
+                            continue;
+                        }
+                        let client_id = format!("c{}-{}", self.number, self.sent.len());
+                        self.sent.push(client_id.clone());
+                        let frame = VisitorFrame::Send { body: client_id.clone(), client_id };
+                        if ws.send(text(&frame)).await.is_err() {
+                            continue 'connection;
+                        }
+                    }
+                    frame = next(&mut ws) => match frame {
+                        Some(ToVisitor::Message { message }) => self.saw(message.seq, &message.client_id),
+                        Some(ToVisitor::Error { error }) => panic!("customer {}: {error:?}", self.number),
+                        Some(_) => {}
+                        None => continue 'connection,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The whole stored transcript, read afresh, checked against what was sent and seen.
+    async fn check(&self, addr: SocketAddr) {
+        let (mut ws, _) = connect_async(format!("ws://{addr}/ws/visitor"))
+            .await
+            .expect("opens");
+        let hello = VisitorFrame::Hello {
+            token: self.token.clone(),
+            since: 0,
+        };
+        send(&mut ws, &hello).await;
+        let stored: Vec<(Seq, String)> = match recv::<ToVisitor>(&mut ws).await {
+            ToVisitor::Welcome {
+                chat: Some(chat), ..
+            } => chat
+                .messages
+                .into_iter()
+                .map(|m| (m.seq, m.client_id))
+                .collect(),
+            other => panic!("customer {}: expected the chat, got {other:?}", self.number),
+        };
+        let n = self.number;
+        let seqs: Vec<Seq> = stored.iter().map(|(seq, _)| *seq).collect();
+        let expected: Vec<Seq> = (1..=stored.len() as Seq).collect();
+        assert_eq!(seqs, expected, "customer {n}: stored seqs have a hole");
+        let ids: HashSet<&String> = stored.iter().map(|(_, id)| id).collect();
+        assert_eq!(
+            ids.len(),
+            stored.len(),
+            "customer {n}: a message is stored twice"
+        );
+        for id in &self.sent {
+            assert!(
+                self.acked.contains(id),
+                "customer {n}: {id} never acknowledged"
+            );
+            assert!(
+                ids.contains(id),
+                "customer {n}: acknowledged {id} is not stored"
+            );
+        }
+        let seen: Vec<(Seq, String)> = self.seen.clone().into_iter().collect();
+        assert_eq!(
+            seen, stored,
+            "customer {n}: what the widget holds is not the transcript"
+        );
+    }
+}
+
+fn text(frame: &VisitorFrame) -> Message {
+    Message::Text(serde_json::to_string(frame).expect("serialises").into())
+}
+
+/// The next frame, or `None` when the socket failed, closed or went quiet for 5 s.
+async fn next(ws: &mut Ws) -> Option<ToVisitor> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return Some(serde_json::from_str(text.as_str()).expect("a known frame"));
+            }
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Runs `customers` concurrent chats for a while; `fault` happens in the middle.
+async fn total_queue(customers: usize, drops: bool, crash: bool) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
+    let addr = Arc::new(std::sync::Mutex::new(parlor.addr));
+    let stop = Arc::new(AtomicBool::new(false));
+    let runs: Vec<_> = (0..customers)
+        .map(|number| {
+            let customer = Customer {
+                number,
+                ..Customer::default()
+            };
+            tokio::spawn(customer.run(addr.clone(), stop.clone(), drops))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let parlor = if crash {
+        let at = parlor.kill_9().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Parlor::start(dir.path(), &at.to_string()).await
+    } else {
+        parlor
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = 0;
+    for run in runs {
+        let customer = run.await.expect("customer task");
+        customer.check(parlor.addr).await;
+        acknowledged += customer.acked.len();
+        if crash || drops {
+            assert!(
+                customer.reconnections > 0 || drops,
+                "customer {} never lost its link",
+                customer.number
+            );
+        }
+    }
+    assert!(
+        acknowledged > customers * 20,
+        "only {acknowledged} messages flowed"
+    );
+}
+
+#[tokio::test]
+async fn after_kill_9_and_a_restart_every_acknowledged_message_is_stored_once_and_resumed_without_a_gap()
+ {
+    total_queue(20, false, true).await;
+}
+
+#[tokio::test]
+async fn dropping_connections_at_random_loses_and_doubles_nothing() {
+    total_queue(20, true, false).await;
+}
+
+#[tokio::test]
+async fn a_screen_pop_running_at_a_crash_times_out_on_its_stored_deadline_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
+    let admin = parlor.sign_in("admin@parlor.local", PASSWORD).await;
+    parlor.put_routing(&admin, 6).await;
+    parlor.add_agent(&admin, "bea@example.com").await;
+    let bea_cookie = parlor.sign_in("bea@example.com", "bea-password-1").await;
+    let mut first = console(parlor.addr, &admin).await;
+    let mut second = console(parlor.addr, &bea_cookie).await;
+
+    let (mut widget, _) = connect_async(format!("ws://{}/ws/visitor", parlor.addr))
+        .await
+        .expect("opens");
+    send(
+        &mut widget,
+        &VisitorFrame::Hello {
+            token: None,
+            since: 0,
+        },
+    )
+    .await;
+    recv::<ToVisitor>(&mut widget).await;
+    send(&mut widget, &common::start_chat("s1")).await;
+    let offered_at = tokio::time::Instant::now();
+    // Whoever has been idle longest gets the screen pop.
+    let (case_id, first_has_it) = tokio::select! {
+        frame = recv::<ToAgent>(&mut first) => (offer_of(frame), true),
+        frame = recv::<ToAgent>(&mut second) => (offer_of(frame), false),
+    };
+    let deadline = offered_at + Duration::from_secs(6);
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let at = parlor.kill_9().await;
+    drop((first, second, widget));
+    let parlor = Parlor::start(dir.path(), &at.to_string()).await;
+    let admin = parlor.sign_in("admin@parlor.local", PASSWORD).await;
+    let bea_cookie = parlor.sign_in("bea@example.com", "bea-password-1").await;
+    let first = console(parlor.addr, &admin).await;
+    let second = console(parlor.addr, &bea_cookie).await;
+    let (mut holder, mut other) = if first_has_it {
+        (first, second)
+    } else {
+        (second, first)
+    };
+
+    // The holder's console shows the same screen pop again, with the time it has left.
+    match recv::<ToAgent>(&mut holder).await {
+        ToAgent::Offer { offer } => {
+            assert_eq!(offer.case_id, case_id);
+            assert!(
+                offer.expires_in_ms <= 3600,
+                "{} ms left",
+                offer.expires_in_ms
+            );
+        }
+        other => panic!("expected the open screen pop, got {other:?}"),
+    }
+    let reoffer = loop {
+        match tokio::time::timeout(Duration::from_secs(10), other.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                if let Ok(ToAgent::Offer { offer }) = serde_json::from_str(text.as_str()) {
+                    break (offer.case_id, tokio::time::Instant::now());
+                }
+            }
+            other => panic!("no re-offer: {other:?}"),
+        }
+    };
+    assert_eq!(reoffer.0, case_id);
+    // On the stored deadline, not a fresh six seconds from the restart.
+    assert!(
+        reoffer.1 + Duration::from_millis(300) >= deadline,
+        "re-offered early"
+    );
+    assert!(
+        reoffer.1 <= deadline + Duration::from_millis(1500),
+        "re-offered {:?} late",
+        reoffer.1 - deadline
+    );
+    loop {
+        if let ToAgent::OfferClosed { reason, .. } = recv::<ToAgent>(&mut holder).await {
+            assert_eq!(reason, OfferClosed::TimedOut);
+            break;
+        }
+    }
+}
+
+fn offer_of(frame: ToAgent) -> i64 {
+    match frame {
+        ToAgent::Offer { offer } => offer.case_id,
+        other => panic!("expected a screen pop, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sigterm_tells_every_socket_to_reconnect_and_exits_within_its_bound() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
+    let (mut widget, _) = connect_async(format!("ws://{}/ws/visitor", parlor.addr))
+        .await
+        .expect("opens");
+    send(
+        &mut widget,
+        &VisitorFrame::Hello {
+            token: None,
+            since: 0,
+        },
+    )
+    .await;
+    recv::<ToVisitor>(&mut widget).await;
+
+    let pid = parlor.child.id().expect("a pid");
+    let signalled = tokio::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(status.success());
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), widget.next()).await {
+            Ok(Some(Ok(Message::Close(close)))) => break close,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(close.code, CloseCode::Restart);
+    let exit = tokio::time::timeout(Duration::from_secs(6), parlor.child.wait())
+        .await
+        .expect("parlor exits within its bound")
+        .expect("exit status");
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(6));
+    // A new connection is refused: nobody is listening any more.
+    assert!(
+        connect_async(format!("ws://{}/ws/visitor", parlor.addr))
+            .await
+            .is_err()
+    );
+}
