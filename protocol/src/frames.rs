@@ -205,6 +205,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// Something failed inside Parlor; details are in its log.
     Internal,
+    /// Over a rate limit: wait, then try again.
+    TooFast,
 }
 
 impl ProtocolError {

@@ -48,6 +48,25 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub heartbeat_secs: u32,
 
+    /// Chat messages per second from one visitor (bursts of ten seconds' worth are
+    /// allowed).
+    #[arg(long, env = "PARLOR_MESSAGES_PER_VISITOR_PER_SEC", default_value_t = 2)]
+    pub messages_per_visitor_per_sec: u32,
+
+    /// Chat messages per second from one IP address, all its visitors together
+    /// (bursts of four seconds' worth are allowed).
+    #[arg(long, env = "PARLOR_MESSAGES_PER_IP_PER_SEC", default_value_t = 50)]
+    pub messages_per_ip_per_sec: u32,
+
+    /// New chats per minute from one IP address (as a burst, then spread out).
+    #[arg(long, env = "PARLOR_CHATS_PER_IP_PER_MINUTE", default_value_t = 30)]
+    pub chats_per_ip_per_minute: u32,
+
+    /// A request header with the visitor's IP address, set by a reverse proxy in front
+    /// of Parlor (e.g. `X-Real-IP`); otherwise the connection's address counts.
+    #[arg(long, env = "PARLOR_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
     /// On SIGTERM or Ctrl-C: how long (seconds) open sockets get to finish and close
     /// before Parlor exits anyway.
     #[arg(long, env = "PARLOR_SHUTDOWN_SECS", default_value_t = 10)]
@@ -68,6 +87,10 @@ impl Config {
             secure_cookies: false,
             heartbeat_secs: parlor_protocol::HEARTBEAT_SECS,
             shutdown_secs: 10,
+            messages_per_visitor_per_sec: 2,
+            messages_per_ip_per_sec: 50,
+            chats_per_ip_per_minute: 30,
+            client_ip_header: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod config;
 pub mod dispatch;
 pub mod hub;
+pub mod limits;
 pub mod location;
 pub mod routing;
 pub mod secret;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub routing: Routing,
     pub settings: SharedSettings,
     pub templates: Arc<Templates>,
+    pub limits: Arc<limits::Limits>,
     pub config: Arc<Config>,
 }
 
@@ -121,6 +123,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         routing,
         settings,
         templates: Arc::new(Templates::new()?),
+        limits: Arc::new(limits::Limits::new(&config)),
         config: Arc::new(config),
     };
     tokio::spawn(timers::run(state.clone()));

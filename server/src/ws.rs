@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -215,6 +217,7 @@ async fn reply(outbox: &mpsc::Sender<Outbound>, frame: &impl Serialize) {
 pub async fn visitor_socket(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
     if !same_origin(&headers) {
@@ -227,6 +230,16 @@ pub async fn visitor_socket(
         .and_then(|name| headers.get(name))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // Behind a proxy, the address it reports; else the connection's own.
+    let ip = state
+        .config
+        .client_ip_header
+        .as_deref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| peer.ip().to_string());
     upgrade(ws).on_upgrade(move |socket| async move {
         let conn = state.hub.connect(None);
         let mut session = VisitorSession {
@@ -234,6 +247,7 @@ pub async fn visitor_socket(
             conn: conn.id,
             outbox: conn.reply.clone(),
             geo,
+            ip,
             token: None,
             visitor: None,
         };
@@ -246,6 +260,8 @@ struct VisitorSession {
     conn: ConnId,
     outbox: mpsc::Sender<Outbound>,
     geo: Option<String>,
+    /// The visitor's IP address, for rate limits.
+    ip: String,
     /// Set by `hello`: the token this widget speaks for.
     token: Option<String>,
     /// Set once the visitor has started a chat.
@@ -341,6 +357,10 @@ impl Session for VisitorSession {
                 let token = self.token.clone().ok_or_else(say_hello)?;
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
+                self.state
+                    .limits
+                    .chat(&token, &self.ip)
+                    .map_err(|e| e.for_send(&client_id))?;
                 if let Some(group) = group
                     && !store.groups().await?.iter().any(|g| g.id == group)
                 {
@@ -383,6 +403,11 @@ impl Session for VisitorSession {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
                 check_message(&body).map_err(fail)?;
+                let token = self.token.as_deref().ok_or_else(say_hello)?;
+                self.state
+                    .limits
+                    .message(token, &self.ip)
+                    .map_err(|e| e.for_send(&client_id))?;
                 let (case, name) = self.live_case().await.map_err(|e| e.for_send(&client_id))?;
                 let author = Author::Customer { name };
                 let (message, new) =

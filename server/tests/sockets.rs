@@ -1092,3 +1092,74 @@ async fn a_socket_silent_for_two_heartbeats_is_closed_and_one_that_pings_stays()
     send(&mut pinging, &VisitorFrame::Ping).await;
     assert_eq!(recv::<ToVisitor>(&mut pinging).await, ToVisitor::Pong);
 }
+
+#[tokio::test]
+async fn a_visitor_over_the_message_rate_gets_a_clear_error_and_nothing_is_stored() {
+    // One a second, bursts of ten.
+    let server = Server::start_with(|config| config.messages_per_visitor_per_sec = 1).await;
+    let (mut visitor, token) = server.visitor().await;
+    send(&mut visitor, &start_chat("start")).await;
+    assert!(matches!(
+        recv::<ToVisitor>(&mut visitor).await,
+        ToVisitor::ChatStarted { .. }
+    ));
+    for i in 0..10 {
+        let client_id = format!("m{i}");
+        send(
+            &mut visitor,
+            &VisitorFrame::Send {
+                client_id,
+                body: "hi".into(),
+            },
+        )
+        .await;
+        assert!(matches!(
+            recv::<ToVisitor>(&mut visitor).await,
+            ToVisitor::Message { .. }
+        ));
+    }
+    let over = VisitorFrame::Send {
+        client_id: "m10".into(),
+        body: "one too many".into(),
+    };
+    send(&mut visitor, &over).await;
+    let error = visitor_error(&mut visitor).await;
+    assert_eq!(error.code, ErrorCode::TooFast);
+    assert_eq!(error.client_id.as_deref(), Some("m10"));
+    let (_, welcome) = server.widget(Some(token), 0).await;
+    match welcome {
+        ToVisitor::Welcome {
+            chat: Some(chat), ..
+        } => {
+            assert_eq!(chat.messages.len(), 11);
+            assert!(chat.messages.iter().all(|m| m.client_id != "m10"));
+        }
+        other => panic!("expected the chat, got {other:?}"),
+    }
+    // A second later there is room for one more.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut visitor, &over).await;
+    assert!(matches!(
+        recv::<ToVisitor>(&mut visitor).await,
+        ToVisitor::Message { .. }
+    ));
+}
+
+#[tokio::test]
+async fn new_chats_from_one_address_are_limited_with_a_clear_error() {
+    let server = Server::start_with(|config| config.chats_per_ip_per_minute = 2).await;
+    for i in 0..2 {
+        let (mut visitor, _) = server.visitor().await;
+        send(&mut visitor, &start_chat(&format!("s{i}"))).await;
+        assert!(matches!(
+            recv::<ToVisitor>(&mut visitor).await,
+            ToVisitor::ChatStarted { .. }
+        ));
+    }
+    let (mut third, token) = server.visitor().await;
+    send(&mut third, &start_chat("s2")).await;
+    let error = visitor_error(&mut third).await;
+    assert_eq!(error.code, ErrorCode::TooFast);
+    let (_, welcome) = server.widget(Some(token), 0).await;
+    assert!(matches!(welcome, ToVisitor::Welcome { chat: None, .. }));
+}
