@@ -3,8 +3,8 @@
 //! engine's decisions (store, then tell the people concerned). Sockets and handlers
 //! only send events; two agents reaching for the same chat are decided here, in order.
 //!
-//! After every event it also tells whoever cares how the queue changed: consoles get
-//! the waiting list, waiting customers their place in the queue.
+//! It also tells whoever cares how the queue changed, at most every
+//! [`QUEUE_NEWS_EVERY`]: consoles get the waiting list, waiting customers their place.
 
 use std::collections::HashMap;
 use std::sync::Arc;

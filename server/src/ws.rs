@@ -95,7 +95,9 @@ trait Session {
     /// Reads one text frame; anything refused is answered with an error frame.
     async fn on_text(&mut self, text: &str) {
         let result = match parse::<Self::Frame>(text) {
-            Ok(frame) => self.handle(frame).await,
+            // Boxed: the handler's state is large and only lives while a frame is
+            // handled, so an idle socket does not carry it.
+            Ok(frame) => Box::pin(self.handle(frame)).await,
             Err(error) => Err(error),
         };
         if let Err(error) = result {
@@ -113,7 +115,7 @@ fn upgrade(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(SOCKET_MESSAGE_LIMIT)
         .max_frame_size(SOCKET_MESSAGE_LIMIT)
         // Small buffers: most sockets are idle chats, and the default costs ~128 KiB each.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
 }
 

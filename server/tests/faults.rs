@@ -78,16 +78,7 @@ impl Parlor {
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> String {
-        let response = reqwest::Client::new()
-            .post(self.url("/api/login"))
-            .json(&serde_json::json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .expect("login answers");
-        assert!(response.status().is_success());
-        let cookie = response.headers().get("set-cookie").expect("a cookie");
-        let cookie = cookie.to_str().expect("ascii");
-        cookie.split(';').next().expect("a pair").to_owned()
+        common::sign_in_at(self.addr, email, password).await
     }
 
     async fn put_routing(&self, admin: &str, secs: u32) {
@@ -442,18 +433,7 @@ async fn a_screen_pop_running_at_a_crash_times_out_on_its_stored_deadline_after_
     let mut first = console(parlor.addr, &admin).await;
     let mut second = console(parlor.addr, &bea_cookie).await;
 
-    let (mut widget, _) = connect_async(format!("ws://{}/ws/visitor", parlor.addr))
-        .await
-        .expect("opens");
-    send(
-        &mut widget,
-        &VisitorFrame::Hello {
-            token: None,
-            since: 0,
-        },
-    )
-    .await;
-    recv::<ToVisitor>(&mut widget).await;
+    let (mut widget, _) = common::widget_at(parlor.addr, None, 0).await;
     send(&mut widget, &common::start_chat("s1")).await;
     let offered_at = tokio::time::Instant::now();
     // Whoever has been idle longest gets the screen pop.
@@ -529,18 +509,7 @@ fn offer_of(frame: ToAgent) -> i64 {
 async fn sigterm_tells_every_socket_to_reconnect_and_exits_within_its_bound() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
-    let (mut widget, _) = connect_async(format!("ws://{}/ws/visitor", parlor.addr))
-        .await
-        .expect("opens");
-    send(
-        &mut widget,
-        &VisitorFrame::Hello {
-            token: None,
-            since: 0,
-        },
-    )
-    .await;
-    recv::<ToVisitor>(&mut widget).await;
+    let (mut widget, _) = common::widget_at(parlor.addr, None, 0).await;
 
     let pid = parlor.child.id().expect("a pid");
     let signalled = tokio::time::Instant::now();

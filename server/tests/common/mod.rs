@@ -53,21 +53,7 @@ impl Server {
 
     /// Signs an agent in and returns the session cookie.
     pub async fn sign_in_as(&self, email: &str, password: &str) -> String {
-        let response = reqwest::Client::new()
-            .post(self.url("/api/login"))
-            .json(&serde_json::json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .expect("login answers");
-        assert!(response.status().is_success());
-        let cookie = response
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .expect("a session cookie")
-            .to_owned();
-        assert!(cookie.contains("HttpOnly"));
-        cookie.split(';').next().expect("cookie pair").to_owned()
+        sign_in_at(self.running.addr, email, password).await
     }
 
     /// The admin's console socket, past its welcome.
@@ -96,12 +82,7 @@ impl Server {
 
     /// A widget socket that said hello with `token`, and the server's answer.
     pub async fn widget(&self, token: Option<String>, since: i64) -> (Ws, ToVisitor) {
-        let (mut ws, _) = connect_async(format!("ws://{}/ws/visitor", self.running.addr))
-            .await
-            .expect("visitor socket opens");
-        send(&mut ws, &VisitorFrame::Hello { token, since }).await;
-        let welcome = recv::<ToVisitor>(&mut ws).await;
-        (ws, welcome)
+        widget_at(self.running.addr, token, since).await
     }
 
     pub async fn visitor(&self) -> (Ws, String) {
@@ -115,6 +96,40 @@ impl Server {
             (_, other) => panic!("expected welcome, got {other:?}"),
         }
     }
+}
+
+/// Signs an agent in at the server on `addr` and returns the session cookie.
+pub async fn sign_in_at(addr: std::net::SocketAddr, email: &str, password: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/api/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("login answers");
+    assert!(response.status().is_success());
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    assert!(cookie.contains("HttpOnly"));
+    cookie.split(';').next().expect("cookie pair").to_owned()
+}
+
+/// A widget socket to the server on `addr` that said hello with `token`, and the
+/// server's answer.
+pub async fn widget_at(
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+    since: i64,
+) -> (Ws, ToVisitor) {
+    let (mut ws, _) = connect_async(format!("ws://{addr}/ws/visitor"))
+        .await
+        .expect("visitor socket opens");
+    send(&mut ws, &VisitorFrame::Hello { token, since }).await;
+    let welcome = recv::<ToVisitor>(&mut ws).await;
+    (ws, welcome)
 }
 
 pub async fn send(ws: &mut Ws, frame: &impl Serialize) {
