@@ -8,7 +8,6 @@
 //! time. One process holds all sockets: keep customers + agents under the open-file
 //! limit (`ulimit -n`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -60,7 +59,6 @@ struct Tally {
     customers_connected: AtomicUsize,
     chats_active: AtomicUsize,
     agents_ready: AtomicUsize,
-    sent: AtomicU64,
     received: AtomicU64,
     errors: AtomicU64,
     /// Micros: customer send → agent receipt.
@@ -205,7 +203,6 @@ async fn agent(run: Arc<Run>, cookie: String) {
                         .push(run.micros().saturating_sub(sent));
                 }
                 replies += 1;
-                run.tally.sent.fetch_add(1, Ordering::Relaxed);
                 Some(AgentFrame::Send {
                     case_id: message.case_id,
                     client_id: format!("a{replies}-{}", message.seq),
@@ -307,7 +304,6 @@ async fn customer(run: Arc<Run>, number: usize, every: Duration) {
                     continue;
                 }
                 sent += 1;
-                run.tally.sent.fetch_add(1, Ordering::Relaxed);
                 let frame = VisitorFrame::Send {
                     client_id: format!("c{number}-{sent}"),
                     body: format!("t={}", run.micros()),
@@ -358,18 +354,16 @@ async fn wait_for(what: &str, target: usize, counter: &AtomicUsize, limit: Durat
 async fn prepare_agents(run: &Run, http: &reqwest::Client) -> Result<Vec<String>, String> {
     let url = &run.args.url;
     let admin = sign_in(http, url, &run.args.admin_email, &run.args.admin_password).await?;
-    let put = |path: &'static str, body: serde_json::Value| {
-        http.put(format!("{url}{path}"))
-            .header("cookie", &admin)
-            .json(&body)
-            .send()
-    };
-    put(
-        "/api/settings/routing",
-        serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": 600 }),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let routing = http
+        .put(format!("{url}/api/settings/routing"))
+        .header("cookie", &admin)
+        .json(&serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": 600 }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !routing.status().is_success() {
+        return Err(format!("setting routing answered {}", routing.status()));
+    }
     let capacity = run.args.customers.div_ceil(run.args.agents.max(1)) + 1;
     let tag = std::process::id();
     let mut cookies = Vec::new();
@@ -487,22 +481,12 @@ async fn main() -> std::process::ExitCode {
         t.errors.load(Ordering::Relaxed)
     );
     let sockets = (n + run.args.agents) as f64;
-    let mut memory: HashMap<&str, u64> = HashMap::new();
-    for (name, value) in [
-        ("before", rss_before),
-        ("idle", rss_idle),
-        ("after", rss_after),
-    ] {
-        if let Some(value) = value {
-            memory.insert(name, value);
-        }
-    }
-    if let (Some(before), Some(idle)) = (memory.get("before"), memory.get("idle")) {
+    if let (Some(before), Some(idle)) = (rss_before, rss_idle) {
         println!(
             "  server RSS                    {before} KiB before, {idle} KiB with {} sockets idle = {:.1} KiB per connection; {} KiB after traffic",
             n + run.args.agents,
-            (*idle as f64 - *before as f64) / sockets,
-            memory.get("after").copied().unwrap_or_default()
+            (idle as f64 - before as f64) / sockets,
+            rss_after.unwrap_or_default()
         );
     }
     std::process::ExitCode::SUCCESS

@@ -109,28 +109,34 @@ impl Limits {
 
     /// May this visitor (token) at this address send a message now?
     pub fn message(&self, token: &str, ip: &str) -> Result<(), ProtocolError> {
-        let now = Instant::now();
-        if self.messages_per_visitor.allow(token, now) && self.messages_per_ip.allow(ip, now) {
-            Ok(())
-        } else {
-            Err(ProtocolError::new(
-                ErrorCode::TooFast,
-                "You are sending messages too quickly. Wait a moment, then send again.",
-            ))
-        }
+        allow_both(
+            (&self.messages_per_visitor, token),
+            (&self.messages_per_ip, ip),
+            "You are sending messages too quickly. Wait a moment, then send again.",
+        )
     }
 
     /// May this visitor (token) at this address start a chat now?
     pub fn chat(&self, token: &str, ip: &str) -> Result<(), ProtocolError> {
-        let now = Instant::now();
-        if self.chats_per_visitor.allow(token, now) && self.chats_per_ip.allow(ip, now) {
-            Ok(())
-        } else {
-            Err(ProtocolError::new(
-                ErrorCode::TooFast,
-                "Too many chats were started from here. Please try again in a few minutes.",
-            ))
-        }
+        allow_both(
+            (&self.chats_per_visitor, token),
+            (&self.chats_per_ip, ip),
+            "Too many chats were started from here. Please try again in a few minutes.",
+        )
+    }
+}
+
+/// Takes from the visitor's bucket, then the address's; `refusal` when either is empty.
+fn allow_both(
+    (per_visitor, token): (&Limiter, &str),
+    (per_ip, ip): (&Limiter, &str),
+    refusal: &str,
+) -> Result<(), ProtocolError> {
+    let now = Instant::now();
+    if per_visitor.allow(token, now) && per_ip.allow(ip, now) {
+        Ok(())
+    } else {
+        Err(ProtocolError::new(ErrorCode::TooFast, refusal))
     }
 }
 

@@ -139,10 +139,7 @@ async fn run_appends(write: SqlitePool, mut appends: mpsc::Receiver<Append>) {
             Err(error) => {
                 tracing::warn!(%error, size = batch.len(), "a group commit failed; appending one by one");
                 for append in batch.drain(..) {
-                    let result = match append_all(&write, std::slice::from_ref(&append)).await {
-                        Ok(mut results) => results.pop().unwrap_or(Err(StoreError::CaseNotFound)),
-                        Err(error) => Err(error),
-                    };
+                    let result = append_alone(&write, &append).await;
                     let _ = append.reply.send(result);
                 }
             }
@@ -163,6 +160,14 @@ async fn append_all(
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// Appends one message in its own transaction.
+async fn append_alone(write: &SqlitePool, append: &Append) -> StoreResult<(ChatMessage, bool)> {
+    let mut tx = write.begin().await?;
+    let result = append_one(&mut tx, append).await?;
+    tx.commit().await?;
+    result
 }
 
 async fn append_one(
@@ -767,13 +772,10 @@ impl Store {
             body: body.to_owned(),
             reply,
         };
-        self.appends
-            .send(append)
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+        // Either fails only when the store is closing.
+        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.appends.send(append).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     /// Puts an agent in a queued chat. `false` when the chat is no longer queued.

@@ -4,9 +4,8 @@
 //! allowed is answered with an `error` frame and changes nothing.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -170,7 +169,6 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
     tokio::pin!(quiet);
     let closing = state.hub.wait_closing();
     tokio::pin!(closing);
-    let mut writer_done = false;
     loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -188,14 +186,11 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
             }
             () = kicked.notified() => break,
             () = &mut closing => break,
-            _ = &mut writer => {
-                writer_done = true;
-                break;
-            }
+            _ = &mut writer => break,
         }
     }
     state.hub.disconnect(id);
-    if state.hub.is_closing() && !writer_done {
+    if state.hub.is_closing() && !writer.is_finished() {
         // Let the writer send what is queued and the close frame, within the bound.
         let bound = Duration::from_secs(state.config.shutdown_secs);
         if tokio::time::timeout(bound, &mut writer).await.is_err() {
@@ -225,20 +220,10 @@ pub async fn visitor_socket(
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-origin socket refused").into_response();
     }
-    let geo = state
-        .config
-        .geo_header
-        .as_deref()
-        .and_then(|name| headers.get(name))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    // Behind a proxy, the address it reports; else the connection's own.
-    let ip = state
-        .config
-        .client_ip_header
-        .as_deref()
-        .and_then(|name| headers.get(name))
-        .and_then(|v| v.to_str().ok())
+    let geo = proxy_header(&headers, state.config.geo_header.as_deref()).map(str::to_owned);
+    // Behind a proxy, the address it reports (the first of a list); else the
+    // connection's own.
+    let ip = proxy_header(&headers, state.config.client_ip_header.as_deref())
         .and_then(|v| v.split(',').next())
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|| peer.ip().to_string());
@@ -255,6 +240,11 @@ pub async fn visitor_socket(
         };
         run(socket, conn, &state, &mut session).await;
     })
+}
+
+/// The value of a header a reverse proxy sets, when Parlor is told its name.
+fn proxy_header<'h>(headers: &'h HeaderMap, name: Option<&str>) -> Option<&'h str> {
+    headers.get(name?)?.to_str().ok()
 }
 
 struct VisitorSession {
@@ -359,10 +349,6 @@ impl Session for VisitorSession {
                 let token = self.token.clone().ok_or_else(say_hello)?;
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
-                self.state
-                    .limits
-                    .chat(&token, &self.ip)
-                    .map_err(|e| e.for_send(&client_id))?;
                 if let Some(group) = group
                     && !store.groups().await?.iter().any(|g| g.id == group)
                 {
@@ -386,6 +372,11 @@ impl Session for VisitorSession {
                     },
                     group,
                 };
+                // Counted only for a form that is otherwise fine.
+                self.state
+                    .limits
+                    .chat(&token, &self.ip)
+                    .map_err(|e| e.for_send(&client_id))?;
                 let started = store
                     .start_chat(&token, &chat)
                     .await

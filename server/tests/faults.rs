@@ -17,13 +17,11 @@ use std::time::Duration;
 
 use common::{PASSWORD, Ws, recv, send};
 use futures_util::{SinkExt, StreamExt};
-use parlor_protocol::{AgentFrame, OfferClosed, Seq, ToAgent, ToVisitor, VisitorFrame};
+use parlor_protocol::{OfferClosed, Seq, ToAgent, ToVisitor, VisitorFrame};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The `parlor` binary, running on a data folder.
@@ -81,18 +79,6 @@ impl Parlor {
         common::sign_in_at(self.addr, email, password).await
     }
 
-    async fn put_routing(&self, admin: &str, secs: u32) {
-        let status = reqwest::Client::new()
-            .put(self.url("/api/settings/routing"))
-            .header("cookie", admin)
-            .json(&serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": secs }))
-            .send()
-            .await
-            .expect("answers")
-            .status();
-        assert!(status.is_success());
-    }
-
     async fn add_agent(&self, admin: &str, email: &str) {
         let status = reqwest::Client::new()
             .post(self.url("/api/agents"))
@@ -110,18 +96,7 @@ impl Parlor {
 }
 
 async fn console(addr: SocketAddr, cookie: &str) -> Ws {
-    let mut request = format!("ws://{addr}/ws/agent")
-        .into_client_request()
-        .expect("request");
-    let cookie = HeaderValue::from_str(cookie).expect("header");
-    request.headers_mut().insert("cookie", cookie);
-    let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
-    send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
-    assert!(matches!(
-        recv::<ToAgent>(&mut ws).await,
-        ToAgent::Welcome { .. }
-    ));
-    ws
+    common::console_at(addr, cookie).await.0
 }
 
 /// A small deterministic generator, so a failing run can be told apart by its seed.
@@ -145,7 +120,8 @@ struct Customer {
     seen: BTreeMap<Seq, String>,
     sent: Vec<String>,
     acked: HashSet<String>,
-    reconnections: u32,
+    /// Links that opened and said hello: more than one means it lost a link and came back.
+    links: u32,
 }
 
 impl Customer {
@@ -174,6 +150,7 @@ impl Customer {
                 if ws.send(text(&hello)).await.is_ok()
                     && let Some(chat) = self.welcome(&mut ws).await
                 {
+                    self.links += 1;
                     if chat {
                         return ws;
                     }
@@ -191,7 +168,6 @@ impl Customer {
                     }
                 }
             }
-            self.reconnections += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -393,17 +369,25 @@ async fn total_queue(customers: usize, drops: bool, crash: bool) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
     let mut acknowledged = 0;
+    let mut links = 0;
     for run in runs {
         let customer = run.await.expect("customer task");
         customer.check(parlor.addr).await;
         acknowledged += customer.acked.len();
-        if crash || drops {
+        links += customer.links;
+        if crash {
             assert!(
-                customer.reconnections > 0 || drops,
-                "customer {} never lost its link",
+                customer.links > 1,
+                "customer {} did not lose its link in the crash",
                 customer.number
             );
         }
+    }
+    if drops {
+        assert!(
+            links > 2 * customers as u32,
+            "only {links} links for {customers} customers: too few were dropped"
+        );
     }
     assert!(
         acknowledged > customers * 20,
@@ -427,7 +411,8 @@ async fn a_screen_pop_running_at_a_crash_times_out_on_its_stored_deadline_after_
     let dir = tempfile::tempdir().expect("temp dir");
     let parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
     let admin = parlor.sign_in("admin@parlor.local", PASSWORD).await;
-    parlor.put_routing(&admin, 6).await;
+    let routing = common::put_routing_at(parlor.addr, &admin, true, 6).await;
+    assert!(routing.is_success());
     parlor.add_agent(&admin, "bea@example.com").await;
     let bea_cookie = parlor.sign_in("bea@example.com", "bea-password-1").await;
     let mut first = console(parlor.addr, &admin).await;

@@ -627,17 +627,7 @@ impl Server {
 
     async fn put_routing(&self, channel_routing: bool, secs: u32) -> reqwest::StatusCode {
         let cookie = self.sign_in().await;
-        reqwest::Client::new()
-            .put(self.url("/api/settings/routing"))
-            .header("cookie", cookie)
-            .json(&serde_json::json!({
-                "channel_routing": channel_routing,
-                "screen_pop_timeout_secs": secs
-            }))
-            .send()
-            .await
-            .expect("answers")
-            .status()
+        put_routing_at(self.running.addr, &cookie, channel_routing, secs).await
     }
 }
 

@@ -66,18 +66,7 @@ impl Server {
 
     /// A console socket signed in by `cookie`, past its welcome, and its routing switch.
     pub async fn console(&self, cookie: &str) -> (Ws, bool) {
-        let mut request = format!("ws://{}/ws/agent", self.running.addr)
-            .into_client_request()
-            .expect("request");
-        request
-            .headers_mut()
-            .insert("cookie", HeaderValue::from_str(cookie).expect("header"));
-        let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
-        send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
-        match recv::<ToAgent>(&mut ws).await {
-            ToAgent::Welcome { routing, .. } => (ws, routing),
-            other => panic!("expected welcome, got {other:?}"),
-        }
+        console_at(self.running.addr, cookie).await
     }
 
     /// A widget socket that said hello with `token`, and the server's answer.
@@ -115,6 +104,43 @@ pub async fn sign_in_at(addr: std::net::SocketAddr, email: &str, password: &str)
         .to_owned();
     assert!(cookie.contains("HttpOnly"));
     cookie.split(';').next().expect("cookie pair").to_owned()
+}
+
+/// A console socket to the server on `addr`, signed in by `cookie`, past its
+/// welcome, and its routing switch.
+pub async fn console_at(addr: std::net::SocketAddr, cookie: &str) -> (Ws, bool) {
+    let mut request = format!("ws://{addr}/ws/agent")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("cookie", HeaderValue::from_str(cookie).expect("header"));
+    let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
+    send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
+    match recv::<ToAgent>(&mut ws).await {
+        ToAgent::Welcome { routing, .. } => (ws, routing),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// An admin's `PUT /api/settings/routing` at the server on `addr`; its status.
+pub async fn put_routing_at(
+    addr: std::net::SocketAddr,
+    admin: &str,
+    channel_routing: bool,
+    secs: u32,
+) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .put(format!("http://{addr}/api/settings/routing"))
+        .header("cookie", admin)
+        .json(&serde_json::json!({
+            "channel_routing": channel_routing,
+            "screen_pop_timeout_secs": secs
+        }))
+        .send()
+        .await
+        .expect("answers")
+        .status()
 }
 
 /// A widget socket to the server on `addr` that said hello with `token`, and the
