@@ -7,14 +7,21 @@
 //! them. Then customers send at the set rate and agents answer each message, for the set
 //! time. One process holds all sockets: keep customers + agents under the open-file
 //! limit (`ulimit -n`).
+//!
+//! While the load runs, probe chats measure re-offers: the screen-pop timeout is set short
+//! and whichever agent gets a probe's first screen pop lets it run out; the time from that
+//! deadline to the next agent's screen pop is the re-offer latency.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use parlor_protocol::{AgentFrame, Author, ChatState, ToAgent, ToVisitor, VisitorFrame};
+use parlor_protocol::{
+    AgentFrame, Author, CaseId, ChatState, RoutingChange, ToAgent, ToVisitor, VisitorFrame,
+};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -45,6 +52,12 @@ struct Args {
     /// New customer connections per second while ramping up.
     #[arg(long, default_value_t = 400)]
     ramp: u64,
+    /// Probe chats started during the run to measure re-offers after a screen-pop timeout.
+    #[arg(long, default_value_t = 10)]
+    probes: usize,
+    /// The screen-pop timeout set for the probes, in seconds (Parlor takes 3 to 600).
+    #[arg(long, default_value_t = 3)]
+    probe_timeout: u32,
     /// The server's process id, to report its memory.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -68,7 +81,14 @@ struct Tally {
     /// Micros: customer send → the customer's own copy back (stored and acknowledged).
     acked: Mutex<Vec<u64>>,
     measuring: AtomicBool,
+    /// Probe chats whose first screen pop is being let run out: when it expires.
+    ignored_offers: std::sync::Mutex<HashMap<CaseId, Instant>>,
+    /// Micros: a probe's screen-pop deadline → the next agent's screen pop.
+    reoffer: Mutex<Vec<u64>>,
 }
+
+/// The subject that marks a probe chat.
+const PROBE: &str = "Re-offer probe";
 
 struct Run {
     args: Args,
@@ -187,9 +207,19 @@ async fn agent(run: Arc<Run>, cookie: String) {
             continue;
         };
         let answer = match frame {
-            ToAgent::Offer { offer } => Some(AgentFrame::Accept {
-                case_id: offer.case_id,
-            }),
+            ToAgent::Offer { offer } => {
+                if offer.subject == PROBE && first_sight(&run, &offer).await {
+                    continue;
+                }
+                Some(AgentFrame::Accept {
+                    case_id: offer.case_id,
+                })
+            }
+            // Letting a screen pop run out switched routing off: back on, as an agent would.
+            ToAgent::Routing {
+                on: false,
+                change: RoutingChange::IgnoredOffer,
+            } => Some(AgentFrame::SetRouting { on: true }),
             ToAgent::Message { message } if matches!(message.author, Author::Customer { .. }) => {
                 let Some(sent) = stamp(&message.body) else {
                     continue;
@@ -224,19 +254,54 @@ async fn agent(run: Arc<Run>, cookie: String) {
     run.error("an agent socket closed");
 }
 
-async fn customer(run: Arc<Run>, number: usize, every: Duration) {
+/// Whether this is a probe's first screen pop, to be let run out; otherwise, when it is
+/// the screen pop after one that ran out, records how long after that deadline it came.
+async fn first_sight(run: &Run, offer: &parlor_protocol::Offer) -> bool {
+    let now = Instant::now();
+    let deadline = {
+        let mut ignored = run
+            .tally
+            .ignored_offers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let deadline = ignored.remove(&offer.case_id);
+        if deadline.is_none() {
+            ignored.insert(
+                offer.case_id,
+                now + Duration::from_millis(offer.expires_in_ms),
+            );
+        }
+        deadline
+    };
+    let Some(deadline) = deadline else {
+        return true;
+    };
+    let late = now.saturating_duration_since(deadline).as_micros();
+    run.tally
+        .reoffer
+        .lock()
+        .await
+        .push(u64::try_from(late).unwrap_or(u64::MAX));
+    false
+}
+
+/// A customer: `every` is how often it sends once its chat is active; `None` for a probe,
+/// which only waits to be accepted.
+async fn customer(run: Arc<Run>, number: usize, every: Option<Duration>) {
     let Ok((mut ws, _)) =
         tokio_tungstenite::connect_async_with_config(run.ws_url("/ws/visitor"), None, true).await
     else {
         return run.error("customer socket did not open");
     };
-    run.tally
-        .customers_connected
-        .fetch_add(1, Ordering::Relaxed);
+    if every.is_some() {
+        run.tally
+            .customers_connected
+            .fetch_add(1, Ordering::Relaxed);
+    }
     let start = VisitorFrame::StartChat {
         client_id: format!("start{number}"),
         name: format!("Customer {number}"),
-        subject: "Load".into(),
+        subject: if every.is_some() { "Load" } else { PROBE }.into(),
         body: "hello".into(),
         time_zone: None,
         language: None,
@@ -257,9 +322,12 @@ async fn customer(run: Arc<Run>, number: usize, every: Duration) {
     }
     let mut active = false;
     let mut sent = 0u64;
-    // Spread the customers' sends evenly over the interval.
+    // Spread the customers' sends evenly over the interval; a probe never sends.
+    let probe = every.is_none();
+    let every = every.unwrap_or(Duration::from_secs(3600));
     let offset = every.mul_f64((number as f64 * 0.618_034).fract());
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+
     let mut beat = heartbeat();
     loop {
         tokio::select! {
@@ -275,7 +343,9 @@ async fn customer(run: Arc<Run>, number: usize, every: Duration) {
                 match serde_json::from_str::<ToVisitor>(text.as_str()) {
                     Ok(ToVisitor::State { case }) if case.state == ChatState::Active && !active => {
                         active = true;
-                        run.tally.chats_active.fetch_add(1, Ordering::Relaxed);
+                        if !probe {
+                            run.tally.chats_active.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Ok(ToVisitor::Message { message }) => {
                         let Some(at) = stamp(&message.body) else { continue };
@@ -300,7 +370,7 @@ async fn customer(run: Arc<Run>, number: usize, every: Duration) {
                 }
             }
             _ = tick.tick() => {
-                if !active || !run.tally.measuring.load(Ordering::Relaxed) {
+                if probe || !active || !run.tally.measuring.load(Ordering::Relaxed) {
                     continue;
                 }
                 sent += 1;
@@ -351,19 +421,35 @@ async fn wait_for(what: &str, target: usize, counter: &AtomicUsize, limit: Durat
     true
 }
 
-async fn prepare_agents(run: &Run, http: &reqwest::Client) -> Result<Vec<String>, String> {
-    let url = &run.args.url;
-    let admin = sign_in(http, url, &run.args.admin_email, &run.args.admin_password).await?;
+/// Switches routing on for the channel with this screen-pop timeout.
+async fn put_routing(
+    run: &Run,
+    http: &reqwest::Client,
+    admin: &str,
+    secs: u32,
+) -> Result<(), String> {
     let routing = http
-        .put(format!("{url}/api/settings/routing"))
-        .header("cookie", &admin)
-        .json(&serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": 600 }))
+        .put(format!("{}/api/settings/routing", run.args.url))
+        .header("cookie", admin)
+        .json(&serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": secs }))
         .send()
         .await
         .map_err(|e| e.to_string())?;
     if !routing.status().is_success() {
         return Err(format!("setting routing answered {}", routing.status()));
     }
+    Ok(())
+}
+
+/// Signs the admin in, switches routing on and makes the agents: the admin's cookie and
+/// one per agent.
+async fn prepare_agents(
+    run: &Run,
+    http: &reqwest::Client,
+) -> Result<(String, Vec<String>), String> {
+    let url = &run.args.url;
+    let admin = sign_in(http, url, &run.args.admin_email, &run.args.admin_password).await?;
+    put_routing(run, http, &admin, 600).await?;
     let capacity = run.args.customers.div_ceil(run.args.agents.max(1)) + 1;
     let tag = std::process::id();
     let mut cookies = Vec::new();
@@ -385,7 +471,33 @@ async fn prepare_agents(run: &Run, http: &reqwest::Client) -> Result<Vec<String>
         }
         cookies.push(sign_in(http, url, &email, password).await?);
     }
-    Ok(cookies)
+    Ok((admin, cookies))
+}
+
+/// Sets the short screen-pop timeout and starts the probe chats, spread over the window.
+async fn start_probes(
+    run: &Arc<Run>,
+    http: &reqwest::Client,
+    admin: &str,
+    first_number: usize,
+    window: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let count = run.args.probes;
+    if count == 0 {
+        return None;
+    }
+    if let Err(error) = put_routing(run, http, admin, run.args.probe_timeout).await {
+        run.error(&error);
+        return None;
+    }
+    let run = run.clone();
+    let gap = window.div_f64(count as f64 + 1.0);
+    Some(tokio::spawn(async move {
+        for number in first_number..first_number + count {
+            tokio::time::sleep(gap).await;
+            tokio::spawn(customer(run.clone(), number, None));
+        }
+    }))
 }
 
 #[tokio::main]
@@ -404,8 +516,8 @@ async fn main() -> std::process::ExitCode {
         tally: Tally::default(),
     });
     let http = reqwest::Client::new();
-    let cookies = match prepare_agents(&run, &http).await {
-        Ok(cookies) => cookies,
+    let (admin, cookies) = match prepare_agents(&run, &http).await {
+        Ok(made) => made,
         Err(error) => {
             eprintln!("parlor-load: {error}");
             return std::process::ExitCode::FAILURE;
@@ -431,7 +543,7 @@ async fn main() -> std::process::ExitCode {
     let ramp = Instant::now();
     let pause = Duration::from_secs_f64(1.0 / run.args.ramp.max(1) as f64);
     for number in 0..n {
-        tokio::spawn(customer(run.clone(), number, every));
+        tokio::spawn(customer(run.clone(), number, Some(every)));
         tokio::time::sleep(pause).await;
     }
     let all_in = wait_for(
@@ -448,9 +560,15 @@ async fn main() -> std::process::ExitCode {
     run.tally.measuring.store(true, Ordering::Relaxed);
     let received_before = run.tally.received.load(Ordering::Relaxed);
     let window = Duration::from_secs(run.args.duration);
+    let probes = start_probes(&run, &http, &admin, n, window).await;
     tokio::time::sleep(window).await;
     run.tally.measuring.store(false, Ordering::Relaxed);
     let relayed = run.tally.received.load(Ordering::Relaxed) - received_before;
+    if let Some(probes) = probes {
+        // The last probe's screen pop may still be running out.
+        let _ = probes.await;
+        tokio::time::sleep(Duration::from_secs(u64::from(run.args.probe_timeout) + 1)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = pid.and_then(rss_kib);
 
@@ -476,6 +594,7 @@ async fn main() -> std::process::ExitCode {
     report("customer → agent", &t.to_agent).await;
     report("agent → customer", &t.to_customer).await;
     report("customer's send stored+acked", &t.acked).await;
+    report("re-offer after a timeout", &t.reoffer).await;
     println!(
         "  errors                        {}",
         t.errors.load(Ordering::Relaxed)

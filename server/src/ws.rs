@@ -28,7 +28,9 @@ use crate::hub::{ConnId, Connection, Outbound, encode};
 use crate::location;
 use crate::routing::Event;
 use crate::secret;
-use crate::store::{AgentRecord, Caller, CaseRecord, NewChat, StoreError, VisitorId, now_ms};
+use crate::store::{
+    AgentRecord, Caller, CaseRecord, NewChat, StoreError, StoreResult, VisitorId, now_ms,
+};
 use crate::templates;
 
 /// Frames over this are refused by the socket library outright (the connection drops);
@@ -512,6 +514,25 @@ struct AgentSession {
     joined: bool,
 }
 
+impl AgentSession {
+    /// The last console gone starts the grace period; a reload within it changes nothing.
+    ///
+    /// A console that opens while the mark is being written clears it in its `hello`,
+    /// unless that `hello` ran first; checking again after the write settles that order:
+    /// whichever ran last, the mark stays only while no console is open.
+    async fn start_grace_if_last(&self) -> StoreResult<()> {
+        let (hub, store) = (&self.state.hub, &self.state.store);
+        if hub.consoles_of(self.me()) > 0 {
+            return Ok(());
+        }
+        store.set_agent_gone(self.me(), Some(now_ms())).await?;
+        if hub.consoles_of(self.me()) > 0 {
+            store.set_agent_gone(self.me(), None).await?;
+        }
+        Ok(())
+    }
+}
+
 impl Session for AgentSession {
     type Frame = AgentFrame;
     type Reply = ToAgent;
@@ -525,20 +546,12 @@ impl Session for AgentSession {
     }
 
     async fn on_close(&mut self) {
-        if !self.joined {
-            return;
+        if self.joined {
+            self.state
+                .routing
+                .send(Event::AgentDisconnected { agent: self.me() });
         }
-        self.state
-            .routing
-            .send(Event::AgentDisconnected { agent: self.me() });
-        // The last console gone starts the grace period; a reload within it changes nothing.
-        if self.state.hub.consoles_of(self.me()) == 0
-            && let Err(error) = self
-                .state
-                .store
-                .set_agent_gone(self.me(), Some(now_ms()))
-                .await
-        {
+        if let Err(error) = self.start_grace_if_last().await {
             tracing::error!(%error, "could not record that an agent left");
         }
     }
