@@ -1,60 +1,109 @@
 /*! Parlor widget loader. Embed with:
  *    <script async src="https://YOUR-PARLOR/widget.js"></script>
- * It draws only the launcher (in a shadow root, so the page's CSS cannot touch
- * it) and loads the chat panel in an iframe served by Parlor when it is first opened.
- * Options, as data- attributes on the tag: data-parlor-title, data-parlor-color,
- * data-parlor-position ("right" | "left").
- * API: Parlor('open' | 'close' | 'toggle' | 'shutdown'), Parlor('on', event, fn) for
- * 'open' and 'close'. Calls made before this file loads are queued by the stub
+ * It draws only the launcher (in a shadow root, so the page's CSS cannot touch it) and
+ * loads the chat panel in an iframe served by Parlor when it is first opened (or, when
+ * the visitor has a live chat, once the page is idle). No inline script, no inline
+ * style element: it works under a strict Content-Security-Policy.
+ * Options, as data- attributes on the tag (they override the admin's settings):
+ * data-parlor-title, data-parlor-color, data-parlor-position ("right" | "left").
+ * API: Parlor('open' | 'close' | 'toggle' | 'shutdown'), Parlor('identify', {name,
+ * email, ...answers}), Parlor('on', event, fn) for 'open', 'close', 'message',
+ * 'chat-started' and 'chat-ended'. Calls made before this file loads are queued by
  *    window.Parlor = window.Parlor || function () { (Parlor.q = Parlor.q || []).push(arguments) };
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script || window.__parlorLoaded) return;
+
+  var settings = /*SETTINGS*/{};
+  var origin = new URL(script.src).origin;
+  var allowed = settings.allowed || [];
+  if (allowed.length && allowed.indexOf(location.origin) < 0 && location.origin !== origin) {
+    console.error(
+      "Parlor: this site (" + location.origin + ") is not allowed to show the chat. " +
+      "An admin can add it under Allowed sites on the Appearance page of the Parlor console."
+    );
+    window.Parlor = function () {};
+    return;
+  }
   window.__parlorLoaded = true;
 
-  var origin = new URL(script.src).origin;
   var data = script.dataset;
-  var title = data.parlorTitle || "Chat with us";
-  var color = data.parlorColor || "";
-  var side = data.parlorPosition === "left" ? "left" : "right";
+  var title = data.parlorTitle || settings.title || "Chat with us";
+  var color = data.parlorColor || settings.color || "";
+  var side = (data.parlorPosition || settings.position) === "left" ? "left" : "right";
   var OPEN_KEY = "parlor.open";
+  var LIVE_KEY = "parlor.live";
+  var EVENTS = ["open", "close", "message", "chat-started", "chat-ended"];
 
-  var host = document.createElement("div");
-  host.setAttribute("data-parlor", "");
-  var root = host.attachShadow({ mode: "open" });
-  root.innerHTML =
-    "<style>" +
+  var css =
     ":host{all:initial}" +
     ".launcher{position:fixed;bottom:20px;" + side + ":20px;z-index:2147483646;width:56px;height:56px;" +
-    "border-radius:50%;border:0;cursor:pointer;background:var(--parlor-brand,#2456d3);color:#fff;" +
-    "box-shadow:0 4px 14px rgba(0,0,0,.25);display:grid;place-items:center;padding:0}" +
+    "border-radius:50%;border:0;cursor:pointer;background:#2456d3;color:#fff;" +
+    "box-shadow:0 4px 14px rgba(0,0,0,.25);display:grid;place-items:center;padding:0;margin:0}" +
     ".launcher:focus-visible{outline:3px solid #fff;outline-offset:-6px}" +
     ".launcher svg{width:28px;height:28px;fill:currentColor}" +
     ".panel{position:fixed;bottom:88px;" + side + ":20px;z-index:2147483647;width:370px;height:560px;" +
     "max-height:calc(100vh - 108px);border:0;border-radius:12px;overflow:hidden;" +
     "box-shadow:0 8px 32px rgba(0,0,0,.25);background:#fff;display:none}" +
     ".panel.open{display:block}" +
-    "@media (max-width:480px){.panel{inset:0;width:100%;height:100%;max-height:none;border-radius:0}}" +
-    "</style>" +
-    '<button class="launcher" type="button" aria-label="Open chat" aria-expanded="false">' +
-    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"/></svg>' +
-    "</button>";
-  var launcher = root.querySelector(".launcher");
-  if (color) launcher.style.background = color;
-  var frame = null;
-  var isOpen = false;
-  var listeners = { open: [], close: [] };
+    "@media (max-width:480px){.panel{inset:0;width:100%;height:100%;max-height:none;border-radius:0}" +
+    ".panel.open~.launcher{display:none}}";
 
-  function emit(name) {
+  var host = document.createElement("div");
+  host.setAttribute("data-parlor", "");
+  var root = host.attachShadow({ mode: "open" });
+  // A constructed style sheet is not an inline style: a strict CSP on the page allows it.
+  if ("adoptedStyleSheets" in root && typeof CSSStyleSheet === "function") {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } else {
+    var style = document.createElement("style");
+    style.textContent = css;
+    root.appendChild(style);
+  }
+
+  var launcher = document.createElement("button");
+  launcher.className = "launcher";
+  launcher.type = "button";
+  launcher.setAttribute("aria-label", "Open chat");
+  launcher.setAttribute("aria-expanded", "false");
+  var SVG = "http://www.w3.org/2000/svg";
+  var icon = document.createElementNS(SVG, "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("aria-hidden", "true");
+  var path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z");
+  icon.appendChild(path);
+  launcher.appendChild(icon);
+  if (color) launcher.style.background = color;
+
+  var frame = null;
+  var frameReady = false;
+  var isOpen = false;
+  var identity = null;
+  var listeners = {};
+  EVENTS.forEach(function (name) { listeners[name] = []; });
+
+  function emit(name, detail) {
     (listeners[name] || []).forEach(function (fn) {
-      try { fn(); } catch (e) { /* a listener's error is the page's own */ }
+      try { fn(detail); } catch (e) { /* a listener's error is the page's own */ }
     });
   }
 
-  function remember(open) {
-    try { sessionStorage.setItem(OPEN_KEY, open ? "1" : "0"); } catch (e) { /* storage blocked */ }
+  function store(kind, key, value) {
+    try {
+      var s = kind === "session" ? sessionStorage : localStorage;
+      if (value === undefined) return s.getItem(key);
+      if (value === null) s.removeItem(key); else s.setItem(key, value);
+    } catch (e) { /* storage blocked */ }
+    return null;
+  }
+
+  function tellFrame(message) {
+    if (frame && frameReady) frame.contentWindow.postMessage(message, origin);
   }
 
   function ensureFrame() {
@@ -63,8 +112,10 @@
     frame.className = "panel";
     frame.title = title;
     frame.setAttribute("allow", "autoplay");
-    frame.src = origin + "/widget/#" + new URLSearchParams({ host: location.origin, title: title });
-    root.appendChild(frame);
+    var params = { host: location.origin, title: title };
+    if (color) params.color = color;
+    frame.src = origin + "/widget/#" + new URLSearchParams(params);
+    root.insertBefore(frame, launcher);
     return frame;
   }
 
@@ -74,7 +125,8 @@
     isOpen = true;
     launcher.setAttribute("aria-expanded", "true");
     launcher.setAttribute("aria-label", "Close chat");
-    remember(true);
+    store("session", OPEN_KEY, "1");
+    tellFrame({ parlor: "opened" });
     emit("open");
   }
 
@@ -84,28 +136,54 @@
     isOpen = false;
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-label", "Open chat");
-    remember(false);
+    store("session", OPEN_KEY, "0");
     launcher.focus();
     emit("close");
   }
 
   launcher.addEventListener("click", function () { isOpen ? close() : open(); });
 
-  // Only the panel Parlor served may talk to the loader.
+  // Only the panel Parlor served may talk to the loader, and only with these.
   window.addEventListener("message", function (event) {
     if (!frame || event.origin !== origin || event.source !== frame.contentWindow) return;
-    var message = event.data;
-    if (message && message.parlor === "close") close();
+    var message = event.data || {};
+    if (message.parlor === "ready") {
+      frameReady = true;
+      if (identity) tellFrame({ parlor: "identify", visitor: identity });
+      if (isOpen) tellFrame({ parlor: "opened" });
+    } else if (message.parlor === "close") {
+      close();
+    } else if (message.parlor === "event" && EVENTS.indexOf(message.name) >= 2) {
+      if (message.name === "chat-started") store("local", LIVE_KEY, "1");
+      if (message.name === "chat-ended") store("local", LIVE_KEY, null);
+      emit(message.name, message.detail);
+    }
   });
+
+  /** Keeps string answers only: the widget shows them as text, nothing else. */
+  function identify(visitor) {
+    if (!visitor || typeof visitor !== "object") return;
+    identity = {};
+    Object.keys(visitor).slice(0, 20).forEach(function (key) {
+      var value = visitor[key];
+      if (typeof value === "string" || typeof value === "number") identity[key] = String(value).slice(0, 200);
+    });
+    tellFrame({ parlor: "identify", visitor: identity });
+  }
 
   var commands = {
     open: open,
     close: close,
     toggle: function () { isOpen ? close() : open(); },
+    identify: identify,
     on: function (name, fn) {
       if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
     },
-    shutdown: function () { host.remove(); window.__parlorLoaded = false; }
+    shutdown: function () {
+      host.remove();
+      store("local", LIVE_KEY, null);
+      window.__parlorLoaded = false;
+    }
   };
   function Parlor(command) {
     var run = commands[command];
@@ -115,11 +193,15 @@
   window.Parlor = Parlor;
 
   function mount() {
+    root.appendChild(launcher);
     document.body.appendChild(host);
     for (var i = 0; i < queued.length; i++) Parlor.apply(null, queued[i]);
-    var wasOpen = false;
-    try { wasOpen = sessionStorage.getItem(OPEN_KEY) === "1"; } catch (e) { /* storage blocked */ }
-    if (wasOpen) open();
+    if (store("session", OPEN_KEY) === "1") open();
+    else if (store("local", LIVE_KEY) === "1") {
+      // A live chat: load the panel quietly so its messages and events arrive.
+      var idle = window.requestIdleCallback || function (fn) { setTimeout(fn, 1); };
+      idle(ensureFrame);
+    }
   }
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);

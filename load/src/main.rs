@@ -306,6 +306,8 @@ async fn customer(run: Arc<Run>, number: usize, every: Option<Duration>) {
         time_zone: None,
         language: None,
         group: None,
+        email: String::new(),
+        custom: Default::default(),
     };
     if send_json(
         &mut ws,

@@ -105,6 +105,20 @@ pub struct CaseSummary {
     pub group: Option<String>,
     #[serde(default)]
     pub status: CaseStatus,
+    /// From the pre-chat form, when asked and given.
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    /// The answers to the admin's own pre-chat questions.
+    #[serde(default)]
+    pub answers: Vec<Answer>,
+}
+
+/// One answer to an admin's own pre-chat question, with the question as it was asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub key: String,
+    pub label: String,
+    pub value: String,
 }
 
 /// A group of agents a chat can be for.
@@ -263,6 +277,11 @@ pub enum VisitorFrame {
         /// The group chosen in the pre-chat form.
         #[serde(default)]
         group: Option<GroupId>,
+        #[serde(default)]
+        email: String,
+        /// Answers to the admin's own questions, by key.
+        #[serde(default)]
+        custom: std::collections::BTreeMap<String, String>,
     },
     /// A message in the visitor's live chat.
     Send { client_id: String, body: String },
@@ -289,6 +308,12 @@ pub enum ToVisitor {
         /// Ping every this many seconds.
         #[serde(default = "heartbeat_secs")]
         heartbeat_secs: u32,
+        /// The pre-chat form the admin set.
+        #[serde(default)]
+        form: crate::PrechatFields,
+        /// Shown above the pre-chat form.
+        #[serde(default)]
+        greeting: String,
     },
     /// The answer to `StartChat`.
     ChatStarted {

@@ -13,9 +13,11 @@ mod frames;
 mod links;
 mod text;
 mod transcript;
+mod widget;
 
 pub use flatten::flatten_markdown;
 pub use frames::*;
 pub use links::{Segment, segments};
 pub use text::*;
 pub use transcript::*;
+pub use widget::*;

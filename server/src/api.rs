@@ -13,14 +13,14 @@ use axum::{Json, Router};
 use parlor_protocol::{
     AgentAccount, AgentInput, AgentProfile, ApiError, CaseSummary, ChatSettings, Group, GroupInput,
     LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, OfferLogEntry, RoutingSettings, ToAgent,
-    check_message, one_line,
+    WidgetSettings, check_message, one_line,
 };
 
 use crate::AppState;
 use crate::routing::Event;
 use crate::settings::{
     AGENT_GRACE_KEY, CHANNEL_ROUTING_KEY, INACTIVITY_TIMEOUT_KEY, SCREEN_POP_TIMEOUT_KEY,
-    message_keys,
+    WIDGET_KEY, message_keys,
 };
 use crate::store::{AgentRecord, Caller, StoreError};
 
@@ -111,6 +111,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/settings/chat",
             get(get_chat_settings).put(put_chat_settings),
+        )
+        .route(
+            "/api/settings/widget",
+            get(get_widget_settings).put(put_widget_settings),
         )
 }
 
@@ -500,6 +504,34 @@ async fn case_offers(
             other => other.into(),
         })?;
     Ok(Json(state.store.offer_log(id).await?))
+}
+
+// ------------------------------------------------------------------- widget settings
+
+async fn get_widget_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<WidgetSettings>, HttpError> {
+    signed_in_agent(&state, &headers).await?;
+    Ok(Json(state.settings.get().widget))
+}
+
+/// The Appearance page's settings: checked whole (nothing is stored when one field is
+/// wrong), then live for the next widget that connects and the next `widget.js`.
+async fn put_widget_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(input): Json<WidgetSettings>,
+) -> Result<Json<WidgetSettings>, HttpError> {
+    admin(&state, &headers).await?;
+    let widget = input
+        .checked()
+        .map_err(|problem| HttpError::Invalid(problem.message))?;
+    let json = serde_json::to_string(&widget)
+        .map_err(|e| HttpError::Invalid(format!("Unreadable settings: {e}")))?;
+    state.store.set_setting(WIDGET_KEY, &json).await?;
+    state.settings.reload(&state.store).await?;
+    Ok(Json(widget))
 }
 
 // --------------------------------------------------------------------- chat settings

@@ -67,7 +67,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/visitor", any(ws::visitor_socket))
         .route("/ws/agent", any(ws::agent_socket))
         .merge(api::router())
-        .merge(web::router(&state.config))
+        .merge(web::router(&state))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())

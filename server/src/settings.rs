@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use parlor_protocol::{Millis, SystemMessageKind, SystemMessageSetting};
+use parlor_protocol::{Millis, SystemMessageKind, SystemMessageSetting, WidgetSettings};
 
 use crate::store::{Store, StoreResult};
 
@@ -20,6 +20,8 @@ pub const SCREEN_POP_TIMEOUT_KEY: &str = "screen_pop_timeout_ms";
 pub const CHANNEL_ROUTING_KEY: &str = "channel_routing";
 pub const INACTIVITY_TIMEOUT_KEY: &str = "inactivity_timeout_ms";
 pub const AGENT_GRACE_KEY: &str = "agent_grace_ms";
+/// The widget's settings, one JSON row.
+pub const WIDGET_KEY: &str = "widget";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -29,6 +31,8 @@ pub struct Settings {
     pub channel_routing: bool,
     pub inactivity_timeout_ms: Millis,
     pub agent_grace_ms: Millis,
+    /// The widget: look, pre-chat form, allowed sites, offline behaviour.
+    pub widget: WidgetSettings,
     /// Each system message's text, or `None` when the admin switched it off.
     messages: HashMap<SystemMessageKind, Option<String>>,
 }
@@ -40,6 +44,7 @@ impl Default for Settings {
             channel_routing: true,
             inactivity_timeout_ms: DEFAULT_INACTIVITY_TIMEOUT_MS,
             agent_grace_ms: DEFAULT_AGENT_GRACE_MS,
+            widget: WidgetSettings::default(),
             messages: SystemMessageKind::ALL
                 .into_iter()
                 .map(|kind| (kind, Some(kind.default_text().to_owned())))
@@ -73,6 +78,12 @@ impl Settings {
         }
         if let Some(ms) = millis(store.setting(AGENT_GRACE_KEY).await?) {
             settings.agent_grace_ms = ms;
+        }
+        if let Some(json) = store.setting(WIDGET_KEY).await? {
+            match serde_json::from_str(&json) {
+                Ok(widget) => settings.widget = widget,
+                Err(error) => tracing::error!(%error, "unreadable widget settings; using defaults"),
+            }
         }
         if let Some(on) = store.setting(CHANNEL_ROUTING_KEY).await? {
             settings.channel_routing = on != "0";

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parlor_protocol::{
-    AgentAccount, AgentId, AgentProfile, Author, CaseId, CaseStatus, CaseSummary, Chat,
+    AgentAccount, AgentId, AgentProfile, Answer, Author, CaseId, CaseStatus, CaseSummary, Chat,
     ChatMessage, ChatState, EndedBy, Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry,
     Seq,
 };
@@ -90,6 +90,9 @@ pub struct NewChat {
     pub client_id: String,
     pub body: String,
     pub group: Option<GroupId>,
+    pub email: Option<String>,
+    /// Answers to the admin's own questions, with the questions as asked.
+    pub answers: Vec<Answer>,
 }
 
 pub fn now_ms() -> Millis {
@@ -215,7 +218,7 @@ const ACCOUNT_COLUMNS: &str = "id, name, email, is_admin, active, capacity";
 const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
      c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
      c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name, \
-     c.status";
+     c.status, c.customer_email, c.answers";
 const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
      LEFT JOIN groups g ON g.id = c.group_id";
 
@@ -643,13 +646,16 @@ impl Store {
         }
         let case: CaseId = sqlx::query_scalar(
             "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
-             chat_state, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+             customer_email, answers, chat_state, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
         )
         .bind(visitor)
         .bind(&chat.customer_name)
         .bind(&chat.subject)
         .bind(&chat.location)
         .bind(chat.group)
+        .bind(&chat.email)
+        .bind(serde_json::to_string(&chat.answers).unwrap_or_else(|_| "[]".to_owned()))
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -1177,6 +1183,8 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
             ended_by,
             group: row.get("group_name"),
             status: status_from_name(row.get("status")),
+            customer_email: row.get("customer_email"),
+            answers: serde_json::from_str(row.get::<&str, _>("answers")).unwrap_or_default(),
         },
         visitor_id: row.get("visitor_id"),
         agent_id: row.get("agent_id"),
@@ -1237,6 +1245,8 @@ mod tests {
             client_id: client_id.into(),
             body: "Hello".into(),
             group: None,
+            email: None,
+            answers: Vec::new(),
         }
     }
 

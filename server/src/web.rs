@@ -1,42 +1,51 @@
 //! The pages: the built widget and console (Trunk's output), the `widget.js` loader and
 //! the demo page, a stand-in for a customer's website with the widget embedded.
 
+use std::path::Path;
+
 use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{Html, IntoResponse, Redirect};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use base64::Engine;
+use parlor_protocol::WidgetSettings;
+use sha2::{Digest, Sha256};
 use tower_http::services::{ServeDir, ServeFile};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::AppState;
-use crate::config::Config;
+use crate::settings::SharedSettings;
 
 /// The loader a site embeds: small hand-written JS, shipped inside the server binary.
+/// The admin's widget settings go in where it says `/*SETTINGS*/{}`.
 const WIDGET_JS: &str = include_str!("../../public/widget.js");
+const SETTINGS_SLOT: &str = "/*SETTINGS*/{}";
 
-pub fn router(config: &Config) -> Router<AppState> {
-    let widget_dir = config.web_dir.join("widget");
-    let console_dir = config.web_dir.join("console");
-    for dir in [&widget_dir, &console_dir] {
-        if !dir.join("index.html").exists() {
-            tracing::warn!(dir = %dir.display(), "front end not built here; run scripts/run.sh");
-        }
-    }
+/// Hashed build outputs never change under their name: cache them for a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let web_dir = &state.config.web_dir;
+    let widget_dir = web_dir.join("widget");
+    let console_dir = web_dir.join("console");
+    let widget_page = PagePolicy::new(&widget_dir, "");
+    // The console frames the widget for the Appearance page's preview.
+    let console_page = PagePolicy::new(&console_dir, "frame-src 'self'; ");
     let widget = Router::new()
         .fallback_service(ServeDir::new(&widget_dir))
-        // Which sites may frame the widget becomes an admin setting; any, for now.
-        .layer(SetResponseHeaderLayer::overriding(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("frame-ancestors *"),
+        .layer(middleware::from_fn_with_state(
+            (state.settings.clone(), widget_page),
+            widget_headers,
         ));
     let console = Router::new()
         .fallback_service(
             ServeDir::new(&console_dir).fallback(ServeFile::new(console_dir.join("index.html"))),
         )
-        .layer(SetResponseHeaderLayer::overriding(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("frame-ancestors 'none'"),
+        .layer(middleware::from_fn_with_state(
+            console_page,
+            console_headers,
         ));
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
@@ -47,13 +56,127 @@ pub fn router(config: &Config) -> Router<AppState> {
         .nest_service("/console", console)
 }
 
-async fn widget_js() -> impl IntoResponse {
+/// The Content-Security-Policy of one app's page: scripts only from Parlor (and the
+/// one inline start-up script Trunk writes, by its hash), WebAssembly, styles only from
+/// files, connections only to Parlor.
+#[derive(Clone)]
+struct PagePolicy {
+    /// Everything but `frame-ancestors`, which depends on the page.
+    base: String,
+}
+
+impl PagePolicy {
+    fn new(dir: &Path, extra: &str) -> Self {
+        let html = std::fs::read_to_string(dir.join("index.html")).unwrap_or_else(|_| {
+            tracing::warn!(dir = %dir.display(), "front end not built here; run scripts/run.sh");
+            String::new()
+        });
+        let hashes: String = inline_scripts(&html)
+            .map(|script| {
+                let digest = Sha256::digest(script.as_bytes());
+                format!(
+                    " 'sha256-{}'",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                )
+            })
+            .collect();
+        Self {
+            base: format!(
+                "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{hashes}; \
+                 style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                 media-src 'self' data:; {extra}base-uri 'none'; form-action 'self'"
+            ),
+        }
+    }
+
+    fn with_ancestors(&self, ancestors: &str) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!("{}; frame-ancestors {ancestors}", self.base)).ok()
+    }
+}
+
+/// The bodies of the page's inline `<script>` elements.
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    html.split("<script").skip(1).filter_map(|rest| {
+        let (attributes, rest) = rest.split_once('>')?;
+        if attributes.contains("src=") {
+            return None;
+        }
+        rest.split_once("</script>").map(|(body, _)| body)
+    })
+}
+
+/// Which pages may frame the widget: the admin's allowed sites (and Parlor itself, for
+/// the demo page and the preview), or any site when the admin has listed none.
+fn frame_ancestors(widget: &WidgetSettings) -> String {
+    if widget.allowed_origins.is_empty() {
+        return "*".to_owned();
+    }
+    std::iter::once("'self'")
+        .chain(widget.allowed_origins.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Hashed files cache for a year; the page itself is checked every time and gets the
+/// page's policy.
+fn app_headers(path: &str, response: &mut Response, policy: Option<HeaderValue>) {
+    let page = path.ends_with('/') || path.ends_with(".html") || !path.contains('.');
+    let found = response.status().is_success();
+    let headers = response.headers_mut();
+    if page {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Some(policy) = policy {
+            headers.insert(CONTENT_SECURITY_POLICY, policy);
+        }
+    } else if found {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    }
+}
+
+async fn widget_headers(
+    State((settings, policy)): State<(SharedSettings, PagePolicy)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let ancestors = frame_ancestors(&settings.get().widget);
+    app_headers(&path, &mut response, policy.with_ancestors(&ancestors));
+    response
+}
+
+async fn console_headers(
+    State(policy): State<PagePolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    app_headers(&path, &mut response, policy.with_ancestors("'none'"));
+    response
+}
+
+/// The public part of the widget settings, for the loader: how to draw the launcher and
+/// which sites may show it.
+fn loader_settings(widget: &WidgetSettings) -> String {
+    serde_json::json!({
+        "title": widget.title,
+        "color": widget.brand_color,
+        "position": widget.position,
+        "allowed": widget.allowed_origins,
+    })
+    .to_string()
+}
+
+async fn widget_js(State(state): State<AppState>) -> impl IntoResponse {
+    let settings = loader_settings(&state.settings.get().widget);
     (
         [
             (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // Short: an admin's change reaches the sites within minutes.
             (CACHE_CONTROL, "public, max-age=300"),
         ],
-        WIDGET_JS,
+        WIDGET_JS.replacen(SETTINGS_SLOT, &settings, 1),
     )
 }
 

@@ -13,9 +13,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use parlor_protocol::{
-    AgentFrame, Author, CaseId, CaseStatus, ChatState, EndedBy, ErrorCode, MAX_FRAME_BYTES,
-    MAX_NAME_CHARS, MAX_SUBJECT_CHARS, ProtocolError, Seq, SystemMessageKind, TextError, ToAgent,
-    ToVisitor, VisitorFrame, check_client_id, check_message, one_line,
+    AgentFrame, Author, CaseId, CaseStatus, ChatState, EndedBy, ErrorCode, FieldRule, GroupId,
+    MAX_FRAME_BYTES, MAX_SUBJECT_CHARS, PrechatAnswers, PrechatFields, ProtocolError, Seq,
+    SystemMessageKind, TextError, ToAgent, ToVisitor, VisitorFrame, check_client_id, check_message,
+    one_line,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -320,6 +321,7 @@ impl Session for VisitorSession {
                 };
                 self.token = Some(token.clone());
                 let groups = store.groups().await?;
+                let widget = self.state.settings.get().widget;
                 // The place in the queue follows the welcome.
                 let waiting = chat
                     .as_ref()
@@ -332,6 +334,8 @@ impl Session for VisitorSession {
                         chat,
                         groups,
                         heartbeat_secs: self.state.config.heartbeat_secs,
+                        form: widget.fields,
+                        greeting: widget.greeting,
                     },
                 )
                 .await;
@@ -347,21 +351,32 @@ impl Session for VisitorSession {
                 time_zone,
                 language,
                 group,
+                email,
+                custom,
             } => {
                 let token = self.token.clone().ok_or_else(say_hello)?;
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
-                if let Some(group) = group
-                    && !store.groups().await?.iter().any(|g| g.id == group)
-                {
-                    return Err(
-                        ProtocolError::new(ErrorCode::Invalid, "There is no such group.")
-                            .for_send(&client_id),
-                    );
-                }
+                let form = self.state.settings.get().widget.fields;
+                let answers = form
+                    .check(&PrechatAnswers {
+                        name,
+                        email,
+                        subject,
+                        custom,
+                    })
+                    .map_err(|problem| {
+                        ProtocolError::new(ErrorCode::Invalid, problem.message).for_send(&client_id)
+                    })?;
+                let group = self
+                    .checked_group(&form, group)
+                    .await
+                    .map_err(|e| e.for_send(&client_id))?;
                 let chat = NewChat {
-                    customer_name: one_line(&name, "name", MAX_NAME_CHARS).map_err(fail)?,
-                    subject: one_line(&subject, "subject", MAX_SUBJECT_CHARS).map_err(fail)?,
+                    answers: answers.custom,
+                    customer_name: answers.name,
+                    subject: answers.subject,
+                    email: answers.email,
                     location: location::approximate(
                         self.geo.as_deref(),
                         time_zone.as_deref(),
@@ -436,6 +451,29 @@ impl Session for VisitorSession {
 }
 
 impl VisitorSession {
+    /// The group a new chat is for: one that exists, given when the form requires it
+    /// (and there are groups to choose from), dropped when the form hides it.
+    async fn checked_group(
+        &self,
+        form: &PrechatFields,
+        group: Option<GroupId>,
+    ) -> Result<Option<GroupId>, ProtocolError> {
+        if form.group == FieldRule::Hidden {
+            return Ok(None);
+        }
+        let groups = self.state.store.groups().await?;
+        match group {
+            Some(group) if !groups.iter().any(|g| g.id == group) => Err(ProtocolError::new(
+                ErrorCode::Invalid,
+                "There is no such group.",
+            )),
+            None if form.group == FieldRule::Required && !groups.is_empty() => Err(
+                ProtocolError::new(ErrorCode::Invalid, "Please choose a group."),
+            ),
+            group => Ok(group),
+        }
+    }
+
     /// Follows the case on this socket and reads what the widget has not seen yet.
     /// Following first means nothing published meanwhile is missed; the widget drops
     /// what it already holds by `seq`.
@@ -645,7 +683,7 @@ impl Session for AgentSession {
                     .map_err(|e| e.for_send(&client_id))?;
                 let context = templates::Context {
                     customer_name: &case.summary.customer_name,
-                    customer_email: None,
+                    customer_email: case.summary.customer_email.as_deref(),
                     agent_name: &self.agent.profile.name,
                     case_id,
                     case_subject: &case.summary.subject,

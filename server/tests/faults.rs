@@ -162,6 +162,8 @@ impl Customer {
                         time_zone: None,
                         language: None,
                         group: None,
+                        email: String::new(),
+                        custom: Default::default(),
                     };
                     if ws.send(text(&start)).await.is_ok() && self.started(&mut ws).await {
                         return ws;

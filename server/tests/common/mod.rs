@@ -233,6 +233,8 @@ pub fn start_chat(client_id: &str) -> VisitorFrame {
         time_zone: Some("Europe/Paris".into()),
         language: Some("fr-FR".into()),
         group: None,
+        email: String::new(),
+        custom: Default::default(),
     }
 }
 
@@ -245,6 +247,8 @@ pub fn start_with(client_id: &str, name: &str, body: &str) -> VisitorFrame {
         time_zone: None,
         language: None,
         group: None,
+        email: String::new(),
+        custom: Default::default(),
     }
 }
 
