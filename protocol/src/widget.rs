@@ -400,11 +400,11 @@ mod tests {
             subject: FieldRule::Hidden,
             ..PrechatFields::default()
         };
-        let problem = form.check(&answers("Ada", " ", "x")).unwrap_err();
+        let problem = form.check(&answers("Ada", " ", "x")).expect_err("refused");
         assert_eq!(problem.field, "email");
         let checked = form
             .check(&answers(" Ada ", "ada@example.com", "ignored"))
-            .unwrap();
+            .expect("accepted");
         assert_eq!(checked.name, "Ada");
         assert_eq!(checked.email.as_deref(), Some("ada@example.com"));
         assert_eq!(checked.subject, "");
@@ -417,7 +417,7 @@ mod tests {
             subject: FieldRule::Optional,
             ..PrechatFields::default()
         };
-        let checked = form.check(&answers("", "", "")).unwrap();
+        let checked = form.check(&answers("", "", "")).expect("accepted");
         assert_eq!(checked.name, ANONYMOUS_NAME);
         assert_eq!(checked.email, None);
     }
@@ -438,7 +438,9 @@ mod tests {
         assert!(is_email("ada.lovelace+chat@example.co.uk"));
         let form = PrechatFields::default();
         assert_eq!(
-            form.check(&answers("Ada", "nope", "Hi")).unwrap_err().field,
+            form.check(&answers("Ada", "nope", "Hi"))
+                .expect_err("refused")
+                .field,
             "email"
         );
     }
@@ -462,12 +464,12 @@ mod tests {
         };
         let mut given = answers("Ada", "", "Late order");
         given.custom.insert("plan".into(), "Pro".into());
-        let problem = form.check(&given).unwrap_err();
+        let problem = form.check(&given).expect_err("refused");
         assert_eq!(problem.field, "order");
         assert!(problem.message.contains("Order number"));
         given.custom.insert("order".into(), " 1042 ".into());
         given.custom.insert("sneaky".into(), "x".into());
-        let checked = form.check(&given).unwrap();
+        let checked = form.check(&given).expect("accepted");
         let answered: Vec<_> = checked
             .custom
             .iter()
@@ -492,7 +494,7 @@ mod tests {
             ..WidgetSettings::default()
         }
         .checked()
-        .unwrap();
+        .expect("accepted");
         assert_eq!(settings.brand_color, "#aabbcc");
         assert_eq!(
             settings.allowed_origins,
@@ -502,7 +504,7 @@ mod tests {
         assert!(!settings.allows("https://evil.example.com"));
         assert!(WidgetSettings::default().allows("https://anything.example"));
 
-        let refused = |settings: WidgetSettings| settings.checked().unwrap_err().field;
+        let refused = |settings: WidgetSettings| settings.checked().expect_err("refused").field;
         let base = WidgetSettings::default;
         assert_eq!(
             refused(WidgetSettings {

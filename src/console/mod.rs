@@ -409,6 +409,20 @@ fn tab_state(case: &CaseSummary) -> &'static str {
     }
 }
 
+/// What the customer told the pre-chat form beyond name and subject.
+fn customer_answers(case: &parlor_protocol::CaseSummary) -> impl IntoView + use<> {
+    let email = case.customer_email.clone().map(|email| {
+        view! { <dt>"Email"</dt><dd>{email}</dd> }
+    });
+    let answers = case
+        .answers
+        .iter()
+        .map(|a| view! { <dt>{a.label.clone()}</dt><dd>{a.value.clone()}</dd> })
+        .collect_view();
+    (email.is_some() || !case.answers.is_empty())
+        .then(|| view! { <dl class="case-answers">{email}{answers}</dl> })
+}
+
 fn ended_line(case: &CaseSummary) -> String {
     match &case.ended_by {
         Some(EndedBy::Customer) => "The customer ended the chat.".to_owned(),
@@ -646,6 +660,7 @@ pub fn ConsoleApp() -> impl IntoView {
                         <p class="case-meta">
                             {move || case.with(|c| c.as_ref().map(|c| format!("Case #{id} · {}", c.customer_name)))}
                         </p>
+                        {move || case.with(|c| c.as_ref().map(customer_answers))}
                     </div>
                     {read_only.then(|| view! { <span class="read-only-badge">"Read-only: the customer does not know you are here"</span> })}
                     <Show when=move || !read_only && state() == Some(ChatState::Active)>

@@ -1,7 +1,9 @@
 //! The widget's ties to the page around it: the settings `widget.js` passes in the
 //! frame's URL fragment, messages to the host page, and where the visitor token is kept.
 
+use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
+use wasm_bindgen::closure::Closure;
 
 const TOKEN_KEY: &str = "parlor.visitor";
 
@@ -12,9 +14,18 @@ pub fn fragment_param(name: &str) -> Option<String> {
     params.get(name).filter(|v| !v.is_empty())
 }
 
-/// Tells the host page's loader something (`close`, …). Sent only to the origin that
-/// embedded the widget, never to `*`.
+/// Tells the host page's loader something (`ready`, `close`). Sent only to the origin
+/// that embedded the widget, never to `*`.
 pub fn tell_host(kind: &str) {
+    post_to_host(&serde_json::json!({ "parlor": kind }));
+}
+
+/// An event for the page's `Parlor('on', name, fn)` listeners, with its detail.
+pub fn host_event(name: &str, detail: serde_json::Value) {
+    post_to_host(&serde_json::json!({ "parlor": "event", "name": name, "detail": detail }));
+}
+
+fn post_to_host(message: &serde_json::Value) {
     let Some(origin) = fragment_param("host") else {
         return;
     };
@@ -24,9 +35,55 @@ pub fn tell_host(kind: &str) {
     let Ok(Some(parent)) = window.parent() else {
         return;
     };
-    let message = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&message, &"parlor".into(), &JsValue::from_str(kind));
-    let _ = parent.post_message(&message, &origin);
+    if let Ok(message) = js_sys::JSON::parse(&message.to_string()) {
+        let _ = parent.post_message(&message, &origin);
+    }
+}
+
+/// Calls `handle` with every message the parent window sends whose origin is `from`
+/// (the host page for the loader's messages, Parlor itself for the console's preview):
+/// anything else is ignored. The message comes as JSON.
+pub fn listen_to_parent(from: String, handle: impl Fn(serde_json::Value) + 'static) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let parent = window.parent().ok().flatten();
+    let listener = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        let from_parent = match (&parent, event.source()) {
+            (Some(parent), Some(source)) => JsValue::from(parent.clone()) == JsValue::from(source),
+            _ => false,
+        };
+        if !from_parent || event.origin() != from {
+            return;
+        }
+        let json = js_sys::JSON::stringify(&event.data())
+            .ok()
+            .and_then(|s| s.as_string())
+            .and_then(|s| serde_json::from_str(&s).ok());
+        if let Some(json) = json {
+            handle(json);
+        }
+    });
+    let _ = window.add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+    // Listens for the page's whole life.
+    listener.forget();
+}
+
+/// Puts the keyboard in the panel's first field (the form's, or the composer) when the
+/// visitor opens it.
+pub fn focus_first_field() {
+    let field = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("input, textarea").ok().flatten())
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+    if let Some(field) = field {
+        let _ = field.focus();
+    }
+}
+
+/// The page's own origin (`https://parlor.example.com`).
+pub fn own_origin() -> Option<String> {
+    web_sys::window()?.location().origin().ok()
 }
 
 /// Whether the widget runs inside a host page (and so has a close button).

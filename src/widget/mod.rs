@@ -5,14 +5,18 @@
 mod host;
 mod prechat;
 
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 use parlor_protocol::{
-    CaseSummary, Chat, ChatState, EndedBy, Group, ToVisitor, Transcript, VisitorFrame,
+    Author, CaseSummary, Chat, ChatMessage, ChatState, EndedBy, Group, PrechatFields, ToVisitor,
+    Transcript, VisitorFrame, WidgetSettings,
 };
+use serde_json::json;
 
 use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
-use prechat::{PrechatAnswers, PrechatForm};
+use prechat::{PrechatForm, StartAnswers};
 
 /// How long "… is typing" stays up after the last sign of typing.
 const TYPING_SHOWN_MS: u64 = 4_000;
@@ -34,6 +38,11 @@ struct Model {
     groups: RwSignal<Vec<Group>>,
     /// The chat's place in the queue while it waits.
     position: RwSignal<Option<u32>>,
+    /// The pre-chat form and greeting the admin set.
+    form: RwSignal<PrechatFields>,
+    greeting: RwSignal<String>,
+    /// What the host page told us about the visitor (`Parlor('identify', …)`).
+    known: RwSignal<BTreeMap<String, String>>,
 }
 
 impl Model {
@@ -49,6 +58,9 @@ impl Model {
             typing_generation: RwSignal::new(0),
             groups: RwSignal::new(Vec::new()),
             position: RwSignal::new(None),
+            form: RwSignal::new(PrechatFields::default()),
+            greeting: RwSignal::new(WidgetSettings::default().greeting),
+            known: RwSignal::new(BTreeMap::new()),
         }
     }
 
@@ -70,38 +82,45 @@ impl Model {
                 chat,
                 groups,
                 heartbeat_secs,
+                form,
+                greeting,
             } => {
                 socket.set_heartbeat(heartbeat_secs);
                 host::save_token(&token);
                 self.groups.set(groups);
+                self.form.set(form);
+                self.greeting.set(greeting);
                 match chat {
                     Some(chat) => self.show(chat),
                     // The chat we were in ended while we were away.
-                    None => self.case.update(|case| {
-                        if let Some(case) = case {
+                    None => {
+                        if let Some(mut case) = self.case.get_untracked() {
                             case.state = ChatState::Ended;
+                            self.update_case(case);
                         }
-                    }),
+                    }
                 }
                 self.resend(socket);
             }
             ToVisitor::ChatStarted { chat } => {
                 self.starting.set(None);
+                host::host_event("chat-started", json!({ "caseId": chat.case.id }));
                 self.show(chat);
             }
             ToVisitor::Message { message } => {
-                if matches!(message.author, parlor_protocol::Author::Agent { .. }) {
+                if matches!(message.author, Author::Agent { .. }) {
                     self.typing.set(None);
                 }
                 if self.is_current(message.case_id) {
-                    self.transcript.update(|t| {
-                        t.insert(message);
-                    });
+                    let event = message_event(&message);
+                    if self.transcript.try_update(|t| t.insert(message)) == Some(true) {
+                        host::host_event("message", event);
+                    }
                 }
             }
             ToVisitor::State { case } => {
                 if self.is_current(case.id) {
-                    self.case.set(Some(case));
+                    self.update_case(case);
                 }
             }
             ToVisitor::Typing { name } => self.show_typing(name),
@@ -125,6 +144,21 @@ impl Model {
                 }
             }
         }
+    }
+
+    /// The chat's new state; the page hears when it ends.
+    fn update_case(self, case: CaseSummary) {
+        let was_over = self.case.with_untracked(|c| {
+            c.as_ref()
+                .is_none_or(|c| c.id != case.id || c.state == ChatState::Ended)
+        });
+        if case.state == ChatState::Ended && !was_over {
+            host::host_event(
+                "chat-ended",
+                json!({ "caseId": case.id, "endedBy": ended_by(case.ended_by.as_ref()) }),
+            );
+        }
+        self.case.set(Some(case));
     }
 
     /// Shows "… is typing" until no news of it for a few seconds.
@@ -177,6 +211,31 @@ impl Model {
     }
 }
 
+/// A message as the page's `message` listeners get it.
+fn message_event(message: &ChatMessage) -> serde_json::Value {
+    let (author, name) = match &message.author {
+        Author::Customer { name } => ("customer", Some(name)),
+        Author::Agent { name, .. } => ("agent", Some(name)),
+        Author::System => ("system", None),
+    };
+    json!({
+        "caseId": message.case_id,
+        "author": author,
+        "name": name,
+        "body": message.body,
+        "sentAt": message.sent_at,
+    })
+}
+
+fn ended_by(by: Option<&EndedBy>) -> &'static str {
+    match by {
+        Some(EndedBy::Customer) => "customer",
+        Some(EndedBy::Agent { .. }) => "agent",
+        Some(EndedBy::Timeout) => "timeout",
+        None => "unknown",
+    }
+}
+
 fn status_line(case: &CaseSummary, position: Option<u32>) -> String {
     match (&case.state, &case.agent_name, &case.ended_by) {
         (ChatState::Queued, _, _) => match position {
@@ -203,47 +262,96 @@ fn status_line(case: &CaseSummary, position: Option<u32>) -> String {
 #[component]
 pub fn WidgetApp() -> impl IntoView {
     let model = Model::new();
-    let socket = Socket::connect(
-        "/ws/visitor",
-        Handlers {
-            on_open: Box::new(move |socket| model.hello(socket)),
-            on_frame: Box::new(move |socket, text| model.on_frame(socket, text)),
-            on_link: Box::new(move |link| model.link.set(link)),
-        },
+    let title = RwSignal::new(
+        host::fragment_param("title").unwrap_or_else(|| WidgetSettings::default().title),
     );
+    let color = RwSignal::new(host::fragment_param("color"));
+    // The console's Appearance page shows the form as its admin edits it, with no socket.
+    let preview = host::fragment_param("preview").is_some();
+    let socket = (!preview).then(|| {
+        Socket::connect(
+            "/ws/visitor",
+            Handlers {
+                on_open: Box::new(move |socket| model.hello(socket)),
+                on_frame: Box::new(move |socket, text| model.on_frame(socket, text)),
+                on_link: Box::new(move |link| model.link.set(link)),
+            },
+        )
+    });
+    if preview {
+        model.link.set(Link::Open);
+        if let Some(own) = host::own_origin() {
+            host::listen_to_parent(own, move |message| {
+                let settings = message
+                    .get("settings")
+                    .cloned()
+                    .and_then(|s| serde_json::from_value::<WidgetSettings>(s).ok());
+                if let Some(settings) = settings {
+                    title.set(settings.title);
+                    color.set(Some(settings.brand_color));
+                    model.greeting.set(settings.greeting);
+                    model.form.set(settings.fields);
+                }
+            });
+        }
+    } else if let Some(page) = host::fragment_param("host") {
+        host::listen_to_parent(page, move |message| {
+            match message.get("parlor").and_then(|k| k.as_str()) {
+                Some("identify") => {}
+                Some("opened") => return host::focus_first_field(),
+                _ => return,
+            }
+            let known = message
+                .get("visitor")
+                .and_then(|v| v.as_object())
+                .map(|visitor| {
+                    visitor
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            model.known.set(known);
+        });
+        host::tell_host("ready");
+    }
     let socket = StoredValue::new_local(socket);
-    let title = host::fragment_param("title").unwrap_or_else(|| "Chat with us".to_owned());
+    let send_frame = move |frame: &VisitorFrame| {
+        socket.with_value(|s| {
+            if let Some(s) = s {
+                s.send(frame);
+            }
+        });
+    };
 
-    let start = Callback::new(move |answers: PrechatAnswers| {
+    let start = Callback::new(move |start: StartAnswers| {
         let (time_zone, language) = host::time_zone_and_language();
         let frame = VisitorFrame::StartChat {
             client_id: net::client_id(),
-            name: answers.name,
-            subject: answers.subject,
-            body: answers.message,
+            name: start.answers.name,
+            subject: start.answers.subject,
+            body: start.message,
             time_zone,
             language,
-            group: answers.group,
+            group: start.group,
+            email: start.answers.email,
+            custom: start.answers.custom,
         };
         model.form_error.set(None);
         model.position.set(None);
         model.starting.set(Some(frame.clone()));
-        socket.with_value(|s| s.send(&frame));
+        send_frame(&frame);
     });
     let send = Callback::new(move |body: String| {
         let client_id = net::client_id();
         model
             .transcript
             .update(|t| t.add_pending(client_id.clone(), body.clone()));
-        socket.with_value(|s| s.send(&VisitorFrame::Send { client_id, body }));
+        send_frame(&VisitorFrame::Send { client_id, body });
     });
     let draft = RwSignal::new(String::new());
-    let typing = Callback::new(move |()| {
-        socket.with_value(|s| s.send(&VisitorFrame::Typing));
-    });
-    let end_chat = move |_| {
-        socket.with_value(|s| s.send(&VisitorFrame::EndChat));
-    };
+    let typing = Callback::new(move |()| send_frame(&VisitorFrame::Typing));
+    let end_chat = move |_| send_frame(&VisitorFrame::EndChat);
     let new_chat = move |_| {
         model.case.set(None);
         model.transcript.set(Transcript::default());
@@ -256,7 +364,7 @@ pub fn WidgetApp() -> impl IntoView {
     });
 
     view! {
-        <div class="panel">
+        <div class="panel" style:--parlor-brand=move || color.get()>
             <header class="panel-header">
                 <h1 class="panel-title">{title}</h1>
                 <Show when=host::embedded>
@@ -279,6 +387,9 @@ pub fn WidgetApp() -> impl IntoView {
                 when=move || state().is_some()
                 fallback=move || view! {
                     <PrechatForm
+                        form=model.form
+                        known=model.known
+                        greeting=model.greeting
                         groups=model.groups
                         on_start=start
                         server_error=model.form_error
