@@ -10,7 +10,7 @@ use parlor_protocol::{
 use super::http::call;
 
 /// Runs an API call and reports a failure in `problem`; `then` runs on success.
-fn run<T: 'static>(
+pub(super) fn run<T: 'static>(
     problem: RwSignal<Option<String>>,
     request: impl std::future::Future<Output = Result<T, String>> + 'static,
     then: impl FnOnce(T) + 'static,

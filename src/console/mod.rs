@@ -3,6 +3,7 @@
 
 mod admin;
 mod alerts;
+mod appearance;
 mod cases;
 mod http;
 mod login;
@@ -38,10 +39,17 @@ enum Page {
     Agents,
     Groups,
     Settings,
+    Appearance,
 }
 
 impl Page {
-    const ADMIN: [Page; 4] = [Page::Macros, Page::Agents, Page::Groups, Page::Settings];
+    const ADMIN: [Page; 5] = [
+        Page::Macros,
+        Page::Agents,
+        Page::Groups,
+        Page::Settings,
+        Page::Appearance,
+    ];
 
     fn title(self) -> &'static str {
         match self {
@@ -51,6 +59,7 @@ impl Page {
             Page::Agents => "Agents",
             Page::Groups => "Groups",
             Page::Settings => "Settings",
+            Page::Appearance => "Appearance",
         }
     }
 }
@@ -762,6 +771,7 @@ pub fn ConsoleApp() -> impl IntoView {
                         Page::Agents => Some(view! { <admin::AgentsPage/> }.into_any()),
                         Page::Groups => Some(view! { <admin::GroupsPage/> }.into_any()),
                         Page::Settings => Some(view! { <admin::SettingsPage/> }.into_any()),
+                        Page::Appearance => Some(view! { <appearance::AppearancePage/> }.into_any()),
                     }}
                     <div class="chats" class:hidden=move || model.page.get() != Page::Chats>
                         <aside class="waiting" aria-label="Waiting chats">

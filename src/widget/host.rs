@@ -48,22 +48,25 @@ pub fn listen_to_parent(from: String, handle: impl Fn(serde_json::Value) + 'stat
         return;
     };
     let parent = window.parent().ok().flatten();
-    let listener = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-        let from_parent = match (&parent, event.source()) {
-            (Some(parent), Some(source)) => JsValue::from(parent.clone()) == JsValue::from(source),
-            _ => false,
-        };
-        if !from_parent || event.origin() != from {
-            return;
-        }
-        let json = js_sys::JSON::stringify(&event.data())
-            .ok()
-            .and_then(|s| s.as_string())
-            .and_then(|s| serde_json::from_str(&s).ok());
-        if let Some(json) = json {
-            handle(json);
-        }
-    });
+    let listener =
+        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            let from_parent = match (&parent, event.source()) {
+                (Some(parent), Some(source)) => {
+                    JsValue::from(parent.clone()) == JsValue::from(source)
+                }
+                _ => false,
+            };
+            if !from_parent || event.origin() != from {
+                return;
+            }
+            let json = js_sys::JSON::stringify(&event.data())
+                .ok()
+                .and_then(|s| s.as_string())
+                .and_then(|s| serde_json::from_str(&s).ok());
+            if let Some(json) = json {
+                handle(json);
+            }
+        });
     let _ = window.add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
     // Listens for the page's whole life.
     listener.forget();

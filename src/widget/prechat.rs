@@ -80,13 +80,15 @@ pub fn PrechatForm(
             .unwrap_or_else(|| typed.get_untracked())
     };
     let custom_value = move |key: &str| {
-        custom.with_untracked(|c| c.get(key).copied()).unwrap_or_else(|| {
-            let value = RwSignal::new(String::new());
-            custom.update_untracked(|c| {
-                c.insert(key.to_owned(), value);
-            });
-            value
-        })
+        custom
+            .with_untracked(|c| c.get(key).copied())
+            .unwrap_or_else(|| {
+                let value = RwSignal::new(String::new());
+                custom.update_untracked(|c| {
+                    c.insert(key.to_owned(), value);
+                });
+                value
+            })
     };
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -103,24 +105,21 @@ pub fn PrechatForm(
                 .collect(),
         };
         let chosen = group.get_untracked();
-        let checked = fields
-            .check(&answers)
-            .map_err(|p| p.message)
-            .and_then(|_| {
-                let no_group = chosen.is_none()
-                    && fields.group == FieldRule::Required
-                    && groups.with_untracked(|g| !g.is_empty());
-                if no_group {
-                    return Err("Please choose a group.".to_owned());
-                }
-                let message = message.get_untracked();
-                check_message(&message).map_err(|e| e.to_string())?;
-                Ok(StartAnswers {
-                    answers,
-                    message,
-                    group: chosen,
-                })
-            });
+        let checked = fields.check(&answers).map_err(|p| p.message).and_then(|_| {
+            let no_group = chosen.is_none()
+                && fields.group == FieldRule::Required
+                && groups.with_untracked(|g| !g.is_empty());
+            if no_group {
+                return Err("Please choose a group.".to_owned());
+            }
+            let message = message.get_untracked();
+            check_message(&message).map_err(|e| e.to_string())?;
+            Ok(StartAnswers {
+                answers,
+                message,
+                group: chosen,
+            })
+        });
         match checked {
             Ok(start) => {
                 set_problem.set(None);

@@ -1,0 +1,235 @@
+//! The Appearance page: how the widget looks and what its pre-chat form asks, which sites
+//! may embed it, a live preview of the panel, and the embed snippet to copy.
+
+use leptos::html;
+use leptos::prelude::*;
+use parlor_protocol::{CustomField, FieldRule, Side, WidgetSettings};
+
+use super::admin::run;
+use super::http::call;
+
+/// A select of hidden / optional / required for one field of the form.
+#[component]
+fn RuleSelect(
+    label: &'static str,
+    draft: RwSignal<WidgetSettings>,
+    get: fn(&WidgetSettings) -> FieldRule,
+    set: fn(&mut WidgetSettings, FieldRule),
+) -> impl IntoView {
+    view! {
+        <label>
+            {label}
+            <select on:change=move |ev| {
+                let chosen = FieldRule::ALL
+                    .into_iter()
+                    .find(|r| r.label() == event_target_value(&ev));
+                if let Some(rule) = chosen {
+                    draft.update(|d| set(d, rule));
+                }
+            }>
+                {FieldRule::ALL.into_iter().map(|rule| view! {
+                    <option value=rule.label() selected=move || draft.with(|d| get(d) == rule)>{rule.label()}</option>
+                }).collect_view()}
+            </select>
+        </label>
+    }
+}
+
+/// Sends the draft to the preview panel (same origin: the widget listens for Parlor's
+/// own origin only).
+fn show_in_preview(frame: &web_sys::HtmlIFrameElement, settings: &WidgetSettings) {
+    let (Some(window), Some(origin)) = (
+        frame.content_window(),
+        web_sys::window().and_then(|w| w.location().origin().ok()),
+    ) else {
+        return;
+    };
+    let message = serde_json::json!({ "parlor": "preview", "settings": settings }).to_string();
+    if let Ok(message) = js_sys::JSON::parse(&message) {
+        let _ = window.post_message(&message, &origin);
+    }
+}
+
+fn snippet() -> String {
+    let origin = web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default();
+    format!("<script async src=\"{origin}/widget.js\"></script>")
+}
+
+#[component]
+pub fn AppearancePage() -> impl IntoView {
+    let draft = RwSignal::new(WidgetSettings::default());
+    let origins = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<String>);
+    let saved = RwSignal::new(false);
+    let copied = RwSignal::new(false);
+    let preview = NodeRef::<html::Iframe>::new();
+    let show = move |settings: WidgetSettings| {
+        origins.set(settings.allowed_origins.join("\n"));
+        draft.set(settings);
+    };
+    run(
+        problem,
+        call::<WidgetSettings>("GET", "/api/settings/widget", None::<&()>),
+        show,
+    );
+    Effect::new(move || {
+        let settings = draft.get();
+        if let Some(frame) = preview.get() {
+            show_in_preview(&frame, &settings);
+        }
+    });
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        saved.set(false);
+        let mut settings = draft.get_untracked();
+        settings.allowed_origins = origins
+            .get_untracked()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        // The same check the server runs: a clear message before the round trip.
+        if let Err(error) = settings.clone().checked() {
+            problem.set(Some(error.message));
+            return;
+        }
+        run(
+            problem,
+            async move { call::<WidgetSettings>("PUT", "/api/settings/widget", Some(&settings)).await },
+            move |fresh| {
+                show(fresh);
+                saved.set(true);
+            },
+        );
+    };
+    let copy = move |_| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.navigator().clipboard().write_text(&snippet());
+            copied.set(true);
+        }
+    };
+    let text = move |get: fn(&WidgetSettings) -> String| move || draft.with(get);
+    let add_question = move |_| {
+        draft.update(|d| {
+            let n = d.fields.custom.len() + 1;
+            d.fields.custom.push(CustomField {
+                key: format!("question_{n}"),
+                label: format!("Question {n}"),
+                required: false,
+            });
+        });
+    };
+    view! {
+        <section class="admin-page appearance-page">
+            <h2>"Appearance"</h2>
+            <div class="appearance">
+                <form class="settings-form widget-settings" on:submit=save>
+                    <label>"Title"
+                        <input name="widget-title" prop:value=text(|d| d.title.clone())
+                            on:input=move |ev| draft.update(|d| d.title = event_target_value(&ev))/>
+                    </label>
+                    <label>"Greeting"
+                        <textarea name="widget-greeting" rows="2" prop:value=text(|d| d.greeting.clone())
+                            on:input=move |ev| draft.update(|d| d.greeting = event_target_value(&ev))></textarea>
+                    </label>
+                    <div class="row">
+                        <label>"Brand colour"
+                            <input type="color" name="widget-color" prop:value=text(|d| d.brand_color.clone())
+                                on:input=move |ev| draft.update(|d| d.brand_color = event_target_value(&ev))/>
+                        </label>
+                        <label>"Position"
+                            <select name="widget-position" on:change=move |ev| draft.update(|d| {
+                                d.position = if event_target_value(&ev) == "left" { Side::Left } else { Side::Right };
+                            })>
+                                <option value="right" selected=move || draft.with(|d| d.position == Side::Right)>"Bottom right"</option>
+                                <option value="left" selected=move || draft.with(|d| d.position == Side::Left)>"Bottom left"</option>
+                            </select>
+                        </label>
+                    </div>
+                    <fieldset class="prechat-fields">
+                        <legend>"Pre-chat form (the first message is always asked for)"</legend>
+                        <RuleSelect label="Name" draft=draft get=|d| d.fields.name set=|d, r| d.fields.name = r/>
+                        <RuleSelect label="Email" draft=draft get=|d| d.fields.email set=|d, r| d.fields.email = r/>
+                        <RuleSelect label="Subject" draft=draft get=|d| d.fields.subject set=|d, r| d.fields.subject = r/>
+                        <RuleSelect label="Group" draft=draft get=|d| d.fields.group set=|d, r| d.fields.group = r/>
+                        {move || questions(draft.with(|d| d.fields.custom.len()), draft)}
+                        <button type="button" on:click=add_question>"Add a question"</button>
+                    </fieldset>
+                    <label>"Allowed sites (one origin per line; empty: any site)"
+                        <textarea name="allowed-origins" rows="3" placeholder="https://shop.example.com"
+                            prop:value=origins on:input=move |ev| origins.set(event_target_value(&ev))></textarea>
+                    </label>
+                    <p class="hint">"Other sites cannot show the chat: the browser refuses to frame it there, and the loader says so in the page's console."</p>
+                    <p class="form-problem" role="alert">{move || problem.get()}</p>
+                    <div class="form-actions">
+                        <button type="submit" class="primary">"Save appearance"</button>
+                        <Show when=move || saved.get()><span class="saved" role="status">"Saved."</span></Show>
+                    </div>
+                </form>
+                <div class="appearance-side">
+                    <h3>"Preview"</h3>
+                    <iframe class="widget-preview" title="Widget preview" src="/widget/#preview=1" node_ref=preview
+                        on:load=move |_| {
+                            if let Some(frame) = preview.get_untracked() {
+                                show_in_preview(&frame, &draft.get_untracked());
+                            }
+                        }></iframe>
+                    <h3>"Embed"</h3>
+                    <p class="hint">"Put this tag on every page of your site, just before </body>:"</p>
+                    <pre class="embed-snippet">{snippet()}</pre>
+                    <button type="button" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+/// The admin's own questions, one row each: label, key, required, remove.
+fn questions(count: usize, draft: RwSignal<WidgetSettings>) -> AnyView {
+    (0..count)
+            .map(|i| {
+                let field = move |get: fn(&CustomField) -> String| {
+                    move || draft.with(|d| d.fields.custom.get(i).map(get).unwrap_or_default())
+                };
+                let edit = move |change: fn(&mut CustomField, String), ev: leptos::ev::Event| {
+                    let value = event_target_value(&ev);
+                    draft.update(|d| {
+                        if let Some(f) = d.fields.custom.get_mut(i) {
+                            change(f, value);
+                        }
+                    });
+                };
+                view! {
+                    <div class="custom-question">
+                        <input aria-label="Question" prop:value=field(|f| f.label.clone())
+                            on:input=move |ev| edit(|f, v| f.label = v, ev)/>
+                        <input aria-label="Key" class="question-key" prop:value=field(|f| f.key.clone())
+                            on:input=move |ev| edit(|f, v| f.key = v, ev)/>
+                        <label class="check">
+                            <input type="checkbox"
+                                prop:checked=move || draft.with(|d| d.fields.custom.get(i).is_some_and(|f| f.required))
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    draft.update(|d| {
+                                        if let Some(f) = d.fields.custom.get_mut(i) {
+                                            f.required = on;
+                                        }
+                                    });
+                                }/>
+                            "Required"
+                        </label>
+                        <button type="button" aria-label="Remove question"
+                            on:click=move |_| draft.update(|d| {
+                                if i < d.fields.custom.len() {
+                                    d.fields.custom.remove(i);
+                                }
+                            })>"✕"</button>
+                    </div>
+                }
+            })
+            .collect_view()
+            .into_any()
+}
