@@ -35,6 +35,9 @@
   var side = (data.parlorPosition || settings.position) === "left" ? "left" : "right";
   var OPEN_KEY = "parlor.open";
   var LIVE_KEY = "parlor.live";
+  // The visitor's token lives here, in the site's own storage: browsers that block
+  // storage in third-party frames would otherwise forget the visitor on every page.
+  var TOKEN_KEY = "parlor.visitor";
   var EVENTS = ["open", "close", "message", "chat-started", "chat-ended"];
 
   var css =
@@ -114,6 +117,8 @@
     frame.setAttribute("allow", "autoplay");
     var params = { host: location.origin, title: title };
     if (color) params.color = color;
+    var token = store("local", TOKEN_KEY);
+    if (token) params.token = token;
     frame.src = origin + "/widget/#" + new URLSearchParams(params);
     root.insertBefore(frame, launcher);
     return frame;
@@ -151,6 +156,8 @@
       frameReady = true;
       if (identity) tellFrame({ parlor: "identify", visitor: identity });
       if (isOpen) tellFrame({ parlor: "opened" });
+    } else if (message.parlor === "token" && /^[0-9a-f]{48}$/.test(message.token)) {
+      store("local", TOKEN_KEY, message.token);
     } else if (message.parlor === "close") {
       close();
     } else if (message.parlor === "event" && EVENTS.indexOf(message.name) >= 2) {
@@ -182,6 +189,7 @@
     shutdown: function () {
       host.remove();
       store("local", LIVE_KEY, null);
+      store("local", TOKEN_KEY, null);
       window.__parlorLoaded = false;
     }
   };

@@ -98,14 +98,18 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
+/// The visitor token. Browsers that block storage in third-party frames (Safari, Chrome
+/// without third-party cookies) give this frame none that lasts, so the loader keeps
+/// the token in the host page's own storage and hands it over in the fragment.
 pub fn load_token() -> Option<String> {
-    storage()?.get_item(TOKEN_KEY).ok().flatten()
+    fragment_param("token").or_else(|| storage()?.get_item(TOKEN_KEY).ok().flatten())
 }
 
 pub fn save_token(token: &str) {
     if let Some(storage) = storage() {
         let _ = storage.set_item(TOKEN_KEY, token);
     }
+    post_to_host(&serde_json::json!({ "parlor": "token", "token": token }));
 }
 
 /// The browser's time zone and language, for the agent's approximate location.

@@ -1,0 +1,331 @@
+// The widget on somebody else's website: a host page served from another origin than
+// Parlor (its own little server here), with rude CSS, the JS API, a strict CSP, and the
+// admin's settings (required fields, allowed sites) applied to it.
+import { test, expect, type Page, type FrameLocator, type APIRequestContext } from "@playwright/test";
+import { createServer, type Server } from "node:http";
+import { adminEmail, adminPassword } from "../playwright.config";
+import { signIn, acceptScreenPop } from "./helpers";
+
+const parlor = `http://127.0.0.1:${Number(process.env.PARLOR_TEST_PORT ?? 8181)}`;
+const hostPort = Number(process.env.PARLOR_TEST_PORT ?? 8181) + 10;
+// Another origin than Parlor's: another host name and another port.
+const site = `http://localhost:${hostPort}`;
+const tag = `<script async src="${parlor}/widget.js"></script>`;
+
+const rude = `<style>
+  * { box-sizing: content-box !important; font-family: "Comic Sans MS", cursive !important; }
+  button { background: hotpink !important; font-size: 30px !important; border: 5px dashed lime !important; }
+  iframe { opacity: .2 !important; }
+  div { all: unset; }
+</style>`;
+
+function page(body: string, head = ""): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>Northwind</title>${head}</head>` +
+    `<body><h1>Northwind Outfitters</h1><button type="button">A host page button</button>${body}</body></html>`;
+}
+
+// The page's own script for the API test, as a file: the strict-CSP page allows no inline script.
+const apiScript = `
+  window.events = [];
+  window.Parlor = window.Parlor || function () { (Parlor.q = Parlor.q || []).push(arguments) };
+  Parlor("identify", { name: "Grace Hopper", email: "grace@example.com" });
+  ["open", "close", "chat-started", "message", "chat-ended"].forEach(function (name) {
+    Parlor("on", name, function (detail) { window.events.push({ name: name, detail: detail || null }); });
+  });`;
+
+const pages: Record<string, { html: string; csp?: string }> = {
+  "/plain": { html: page(tag, rude) },
+  // The API calls run before the loader: they must be queued.
+  "/api": { html: page(`<script src="/api.js"></script>${tag}`) },
+  "/strict": {
+    html: page(`<script src="/api.js"></script>${tag}`),
+    csp: `default-src 'none'; script-src 'self' ${parlor}; frame-src ${parlor}; style-src 'self'`,
+  },
+};
+
+let server: Server;
+
+test.beforeAll(async () => {
+  server = createServer((request, response) => {
+    if (request.url === "/api.js") {
+      response.writeHead(200, { "content-type": "text/javascript" });
+      return response.end(apiScript);
+    }
+    const found = pages[request.url ?? ""];
+    if (!found) {
+      response.writeHead(404);
+      return response.end();
+    }
+    const headers: Record<string, string> = { "content-type": "text/html; charset=utf-8" };
+    if (found.csp) headers["content-security-policy"] = found.csp;
+    response.writeHead(200, headers);
+    response.end(found.html);
+  });
+  await new Promise<void>((resolve) => server.listen(hostPort, resolve));
+});
+
+test.afterAll(async () => {
+  server?.close();
+});
+
+async function admin(request: APIRequestContext) {
+  const login = await request.post(`${parlor}/api/login`, { data: { email: adminEmail, password: adminPassword } });
+  expect(login.ok()).toBeTruthy();
+}
+
+async function putWidget(request: APIRequestContext, settings: Record<string, unknown>) {
+  await admin(request);
+  const current = await (await request.get(`${parlor}/api/settings/widget`)).json();
+  const saved = await request.put(`${parlor}/api/settings/widget`, { data: { ...current, ...settings } });
+  expect(saved.ok(), await saved.text()).toBeTruthy();
+}
+
+const defaults = {
+  fields: { name: "required", email: "optional", subject: "required", group: "optional", custom: [] },
+  allowed_origins: [],
+};
+
+test.afterEach(async ({ request }) => {
+  await putWidget(request, defaults);
+});
+
+function launcher(host: Page) {
+  return host.getByRole("button", { name: "Open chat" });
+}
+
+async function openOn(host: Page, path: string): Promise<FrameLocator> {
+  await host.goto(site + path);
+  await launcher(host).click();
+  const widget = host.frameLocator('iframe[title="Chat with us"]');
+  await expect(widget.getByRole("button", { name: "Start chat" })).toBeVisible();
+  return widget;
+}
+
+test("the tag alone on another site gives a working chat the host's CSS cannot touch", async ({ browser }) => {
+  const agent = await (await browser.newContext()).newPage();
+  const customer = await (await browser.newContext()).newPage();
+  await signIn(agent);
+
+  await customer.goto(site + "/plain");
+  const button = launcher(customer);
+  await expect(button).toBeVisible();
+  const look = await button.evaluate((b) => {
+    const style = getComputedStyle(b);
+    return { background: style.backgroundColor, width: style.width, border: style.borderStyle };
+  });
+  expect(look).toEqual({ background: "rgb(36, 86, 211)", width: "56px", border: "none" });
+
+  await button.click();
+  const widget = customer.frameLocator('iframe[title="Chat with us"]');
+  const start = widget.getByRole("button", { name: "Start chat" });
+  await expect(start).toBeVisible();
+  const inside = await start.evaluate((b) => getComputedStyle(b).fontSize);
+  expect(inside).not.toBe("30px");
+
+  await widget.getByLabel("Name").fill("Ada Lovelace");
+  await widget.getByLabel("Subject").fill("From another site");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Hello from Northwind.");
+  await start.click();
+  await acceptScreenPop(agent, "Ada Lovelace", "From another site");
+  const caseView = agent.getByRole("tabpanel");
+  await expect(caseView.locator(".msg-customer")).toContainText("Hello from Northwind.");
+  const reply = caseView.getByRole("textbox", { name: "Message", exact: true });
+  await reply.fill("Welcome, Ada.");
+  await reply.press("Enter");
+  await expect(widget.locator(".msg-agent")).toContainText("Welcome, Ada.");
+
+  // A reload mid-chat: the panel opens again by itself and the transcript is whole,
+  // nothing missing and nothing twice.
+  const input = widget.getByRole("textbox", { name: "Message", exact: true });
+  await input.fill("One more thing.");
+  await input.press("Enter");
+  await expect(caseView.locator(".msg-customer").last()).toContainText("One more thing.");
+  await customer.reload();
+  const again = customer.frameLocator('iframe[title="Chat with us"]');
+  await expect(again.locator(".chat-status")).toContainText("You are chatting with Admin");
+  await expect(again.locator(".msg-mine")).toHaveText([/Hello from Northwind\./, /One more thing\./]);
+  await expect(again.locator(".msg-agent")).toHaveCount(1);
+  await expect(customer.getByRole("button", { name: "Close chat" })).toHaveAttribute("aria-expanded", "true");
+
+  await caseView.getByRole("button", { name: "End chat" }).click();
+  await expect(again.locator(".chat-status")).toContainText("Admin ended the chat.");
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test("API calls made before the loader ran work, and the page hears the chat's events", async ({ browser }) => {
+  const agent = await (await browser.newContext()).newPage();
+  const customer = await (await browser.newContext()).newPage();
+  await signIn(agent);
+
+  const widget = await openOn(customer, "/api");
+  // identify told us the name and email: the form does not ask again.
+  await expect(widget.getByLabel("Name")).toHaveCount(0);
+  await expect(widget.getByLabel("Email (optional)")).toHaveCount(0);
+  await widget.getByLabel("Subject").fill("Identified");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Hi, it is Grace.");
+  await widget.getByRole("button", { name: "Start chat" }).click();
+  await acceptScreenPop(agent, "Grace Hopper", "Identified");
+  const caseView = agent.getByRole("tabpanel");
+  await expect(caseView.locator(".case-answers")).toContainText("grace@example.com");
+
+  const reply = caseView.getByRole("textbox", { name: "Message", exact: true });
+  await reply.fill("Hello Grace.");
+  await reply.press("Enter");
+  await expect(widget.locator(".msg-agent")).toContainText("Hello Grace.");
+  await caseView.getByRole("button", { name: "End chat" }).click();
+
+  const names = () => customer.evaluate(() => (window as any).events.map((e: any) => e.name));
+  await expect.poll(names).toContain("chat-ended");
+  const events = await customer.evaluate(() => (window as any).events);
+  expect(events[0].name).toBe("open");
+  expect(events.map((e: any) => e.name)).toContain("chat-started");
+  const agentSaid = events.find((e: any) => e.name === "message" && e.detail.author === "agent" && e.detail.body === "Hello Grace.");
+  expect(agentSaid?.detail.name).toBe("Admin");
+  expect(events.find((e: any) => e.name === "chat-ended").detail.endedBy).toBe("agent");
+
+  // Commands from the page: close and open.
+  await customer.evaluate(() => (window as any).Parlor("close"));
+  await expect(customer.getByRole("button", { name: "Open chat" })).toHaveAttribute("aria-expanded", "false");
+  expect(await names()).toContain("close");
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test("a host page with a strict Content-Security-Policy works", async ({ browser }) => {
+  const customer = await (await browser.newContext()).newPage();
+  const violations: string[] = [];
+  customer.on("console", (message) => {
+    if (/Content Security Policy|Content-Security-Policy/i.test(message.text())) violations.push(message.text());
+  });
+  const widget = await openOn(customer, "/strict");
+  await widget.getByLabel("Subject").fill("Strict page");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Does this work?");
+  await widget.getByRole("button", { name: "Start chat" }).click();
+  await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
+  expect(violations).toEqual([]);
+  await widget.getByRole("button", { name: "End chat" }).click();
+  await customer.context().close();
+});
+
+test("the pre-chat form's required fields are enforced and answers reach the agent", async ({ browser, request }) => {
+  await putWidget(request, {
+    fields: {
+      name: "required", email: "required", subject: "hidden", group: "optional",
+      custom: [{ key: "order", label: "Order number", required: true }],
+    },
+  });
+  const agent = await (await browser.newContext()).newPage();
+  const customer = await (await browser.newContext()).newPage();
+  await signIn(agent);
+  const widget = await openOn(customer, "/plain");
+  await expect(widget.getByLabel("Subject")).toHaveCount(0);
+  await widget.getByLabel("Name").fill("Katherine Johnson");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("My order has not arrived.");
+  const start = widget.getByRole("button", { name: "Start chat" });
+
+  await start.click();
+  await expect(widget.locator(".form-problem")).toContainText("email");
+  await widget.getByLabel("Email").fill("katherine@");
+  await start.click();
+  await expect(widget.locator(".form-problem")).toContainText("does not look like an address");
+  await widget.getByLabel("Email").fill("katherine@example.com");
+  await start.click();
+  await expect(widget.locator(".form-problem")).toContainText('Please answer "Order number"');
+  await widget.getByLabel("Order number").fill("1042");
+  await start.click();
+  await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
+
+  const pop = agent.getByRole("alertdialog", { name: "Incoming chat" });
+  await expect(pop.locator(".pop-customer")).toHaveText("Katherine Johnson");
+  await pop.getByRole("button", { name: "Accept" }).click();
+  const answers = agent.getByRole("tabpanel").locator(".case-answers");
+  await expect(answers).toContainText("katherine@example.com");
+  await expect(answers).toContainText("Order number");
+  await expect(answers).toContainText("1042");
+  await agent.getByRole("tabpanel").getByRole("button", { name: "End chat" }).click();
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test("a site that is not on the allowed list is refused clearly", async ({ browser, request }) => {
+  await putWidget(request, { allowed_origins: [parlor] });
+  const customer = await (await browser.newContext()).newPage();
+  const errors: string[] = [];
+  customer.on("console", (message) => errors.push(message.text()));
+  await customer.goto(site + "/plain");
+  await expect.poll(() => errors.join("\n")).toContain("is not allowed to show the chat");
+  await expect(launcher(customer)).toHaveCount(0);
+  await expect(customer.locator("iframe")).toHaveCount(0);
+
+  // Parlor's own demo page is still allowed.
+  await customer.goto(`${parlor}/demo`);
+  await expect(launcher(customer)).toBeVisible();
+  await customer.context().close();
+});
+
+test("the widget works by keyboard alone", async ({ browser }) => {
+  const customer = await (await browser.newContext()).newPage();
+  await customer.goto(site + "/plain");
+  await launcher(customer).focus();
+  await customer.keyboard.press("Enter");
+  const widget = customer.frameLocator('iframe[title="Chat with us"]');
+  await expect(widget.getByLabel("Name")).toBeFocused();
+  await customer.keyboard.type("Hedy Lamarr");
+  await customer.keyboard.press("Tab");
+  await expect(widget.getByLabel("Email (optional)")).toBeFocused();
+  await customer.keyboard.press("Tab");
+  await customer.keyboard.type("Frequency hopping");
+  // A group field sits between subject and message when the admin made groups.
+  const message = widget.getByRole("textbox", { name: "Message", exact: true });
+  for (let i = 0; i < 3 && !(await message.evaluate((m) => m === document.activeElement)); i++) {
+    await customer.keyboard.press("Tab");
+  }
+  await customer.keyboard.type("Can you help?");
+  await customer.keyboard.press("Tab");
+  await expect(widget.getByRole("button", { name: "Start chat" })).toBeFocused();
+  await customer.keyboard.press("Enter");
+  await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
+  await widget.getByRole("button", { name: "End chat" }).focus();
+  await customer.keyboard.press("Enter");
+  await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+  await customer.context().close();
+});
+
+test("an admin edits the widget on the Appearance page with a live preview, and sites get it", async ({ browser }) => {
+  const admin = await (await browser.newContext()).newPage();
+  await signIn(admin);
+  await admin.getByRole("button", { name: "Appearance" }).click();
+  const form = admin.locator(".widget-settings");
+  const preview = admin.frameLocator('iframe[title="Widget preview"]');
+  await expect(preview.getByRole("button", { name: "Start chat" })).toBeVisible();
+
+  await form.getByLabel("Title").fill("Ask Northwind");
+  await expect(preview.locator(".panel-title")).toHaveText("Ask Northwind");
+  await form.getByLabel("Greeting").fill("We reply in minutes.");
+  await expect(preview.locator(".prechat-intro")).toHaveText("We reply in minutes.");
+  await form.getByLabel("Email").selectOption("Required");
+  await expect(preview.getByLabel("Email", { exact: true })).toBeVisible();
+  await form.getByRole("button", { name: "Add a question" }).click();
+  await form.getByLabel("Question", { exact: true }).fill("Order number");
+  await form.getByLabel("Key").fill("order");
+  await expect(preview.getByLabel("Order number (optional)")).toBeVisible();
+  await expect(admin.locator(".embed-snippet")).toHaveText(`<script async src="${parlor}/widget.js"></script>`);
+
+  // A bad origin is refused with a clear message and nothing is saved.
+  await form.getByLabel(/Allowed sites/).fill("shop.example.com");
+  await form.getByRole("button", { name: "Save appearance" }).click();
+  await expect(form.locator(".form-problem")).toContainText("is not a site's origin");
+  await form.getByLabel(/Allowed sites/).fill("");
+  await form.getByRole("button", { name: "Save appearance" }).click();
+  await expect(form.locator(".saved")).toHaveText("Saved.");
+
+  const customer = await (await browser.newContext()).newPage();
+  await customer.goto(site + "/plain");
+  await launcher(customer).click();
+  const widget = customer.frameLocator('iframe[title="Ask Northwind"]');
+  await expect(widget.locator(".panel-title")).toHaveText("Ask Northwind");
+  await expect(widget.getByLabel("Order number (optional)")).toBeVisible();
+  await admin.context().close();
+  await customer.context().close();
+});
