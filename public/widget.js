@@ -1,16 +1,4 @@
-/*! Parlor widget loader. Embed with:
- *    <script async src="https://YOUR-PARLOR/widget.js"></script>
- * It draws only the launcher (in a shadow root, so the page's CSS cannot touch it) and
- * loads the chat panel in an iframe served by Parlor when it is first opened (or, when
- * the visitor has a live chat, once the page is idle). No inline script, no inline
- * style element: it works under a strict Content-Security-Policy.
- * Options, as data- attributes on the tag (they override the admin's settings):
- * data-parlor-title, data-parlor-color, data-parlor-position ("right" | "left").
- * API: Parlor('open' | 'close' | 'toggle' | 'shutdown'), Parlor('identify', {name,
- * email, ...answers}), Parlor('on', event, fn) for 'open', 'close', 'message',
- * 'chat-started' and 'chat-ended'. Calls made before this file loads are queued by
- *    window.Parlor = window.Parlor || function () { (Parlor.q = Parlor.q || []).push(arguments) };
- */
+/*! Parlor widget loader: the launcher, and the chat panel in an iframe. See Parlor's README, "Embed the widget". */
 (function () {
   "use strict";
   var script = document.currentScript;

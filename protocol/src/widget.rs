@@ -541,8 +541,10 @@ mod tests {
             label: "Order".into(),
             required: false,
         };
-        let mut fields = PrechatFields::default();
-        fields.custom = vec![twice.clone(), twice];
+        let fields = PrechatFields {
+            custom: vec![twice.clone(), twice],
+            ..PrechatFields::default()
+        };
         assert_eq!(refused(WidgetSettings { fields, ..base() }), "fields");
     }
 }
