@@ -53,6 +53,17 @@ pub enum ChatState {
     Ended,
 }
 
+/// How a case came in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A live chat.
+    #[default]
+    Chat,
+    /// A message left in the widget while nobody could take a chat.
+    Message,
+}
+
 /// Who ended a chat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -111,6 +122,8 @@ pub struct CaseSummary {
     /// The answers to the admin's own pre-chat questions.
     #[serde(default)]
     pub answers: Vec<Answer>,
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 /// One answer to an admin's own pre-chat question, with the question as it was asked.
@@ -249,6 +262,10 @@ fn heartbeat_secs() -> u32 {
     HEARTBEAT_SECS
 }
 
+fn yes() -> bool {
+    true
+}
+
 // ---------------------------------------------------------------------------------------
 // Widget <-> server
 
@@ -283,6 +300,19 @@ pub enum VisitorFrame {
         #[serde(default)]
         custom: std::collections::BTreeMap<String, String>,
     },
+    /// The offline form: a message that becomes a case, for an answer by email, when
+    /// nobody can take a chat. Answered with `message_left`.
+    LeaveMessage {
+        client_id: String,
+        #[serde(default)]
+        name: String,
+        email: String,
+        #[serde(default)]
+        subject: String,
+        body: String,
+        #[serde(default)]
+        custom: std::collections::BTreeMap<String, String>,
+    },
     /// A message in the visitor's live chat.
     Send { client_id: String, body: String },
     /// The customer is typing (sent at most every few seconds while they type).
@@ -314,6 +344,21 @@ pub enum ToVisitor {
         /// Shown above the pre-chat form.
         #[serde(default)]
         greeting: String,
+        /// Whether an agent can take a chat now.
+        #[serde(default = "yes")]
+        online: bool,
+        /// Whether chats queue even when nobody can take them (else: the offline form).
+        #[serde(default)]
+        queue_when_offline: bool,
+    },
+    /// Whether an agent can take a chat now changed.
+    Availability {
+        online: bool,
+    },
+    /// The answer to `leave_message`: the case it made.
+    MessageLeft {
+        case_id: CaseId,
+        client_id: String,
     },
     /// The answer to `StartChat`.
     ChatStarted {

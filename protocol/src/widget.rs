@@ -324,6 +324,15 @@ fn answer(
 }
 
 impl PrechatFields {
+    /// The offline form: the same questions, with an email required, since the answer
+    /// goes there.
+    pub fn for_message(&self) -> Self {
+        Self {
+            email: FieldRule::Required,
+            ..self.clone()
+        }
+    }
+
     /// Checks answers against this form: required fields filled in, an e-mail that looks
     /// like one, lengths; answers to hidden fields and to unknown questions are dropped.
     pub fn check(&self, answers: &PrechatAnswers) -> Result<CheckedAnswers, FormProblem> {

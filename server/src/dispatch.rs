@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parlor_protocol::{
@@ -32,9 +33,16 @@ enum Command {
 #[derive(Clone)]
 pub struct Routing {
     commands: mpsc::UnboundedSender<Command>,
+    /// Whether anyone can take a new chat now, as the routing task last saw it.
+    online: Arc<AtomicBool>,
 }
 
 impl Routing {
+    /// Whether anyone can take a new chat now (for a widget's welcome).
+    pub fn online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
     /// Hands an event to the routing task. If that task is gone the server is shutting
     /// down, and there is nobody left to route to.
     pub fn send(&self, event: Event) {
@@ -68,6 +76,7 @@ struct Shell {
     told_waiting: Vec<(CaseId, bool)>,
     /// When consoles and waiting customers next hear how the queue changed.
     queue_due: Option<tokio::time::Instant>,
+    online: Arc<AtomicBool>,
 }
 
 /// Starts the routing task, re-queueing the chats that were waiting when the server
@@ -76,7 +85,11 @@ pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> Sto
     let (tx, rx) = mpsc::unbounded_channel();
     let now = settings.get();
     let engine = Engine::new(now.screen_pop_timeout_ms, now.channel_routing);
-    let routing = Routing { commands: tx };
+    let online = Arc::new(AtomicBool::new(false));
+    let routing = Routing {
+        commands: tx,
+        online: online.clone(),
+    };
     for case in store.queued_cases().await? {
         routing.send(Event::ChatQueued {
             case: case.summary.id,
@@ -91,6 +104,7 @@ pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> Sto
         engine,
         told_waiting: Vec::new(),
         queue_due: None,
+        online,
     };
     tokio::spawn(shell.run(rx));
     Ok(routing)
@@ -283,6 +297,7 @@ impl Shell {
     /// Runs at most every [`QUEUE_NEWS_EVERY`]: a burst of routing events costs one
     /// frame per console, not one per event.
     async fn tell_queue(&mut self) -> StoreResult<()> {
+        self.tell_availability();
         let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
         if waiting == self.told_waiting {
             return Ok(());
@@ -309,6 +324,16 @@ impl Shell {
         }
         self.told_waiting = waiting;
         Ok(())
+    }
+
+    /// Widgets hear when the first agent who can take chats arrives or the last leaves
+    /// (they offer the message form meanwhile); at most once per queue-news tick.
+    fn tell_availability(&self) {
+        let online = self.engine.someone_to_answer();
+        if self.online.swap(online, Ordering::Relaxed) != online {
+            self.hub
+                .send_all_widgets(&ToVisitor::Availability { online });
+        }
     }
 
     fn tell_position(&self, case: CaseId, position: usize) {

@@ -224,6 +224,21 @@ impl Hub {
         self.send_consoles(None, frame);
     }
 
+    /// Sends a frame to every widget.
+    pub fn send_all_widgets(&self, frame: &ToVisitor) {
+        let Some(frame) = encode(frame) else { return };
+        let mut inner = self.lock();
+        let widgets: Vec<ConnId> = inner
+            .conns
+            .iter()
+            .filter(|(_, c)| c.agent.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in widgets {
+            deliver(&mut inner, id, frame.clone());
+        }
+    }
+
     fn send_consoles(&self, agent: Option<AgentId>, frame: &ToAgent) {
         let Some(frame) = encode(frame) else { return };
         let mut inner = self.lock();

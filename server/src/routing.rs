@@ -205,6 +205,15 @@ impl Engine {
         })
     }
 
+    /// Whether anyone can take a new chat now: a connected agent with their routing on,
+    /// or, with routing off for the channel, any connected agent (they take chats from
+    /// the waiting list). Agents at capacity count: the chat waits for them.
+    pub fn someone_to_answer(&self) -> bool {
+        self.agents
+            .values()
+            .any(|a| a.connections > 0 && (a.routing || !self.channel_on))
+    }
+
     /// Where `case` stands in the queue: 1 for the next chat to be taken.
     pub fn position(&self, case: CaseId) -> Option<usize> {
         self.queue

@@ -9,9 +9,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parlor_protocol::{
-    AgentAccount, AgentId, AgentProfile, Answer, Author, CaseId, CaseStatus, CaseSummary, Chat,
-    ChatMessage, ChatState, EndedBy, Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry,
-    Seq,
+    AgentAccount, AgentId, AgentProfile, Answer, Author, CaseId, CaseStatus, CaseSummary, Channel,
+    Chat, ChatMessage, ChatState, EndedBy, Group, GroupId, Macro, Millis, OfferClosed,
+    OfferLogEntry, Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -218,7 +218,7 @@ const ACCOUNT_COLUMNS: &str = "id, name, email, is_admin, active, capacity";
 const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
      c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
      c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name, \
-     c.status, c.customer_email, c.answers";
+     c.status, c.customer_email, c.answers, c.channel";
 const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
      LEFT JOIN groups g ON g.id = c.group_id";
 
@@ -616,15 +616,7 @@ impl Store {
     pub async fn start_chat(&self, token: &str, chat: &NewChat) -> StoreResult<Started> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
-        let visitor: VisitorId = sqlx::query_scalar(
-            "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
-             RETURNING id",
-        )
-        .bind(secret::digest(token))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let visitor = upsert_visitor(&mut tx, token, now).await?;
         let live: Option<(CaseId, Option<String>)> = sqlx::query_as(
             "SELECT c.id, m.client_id FROM cases c \
              LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
@@ -644,32 +636,37 @@ impl Store {
                 Err(StoreError::AlreadyChatting)
             };
         }
-        let case: CaseId = sqlx::query_scalar(
-            "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
-             customer_email, answers, chat_state, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+        let case = insert_case(&mut tx, visitor, chat, Channel::Chat, now).await?;
+        tx.commit().await?;
+        Ok(Started {
+            visitor,
+            case,
+            new: true,
+        })
+    }
+
+    /// The offline form: a case with the customer's message and no chat, for an answer
+    /// by email. A retry (same `client_id`) returns the case already made.
+    pub async fn leave_message(&self, token: &str, message: &NewChat) -> StoreResult<Started> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let visitor = upsert_visitor(&mut tx, token, now).await?;
+        let earlier: Option<CaseId> = sqlx::query_scalar(
+            "SELECT c.id FROM cases c JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+             WHERE c.visitor_id = ? AND c.channel = 'message' AND m.client_id = ?",
         )
         .bind(visitor)
-        .bind(&chat.customer_name)
-        .bind(&chat.subject)
-        .bind(&chat.location)
-        .bind(chat.group)
-        .bind(&chat.email)
-        .bind(serde_json::to_string(&chat.answers).unwrap_or_else(|_| "[]".to_owned()))
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(&message.client_id)
+        .fetch_optional(&mut *tx)
         .await?;
-        insert_message(
-            &mut tx,
-            case,
-            &chat.client_id,
-            &Author::Customer {
-                name: chat.customer_name.clone(),
-            },
-            &chat.body,
-            now,
-        )
-        .await?;
+        if let Some(case) = earlier {
+            return Ok(Started {
+                visitor,
+                case,
+                new: false,
+            });
+        }
+        let case = insert_case(&mut tx, visitor, message, Channel::Message, now).await?;
         tx.commit().await?;
         Ok(Started {
             visitor,
@@ -1154,6 +1151,67 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> ChatMessage {
     }
 }
 
+/// The visitor of `token`, made on their first chat or message.
+async fn upsert_visitor(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    token: &str,
+    now: Millis,
+) -> StoreResult<VisitorId> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
+         ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
+         RETURNING id",
+    )
+    .bind(secret::digest(token))
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// A new case with the customer's first message: a queued chat, or a message left
+/// (over at once: nobody chats in it).
+async fn insert_case(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    visitor: VisitorId,
+    chat: &NewChat,
+    channel: Channel,
+    now: Millis,
+) -> StoreResult<CaseId> {
+    let (state, channel) = match channel {
+        Channel::Chat => ("queued", "chat"),
+        Channel::Message => ("ended", "message"),
+    };
+    let case: CaseId = sqlx::query_scalar(
+        "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
+         customer_email, answers, chat_state, channel, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(visitor)
+    .bind(&chat.customer_name)
+    .bind(&chat.subject)
+    .bind(&chat.location)
+    .bind(chat.group)
+    .bind(&chat.email)
+    .bind(serde_json::to_string(&chat.answers).unwrap_or_else(|_| "[]".to_owned()))
+    .bind(state)
+    .bind(channel)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    insert_message(
+        tx,
+        case,
+        &chat.client_id,
+        &Author::Customer {
+            name: chat.customer_name.clone(),
+        },
+        &chat.body,
+        now,
+    )
+    .await?;
+    Ok(case)
+}
+
 fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
     let state = match row.get::<&str, _>("chat_state") {
         "queued" => ChatState::Queued,
@@ -1185,6 +1243,10 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
             status: status_from_name(row.get("status")),
             customer_email: row.get("customer_email"),
             answers: serde_json::from_str(row.get::<&str, _>("answers")).unwrap_or_default(),
+            channel: match row.get::<&str, _>("channel") {
+                "message" => Channel::Message,
+                _ => Channel::Chat,
+            },
         },
         visitor_id: row.get("visitor_id"),
         agent_id: row.get("agent_id"),

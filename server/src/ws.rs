@@ -336,6 +336,8 @@ impl Session for VisitorSession {
                         heartbeat_secs: self.state.config.heartbeat_secs,
                         form: widget.fields,
                         greeting: widget.greeting,
+                        online: self.state.routing.online(),
+                        queue_when_offline: widget.queue_when_offline,
                     },
                 )
                 .await;
@@ -355,39 +357,24 @@ impl Session for VisitorSession {
                 custom,
             } => {
                 let token = self.token.clone().ok_or_else(say_hello)?;
-                let fail = |e: TextError| invalid(e).for_send(&client_id);
-                check_client_id(&client_id).map_err(fail)?;
                 let form = self.state.settings.get().widget.fields;
-                let answers = form
-                    .check(&PrechatAnswers {
-                        name,
-                        email,
-                        subject,
-                        custom,
-                    })
-                    .map_err(|problem| {
-                        ProtocolError::new(ErrorCode::Invalid, problem.message).for_send(&client_id)
-                    })?;
-                let group = self
-                    .checked_group(&form, group)
+                let answers = PrechatAnswers {
+                    name,
+                    email,
+                    subject,
+                    custom,
+                };
+                let checked = self
+                    .new_case(&form, &client_id, &answers, body, group)
                     .await
                     .map_err(|e| e.for_send(&client_id))?;
                 let chat = NewChat {
-                    answers: answers.custom,
-                    customer_name: answers.name,
-                    subject: answers.subject,
-                    email: answers.email,
                     location: location::approximate(
                         self.geo.as_deref(),
                         time_zone.as_deref(),
                         language.as_deref(),
                     ),
-                    client_id: client_id.clone(),
-                    body: {
-                        check_message(&body).map_err(fail)?;
-                        body
-                    },
-                    group,
+                    ..checked
                 };
                 // Counted only for a form that is otherwise fine.
                 self.state
@@ -399,15 +386,53 @@ impl Session for VisitorSession {
                     .await
                     .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 self.visitor = Some(started.visitor);
-                let chat = self.follow(started.case, 0).await?;
-                reply(&self.outbox, &ToVisitor::ChatStarted { chat }).await;
+                let chat_view = self.follow(started.case, 0).await?;
+                reply(&self.outbox, &ToVisitor::ChatStarted { chat: chat_view }).await;
                 if started.new {
                     self.state.routing.send(Event::ChatQueued {
                         case: started.case,
-                        group,
+                        group: chat.group,
                         offer: None,
                     });
                 }
+            }
+            VisitorFrame::LeaveMessage {
+                client_id,
+                name,
+                email,
+                subject,
+                body,
+                custom,
+            } => {
+                let token = self.token.clone().ok_or_else(say_hello)?;
+                let form = self.state.settings.get().widget.fields.for_message();
+                let answers = PrechatAnswers {
+                    name,
+                    email,
+                    subject,
+                    custom,
+                };
+                let message = self
+                    .new_case(&form, &client_id, &answers, body, None)
+                    .await
+                    .map_err(|e| e.for_send(&client_id))?;
+                self.state
+                    .limits
+                    .chat(&token, &self.ip)
+                    .map_err(|e| e.for_send(&client_id))?;
+                let left = store
+                    .leave_message(&token, &message)
+                    .await
+                    .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                self.visitor = Some(left.visitor);
+                reply(
+                    &self.outbox,
+                    &ToVisitor::MessageLeft {
+                        case_id: left.case,
+                        client_id,
+                    },
+                )
+                .await;
             }
             VisitorFrame::Send { client_id, body } => {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
@@ -451,6 +476,32 @@ impl Session for VisitorSession {
 }
 
 impl VisitorSession {
+    /// A new case from the widget's form, checked against `form`: the customer's answers,
+    /// the first message and the group. The location is left for the caller.
+    async fn new_case(
+        &self,
+        form: &PrechatFields,
+        client_id: &str,
+        answers: &PrechatAnswers,
+        body: String,
+        group: Option<GroupId>,
+    ) -> Result<NewChat, ProtocolError> {
+        check_client_id(client_id).map_err(invalid)?;
+        let answers = form
+            .check(answers)
+            .map_err(|problem| ProtocolError::new(ErrorCode::Invalid, problem.message))?;
+        check_message(&body).map_err(invalid)?;
+        Ok(NewChat {
+            customer_name: answers.name,
+            subject: answers.subject,
+            email: answers.email,
+            answers: answers.custom,
+            location: String::new(),
+            client_id: client_id.to_owned(),
+            body,
+            group: self.checked_group(form, group).await?,
+        })
+    }
     /// The group a new chat is for: one that exists, given when the form requires it
     /// (and there are groups to choose from), dropped when the form hides it.
     async fn checked_group(

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use common::*;
 use parlor_protocol::{
-    CaseSummary, ErrorCode, FieldRule, ToAgent, ToVisitor, VisitorFrame, WidgetSettings,
+    AgentFrame, CaseSummary, Channel, ChatState, ErrorCode, FieldRule, ToAgent, ToVisitor,
+    VisitorFrame, WidgetSettings,
 };
 use serde_json::json;
 
@@ -301,4 +302,89 @@ async fn the_loader_carries_the_admins_look_and_allowed_sites() {
     ] {
         assert!(loader.contains(expected), "{expected}");
     }
+}
+
+fn leave(client_id: &str, email: &str) -> VisitorFrame {
+    VisitorFrame::LeaveMessage {
+        client_id: client_id.into(),
+        name: "Grace Hopper".into(),
+        email: email.into(),
+        subject: "After hours".into(),
+        body: "Please call me back tomorrow.".into(),
+        custom: BTreeMap::new(),
+    }
+}
+
+async fn availability(ws: &mut Ws) -> bool {
+    loop {
+        if let ToVisitor::Availability { online } = recv_any::<ToVisitor>(ws).await {
+            return online;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_nobody_to_answer_the_widget_hears_so_and_a_message_left_becomes_a_case() {
+    let server = Server::start().await;
+    let (mut visitor, welcome) = server.widget(None, 0).await;
+    let ToVisitor::Welcome {
+        online,
+        queue_when_offline,
+        ..
+    } = welcome
+    else {
+        panic!("expected welcome, got {welcome:?}");
+    };
+    assert!(!online, "nobody is signed in");
+    assert!(!queue_when_offline, "the message form is the default");
+
+    send(&mut visitor, &leave("m1", "")).await;
+    let error = visitor_error(&mut visitor).await;
+    assert!(
+        error.message.contains("email"),
+        "an answer goes by email: {}",
+        error.message
+    );
+    send(&mut visitor, &leave("m1", "grace@example.com")).await;
+    let ToVisitor::MessageLeft { case_id, client_id } = recv::<ToVisitor>(&mut visitor).await
+    else {
+        panic!("expected message_left");
+    };
+    assert_eq!(client_id, "m1");
+    send(&mut visitor, &leave("m1", "grace@example.com")).await;
+    let ToVisitor::MessageLeft { case_id: again, .. } = recv::<ToVisitor>(&mut visitor).await
+    else {
+        panic!("expected message_left");
+    };
+    assert_eq!(again, case_id, "a retry makes no second case");
+
+    let admin = server.sign_in().await;
+    let cases: Vec<CaseSummary> = reqwest::Client::new()
+        .get(server.url("/api/cases"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("cases");
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].channel, Channel::Message);
+    assert_eq!(
+        cases[0].state,
+        ChatState::Ended,
+        "nobody chats in a message"
+    );
+    assert_eq!(
+        cases[0].customer_email.as_deref(),
+        Some("grace@example.com")
+    );
+
+    // An agent arrives with routing on: widgets hear that chats are answered now; the
+    // agent switches routing off: they hear that nobody is there again.
+    let (mut agent, routing) = server.console(&admin).await;
+    assert!(routing);
+    assert!(availability(&mut visitor).await);
+    send(&mut agent, &AgentFrame::SetRouting { on: false }).await;
+    assert!(!availability(&mut visitor).await);
 }
