@@ -158,6 +158,13 @@ pub fn AppearancePage() -> impl IntoView {
                         {move || questions(draft.with(|d| d.fields.custom.len()), draft)}
                         <button type="button" on:click=add_question>"Add a question"</button>
                     </fieldset>
+                    <label class="check">
+                        <input type="checkbox" name="queue-when-offline"
+                            prop:checked=move || draft.with(|d| d.queue_when_offline)
+                            on:change=move |ev| draft.update(|d| d.queue_when_offline = event_target_checked(&ev))/>
+                        "Queue chats even when no agent is available"
+                    </label>
+                    <p class="hint">"Otherwise, while nobody is signed in with routing on, the widget offers a message form instead, and each message becomes a case."</p>
                     <label>"Allowed sites (one origin per line; empty: any site)"
                         <textarea name="allowed-origins" rows="3" placeholder="https://shop.example.com"
                             prop:value=origins on:input=move |ev| origins.set(event_target_value(&ev))></textarea>

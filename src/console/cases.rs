@@ -75,6 +75,12 @@ pub fn CaseFields(
 }
 
 fn chat_line(case: &CaseSummary) -> String {
+    if case.channel == parlor_protocol::Channel::Message {
+        return match &case.customer_email {
+            Some(email) => format!("Message left (answer to {email})"),
+            None => "Message left".into(),
+        };
+    }
     match (&case.state, &case.ended_by, &case.agent_name) {
         (ChatState::Queued, _, _) => "Waiting".into(),
         (ChatState::Active, _, Some(agent)) => format!("Live with {agent}"),
@@ -101,7 +107,7 @@ pub fn CasesPage(on_open: Callback<CaseId>) -> impl IntoView {
     load();
     view! {
         <section class="admin-page cases-page">
-            <h2>"Recent chat cases"</h2>
+            <h2>"Recent cases"</h2>
             <button type="button" on:click=move |_| load()>"Refresh"</button>
             {move || match cases.get() {
                 None => view! { <p>"Loading…"</p> }.into_any(),

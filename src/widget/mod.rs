@@ -18,6 +18,10 @@ use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
 use prechat::{PrechatForm, StartAnswers};
 
+/// Above the offline form.
+const OFFLINE_INTRO: &str =
+    "Nobody is available to chat right now. Leave a message and we will answer by email.";
+
 /// How long "… is typing" stays up after the last sign of typing.
 const TYPING_SHOWN_MS: u64 = 4_000;
 
@@ -27,8 +31,14 @@ struct Model {
     link: RwSignal<Link>,
     case: RwSignal<Option<CaseSummary>>,
     transcript: RwSignal<Transcript>,
-    /// A `start_chat` on its way, sent again after a reconnect until answered.
+    /// A `start_chat` (or `leave_message`) on its way, sent again after a reconnect
+    /// until answered.
     starting: RwSignal<Option<VisitorFrame>>,
+    /// Whether an agent can take a chat now, and whether chats queue anyway when not.
+    online: RwSignal<bool>,
+    queue_when_offline: RwSignal<bool>,
+    /// The address a message left in the offline form will be answered at.
+    left_for: RwSignal<Option<String>>,
     form_error: RwSignal<Option<String>>,
     notice: RwSignal<Option<String>>,
     /// The agent who is typing, until a few seconds after their last keystroke.
@@ -52,6 +62,9 @@ impl Model {
             case: RwSignal::new(None),
             transcript: RwSignal::new(Transcript::default()),
             starting: RwSignal::new(None),
+            online: RwSignal::new(true),
+            queue_when_offline: RwSignal::new(false),
+            left_for: RwSignal::new(None),
             form_error: RwSignal::new(None),
             notice: RwSignal::new(None),
             typing: RwSignal::new(None),
@@ -84,7 +97,11 @@ impl Model {
                 heartbeat_secs,
                 form,
                 greeting,
+                online,
+                queue_when_offline,
             } => {
+                self.online.set(online);
+                self.queue_when_offline.set(queue_when_offline);
                 socket.set_heartbeat(heartbeat_secs);
                 host::save_token(&token);
                 self.groups.set(groups);
@@ -101,6 +118,15 @@ impl Model {
                     }
                 }
                 self.resend(socket);
+            }
+            ToVisitor::Availability { online } => self.online.set(online),
+            ToVisitor::MessageLeft { .. } => {
+                let email = self.starting.with_untracked(|s| match s {
+                    Some(VisitorFrame::LeaveMessage { email, .. }) => Some(email.clone()),
+                    _ => None,
+                });
+                self.starting.set(None);
+                self.left_for.set(email);
             }
             ToVisitor::ChatStarted { chat } => {
                 self.starting.set(None);
@@ -129,7 +155,10 @@ impl Model {
             ToVisitor::Pong => {}
             ToVisitor::Error { error } => {
                 let starting_id = self.starting.with_untracked(|s| match s {
-                    Some(VisitorFrame::StartChat { client_id, .. }) => Some(client_id.clone()),
+                    Some(
+                        VisitorFrame::StartChat { client_id, .. }
+                        | VisitorFrame::LeaveMessage { client_id, .. },
+                    ) => Some(client_id.clone()),
                     _ => None,
                 });
                 match error.client_id {
@@ -324,7 +353,23 @@ pub fn WidgetApp() -> impl IntoView {
         });
     };
 
+    // Nobody can take a chat and the admin does not queue them: the message form.
+    let offline = move || !model.online.get() && !model.queue_when_offline.get();
     let start = Callback::new(move |start: StartAnswers| {
+        if offline() {
+            let frame = VisitorFrame::LeaveMessage {
+                client_id: net::client_id(),
+                name: start.answers.name,
+                email: start.answers.email,
+                subject: start.answers.subject,
+                body: start.message,
+                custom: start.answers.custom,
+            };
+            model.form_error.set(None);
+            model.starting.set(Some(frame.clone()));
+            send_frame(&frame);
+            return;
+        }
         let (time_zone, language) = host::time_zone_and_language();
         let frame = VisitorFrame::StartChat {
             client_id: net::client_id(),
@@ -385,16 +430,29 @@ pub fn WidgetApp() -> impl IntoView {
             </Show>
             <Show
                 when=move || state().is_some()
-                fallback=move || view! {
-                    <PrechatForm
-                        form=model.form
-                        known=model.known
-                        greeting=model.greeting
-                        groups=model.groups
-                        on_start=start
-                        server_error=model.form_error
-                        busy=Signal::derive(move || model.starting.with(Option::is_some))
-                    />
+                fallback=move || match model.left_for.get() {
+                    Some(email) => view! {
+                        <div class="message-left" role="status">
+                            <p>{format!("Thank you: we have your message and will answer at {email}.")}</p>
+                            <button type="button" on:click=move |_| model.left_for.set(None)>"Write another message"</button>
+                        </div>
+                    }.into_any(),
+                    None => view! {
+                        <PrechatForm
+                            form=Signal::derive(move || {
+                                if offline() { model.form.get().for_message() } else { model.form.get() }
+                            })
+                            known=model.known
+                            greeting=Signal::derive(move || {
+                                if offline() { OFFLINE_INTRO.to_owned() } else { model.greeting.get() }
+                            })
+                            groups=Signal::derive(move || if offline() { Vec::new() } else { model.groups.get() })
+                            submit_label=Signal::derive(move || if offline() { "Send message" } else { "Start chat" })
+                            on_start=start
+                            server_error=model.form_error
+                            busy=Signal::derive(move || model.starting.with(Option::is_some))
+                        />
+                    }.into_any(),
                 }
             >
                 <p class="chat-status" role="status" data-state=move || format!("{:?}", state()).to_lowercase()>

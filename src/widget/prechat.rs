@@ -61,6 +61,9 @@ pub fn PrechatForm(
     /// Whether a start is on its way.
     #[prop(into)]
     busy: Signal<bool>,
+    /// "Start chat", or "Send message" for the offline form.
+    #[prop(into)]
+    submit_label: Signal<&'static str>,
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
@@ -181,7 +184,7 @@ pub fn PrechatForm(
                     on:input=move |ev| message.set(event_target_value(&ev)) prop:value=message></textarea>
             </label>
             <p class="form-problem" role="alert">{move || problem.get().or_else(|| server_error.get())}</p>
-            <button type="submit" class="primary" prop:disabled=busy>"Start chat"</button>
+            <button type="submit" class="primary" prop:disabled=busy>{submit_label}</button>
         </form>
     }
 }

@@ -80,13 +80,16 @@ async function putWidget(request: APIRequestContext, settings: Record<string, un
   expect(saved.ok(), await saved.text()).toBeTruthy();
 }
 
-const defaults = {
-  fields: { name: "required", email: "optional", subject: "required", group: "optional", custom: [] },
-  allowed_origins: [],
-};
+// The widget settings before this file's tests: each test leaves them as it found them.
+let before: Record<string, unknown>;
+
+test.beforeAll(async ({ request }) => {
+  await admin(request);
+  before = await (await request.get(`${parlor}/api/settings/widget`)).json();
+});
 
 test.afterEach(async ({ request }) => {
-  await putWidget(request, defaults);
+  await putWidget(request, before);
 });
 
 function launcher(host: Page) {
@@ -193,6 +196,8 @@ test("API calls made before the loader ran work, and the page hears the chat's e
 });
 
 test("a host page with a strict Content-Security-Policy works", async ({ browser }) => {
+  const agent = await (await browser.newContext()).newPage();
+  await signIn(agent);
   const customer = await (await browser.newContext()).newPage();
   const violations: string[] = [];
   customer.on("console", (message) => {
@@ -205,6 +210,7 @@ test("a host page with a strict Content-Security-Policy works", async ({ browser
   await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
   expect(violations).toEqual([]);
   await widget.getByRole("button", { name: "End chat" }).click();
+  await agent.context().close();
   await customer.context().close();
 });
 
@@ -265,6 +271,8 @@ test("a site that is not on the allowed list is refused clearly", async ({ brows
 });
 
 test("the widget works by keyboard alone", async ({ browser }) => {
+  const agent = await (await browser.newContext()).newPage();
+  await signIn(agent);
   const customer = await (await browser.newContext()).newPage();
   await customer.goto(site + "/plain");
   await launcher(customer).focus();
@@ -289,6 +297,39 @@ test("the widget works by keyboard alone", async ({ browser }) => {
   await widget.getByRole("button", { name: "End chat" }).focus();
   await customer.keyboard.press("Enter");
   await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test("with nobody to answer, the widget offers the message form and the message becomes a case", async ({ browser }) => {
+  const customer = await (await browser.newContext()).newPage();
+  await customer.goto(site + "/plain");
+  await launcher(customer).click();
+  const widget = customer.frameLocator('iframe[title="Chat with us"]');
+  const send = widget.getByRole("button", { name: "Send message" });
+  await expect(send).toBeVisible();
+  await expect(widget.locator(".prechat-intro")).toContainText("Nobody is available to chat right now");
+  await widget.getByLabel("Name").fill("Mary Jackson");
+  await widget.getByLabel("Subject").fill("Wind tunnel");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Please call me tomorrow.");
+  await send.click();
+  await expect(widget.locator(".form-problem")).toContainText("email");
+  await widget.getByLabel("Email", { exact: true }).fill("mary@example.com");
+  await send.click();
+  await expect(widget.locator(".message-left")).toContainText("will answer at mary@example.com");
+
+  const agent = await (await browser.newContext()).newPage();
+  await signIn(agent);
+  await agent.getByRole("button", { name: "Cases" }).click();
+  const row = agent.locator(".cases-table tr", { hasText: "Mary Jackson" });
+  await expect(row).toContainText("Message left (answer to mary@example.com)");
+  await row.getByRole("button", { name: "Open" }).click();
+  await expect(agent.getByRole("tabpanel").locator(".msg-customer")).toContainText("Please call me tomorrow.");
+
+  // With an agent there now, the customer's widget offers a chat again.
+  await widget.getByRole("button", { name: "Write another message" }).click();
+  await expect(widget.getByRole("button", { name: "Start chat" })).toBeVisible();
+  await agent.context().close();
   await customer.context().close();
 });
 
