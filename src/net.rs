@@ -48,8 +48,8 @@ struct State {
     retired_beat: Option<Closure<dyn FnMut()>>,
 }
 
-const PING: &str = r#"{"type":"ping"}"#;
-const PONG: &str = r#"{"type":"pong"}"#;
+const PING: &str = r#""ping""#;
+const PONG: &str = r#""pong""#;
 
 /// A reconnecting WebSocket. Cheap to clone; all clones are the same link.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ pub type Millis = i64;
 
 /// Who wrote a message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Author {
     Customer {
         name: String,
@@ -66,7 +66,7 @@ pub enum Channel {
 
 /// Who ended a chat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum EndedBy {
     Customer,
     Agent {
@@ -271,7 +271,7 @@ fn yes() -> bool {
 
 /// Frames the widget sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum VisitorFrame {
     /// The first frame on every connection. `token` is the one from an earlier
     /// `Welcome`, kept by the widget; `since` is the last `seq` the widget holds.
@@ -325,7 +325,7 @@ pub enum VisitorFrame {
 
 /// Frames the server sends a widget.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ToVisitor {
     /// The answer to `Hello`: the visitor's token (the one sent if it is known, else a
     /// new one — keep it to resume) and the visitor's live chat, if any.
@@ -399,7 +399,7 @@ pub struct Cursor {
 
 /// Frames the console sends. The socket is signed in by the session cookie.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AgentFrame {
     /// The first frame: the chats the console already holds, and up to where.
     Hello {
@@ -462,7 +462,7 @@ pub struct AgentProfile {
 
 /// Frames the server sends a console.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ToAgent {
     /// The answer to `Hello`: who I am, my switch and my chats. An open screen pop
     /// follows as an `Offer` frame.
@@ -684,19 +684,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_are_tagged_by_type_in_snake_case() {
+    fn frames_are_named_by_their_kind_in_snake_case() {
         let frame = VisitorFrame::Send {
             client_id: "c1".into(),
             body: "hi".into(),
         };
         let json = serde_json::to_string(&frame).expect("serialises");
-        assert_eq!(json, r#"{"type":"send","client_id":"c1","body":"hi"}"#);
+        assert_eq!(json, r#"{"send":{"client_id":"c1","body":"hi"}}"#);
+        let ping = serde_json::to_string(&VisitorFrame::Ping).expect("serialises");
+        assert_eq!(ping, r#""ping""#, "a frame without fields is its name");
     }
 
     #[test]
     fn hello_without_since_means_from_the_start() {
         let frame: VisitorFrame =
-            serde_json::from_str(r#"{"type":"hello","token":null}"#).expect("parses");
+            serde_json::from_str(r#"{"hello":{"token":null}}"#).expect("parses");
         assert_eq!(
             frame,
             VisitorFrame::Hello {
@@ -708,7 +710,8 @@ mod tests {
 
     #[test]
     fn unknown_frame_types_are_rejected() {
-        assert!(serde_json::from_str::<AgentFrame>(r#"{"type":"take_over"}"#).is_err());
+        assert!(serde_json::from_str::<AgentFrame>(r#"{"take_over":{}}"#).is_err());
+        assert!(serde_json::from_str::<AgentFrame>(r#"{"type":"accept","case_id":1}"#).is_err());
     }
 
     #[test]
@@ -748,7 +751,7 @@ mod tests {
     fn an_error_names_the_failed_send() {
         let error = ProtocolError::new(ErrorCode::Invalid, "empty").for_send("c9");
         let json = serde_json::to_value(ToVisitor::Error { error }).expect("serialises");
-        assert_eq!(json["error"]["client_id"], "c9");
-        assert_eq!(json["error"]["code"], "invalid");
+        assert_eq!(json["error"]["error"]["client_id"], "c9");
+        assert_eq!(json["error"]["error"]["code"], "invalid");
     }
 }

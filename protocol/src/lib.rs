@@ -3,7 +3,9 @@
 //! what a valid chat text is. No I/O: this crate compiles to native and to wasm, and
 //! both sides of every socket use the same types.
 //!
-//! Frames are JSON objects tagged by `"type"`. Every chat message carries the
+//! A frame is JSON named by its kind: `{"send":{"client_id":"…","body":"…"}}`, or just
+//! `"ping"` for a frame without fields. (Serde's default enum form: it parses without
+//! buffering, which keeps the widget's WebAssembly small.) Every chat message carries the
 //! server-assigned per-case sequence number `seq` and the sender's `client_id`, so a
 //! client that reconnects asks for what came after the last `seq` it holds, and a
 //! retried send (same `client_id`) is answered with the message already stored.

@@ -35,6 +35,11 @@ impl Transcript {
 
     /// Adds a message where its `seq` puts it; one already held is ignored. Returns
     /// whether it was new. A message confirming one of ours ends its pending state.
+    /// Whether the message with this `seq` is here already.
+    pub fn has(&self, seq: Seq) -> bool {
+        self.messages.binary_search_by_key(&seq, |m| m.seq).is_ok()
+    }
+
     pub fn insert(&mut self, message: ChatMessage) -> bool {
         self.pending.retain(|p| p.client_id != message.client_id);
         match self.messages.binary_search_by_key(&message.seq, |m| m.seq) {

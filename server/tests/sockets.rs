@@ -288,7 +288,7 @@ async fn malformed_and_oversized_frames_get_a_clear_error_and_change_nothing() {
 
     send_raw(&mut ws, "this is not json").await;
     assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Malformed);
-    send_raw(&mut ws, r#"{"type":"take_over","case_id":1}"#).await;
+    send_raw(&mut ws, r#"{"take_over":{"case_id":1}}"#).await;
     assert_eq!(visitor_error(&mut ws).await.code, ErrorCode::Malformed);
     ws.send(Message::Binary(vec![1, 2, 3].into()))
         .await

@@ -1,6 +1,10 @@
 //! The widget's ties to the page around it: the settings `widget.js` passes in the
 //! frame's URL fragment, messages to the host page, and where the visitor token is kept.
 
+use std::collections::BTreeMap;
+
+use parlor_protocol::{CaseId, Millis, WidgetSettings};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::closure::Closure;
@@ -14,18 +18,68 @@ pub fn fragment_param(name: &str) -> Option<String> {
     params.get(name).filter(|v| !v.is_empty())
 }
 
+/// What the panel tells the loader: `ready`, `close`, `token` (to keep in the site's
+/// storage) or an `event` for the page's listeners. Plain structs, not JSON values: the
+/// widget's size budget counts every byte of code.
+#[derive(Default, Serialize)]
+struct ToHost<'a> {
+    parlor: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<EventDetail<'a>>,
+}
+
+/// What the page's `Parlor('on', name, fn)` listeners get; only the fields of the event.
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetail<'a> {
+    pub case_id: CaseId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<&'a str>,
+}
+
+/// What the parent window may tell the panel: the loader's `identify` and `opened`, or
+/// the console's `preview` with the settings being edited.
+#[derive(Deserialize)]
+pub struct FromParent {
+    pub parlor: String,
+    #[serde(default)]
+    pub visitor: BTreeMap<String, String>,
+    #[serde(default)]
+    pub settings: Option<WidgetSettings>,
+}
+
 /// Tells the host page's loader something (`ready`, `close`). Sent only to the origin
 /// that embedded the widget, never to `*`.
 pub fn tell_host(kind: &str) {
-    post_to_host(&serde_json::json!({ "parlor": kind }));
+    post_to_host(&ToHost {
+        parlor: kind,
+        ..ToHost::default()
+    });
 }
 
 /// An event for the page's `Parlor('on', name, fn)` listeners, with its detail.
-pub fn host_event(name: &str, detail: serde_json::Value) {
-    post_to_host(&serde_json::json!({ "parlor": "event", "name": name, "detail": detail }));
+pub fn host_event(name: &str, detail: EventDetail<'_>) {
+    post_to_host(&ToHost {
+        parlor: "event",
+        name: Some(name),
+        detail: Some(detail),
+        ..ToHost::default()
+    });
 }
 
-fn post_to_host(message: &serde_json::Value) {
+fn post_to_host(message: &ToHost<'_>) {
     let Some(origin) = fragment_param("host") else {
         return;
     };
@@ -35,15 +89,18 @@ fn post_to_host(message: &serde_json::Value) {
     let Ok(Some(parent)) = window.parent() else {
         return;
     };
-    if let Ok(message) = js_sys::JSON::parse(&message.to_string()) {
+    let parsed = serde_json::to_string(message)
+        .ok()
+        .and_then(|json| js_sys::JSON::parse(&json).ok());
+    if let Some(message) = parsed {
         let _ = parent.post_message(&message, &origin);
     }
 }
 
 /// Calls `handle` with every message the parent window sends whose origin is `from`
 /// (the host page for the loader's messages, Parlor itself for the console's preview):
-/// anything else is ignored. The message comes as JSON.
-pub fn listen_to_parent(from: String, handle: impl Fn(serde_json::Value) + 'static) {
+/// anything else is ignored.
+pub fn listen_to_parent(from: String, handle: impl Fn(FromParent) + 'static) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -109,7 +166,11 @@ pub fn save_token(token: &str) {
     if let Some(storage) = storage() {
         let _ = storage.set_item(TOKEN_KEY, token);
     }
-    post_to_host(&serde_json::json!({ "parlor": "token", "token": token }));
+    post_to_host(&ToHost {
+        parlor: "token",
+        token: Some(token),
+        ..ToHost::default()
+    });
 }
 
 /// The browser's time zone and language, for the agent's approximate location.

@@ -12,10 +12,10 @@ use parlor_protocol::{
     Author, CaseSummary, Chat, ChatMessage, ChatState, EndedBy, Group, PrechatFields, ToVisitor,
     Transcript, VisitorFrame, WidgetSettings,
 };
-use serde_json::json;
 
 use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
+use host::EventDetail;
 use prechat::{PrechatForm, StartAnswers};
 
 /// Above the offline form.
@@ -130,7 +130,13 @@ impl Model {
             }
             ToVisitor::ChatStarted { chat } => {
                 self.starting.set(None);
-                host::host_event("chat-started", json!({ "caseId": chat.case.id }));
+                host::host_event(
+                    "chat-started",
+                    EventDetail {
+                        case_id: chat.case.id,
+                        ..EventDetail::default()
+                    },
+                );
                 self.show(chat);
             }
             ToVisitor::Message { message } => {
@@ -138,10 +144,13 @@ impl Model {
                     self.typing.set(None);
                 }
                 if self.is_current(message.case_id) {
-                    let event = message_event(&message);
-                    if self.transcript.try_update(|t| t.insert(message)) == Some(true) {
-                        host::host_event("message", event);
+                    let fresh = self.transcript.with_untracked(|t| !t.has(message.seq));
+                    if fresh {
+                        host::host_event("message", message_event(&message));
                     }
+                    self.transcript.update(|t| {
+                        t.insert(message);
+                    });
                 }
             }
             ToVisitor::State { case } => {
@@ -184,7 +193,11 @@ impl Model {
         if case.state == ChatState::Ended && !was_over {
             host::host_event(
                 "chat-ended",
-                json!({ "caseId": case.id, "endedBy": ended_by(case.ended_by.as_ref()) }),
+                EventDetail {
+                    case_id: case.id,
+                    ended_by: Some(ended_by(case.ended_by.as_ref())),
+                    ..EventDetail::default()
+                },
             );
         }
         self.case.set(Some(case));
@@ -241,19 +254,20 @@ impl Model {
 }
 
 /// A message as the page's `message` listeners get it.
-fn message_event(message: &ChatMessage) -> serde_json::Value {
+fn message_event(message: &ChatMessage) -> EventDetail<'_> {
     let (author, name) = match &message.author {
-        Author::Customer { name } => ("customer", Some(name)),
-        Author::Agent { name, .. } => ("agent", Some(name)),
+        Author::Customer { name } => ("customer", Some(name.as_str())),
+        Author::Agent { name, .. } => ("agent", Some(name.as_str())),
         Author::System => ("system", None),
     };
-    json!({
-        "caseId": message.case_id,
-        "author": author,
-        "name": name,
-        "body": message.body,
-        "sentAt": message.sent_at,
-    })
+    EventDetail {
+        case_id: message.case_id,
+        author: Some(author),
+        name,
+        body: Some(&message.body),
+        sent_at: Some(message.sent_at),
+        ended_by: None,
+    }
 }
 
 fn ended_by(by: Option<&EndedBy>) -> &'static str {
@@ -311,11 +325,7 @@ pub fn WidgetApp() -> impl IntoView {
         model.link.set(Link::Open);
         if let Some(own) = host::own_origin() {
             host::listen_to_parent(own, move |message| {
-                let settings = message
-                    .get("settings")
-                    .cloned()
-                    .and_then(|s| serde_json::from_value::<WidgetSettings>(s).ok());
-                if let Some(settings) = settings {
+                if let Some(settings) = message.settings {
                     title.set(settings.title);
                     color.set(Some(settings.brand_color));
                     model.greeting.set(settings.greeting);
@@ -324,23 +334,10 @@ pub fn WidgetApp() -> impl IntoView {
             });
         }
     } else if let Some(page) = host::fragment_param("host") {
-        host::listen_to_parent(page, move |message| {
-            match message.get("parlor").and_then(|k| k.as_str()) {
-                Some("identify") => {}
-                Some("opened") => return host::focus_first_field(),
-                _ => return,
-            }
-            let known = message
-                .get("visitor")
-                .and_then(|v| v.as_object())
-                .map(|visitor| {
-                    visitor
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            model.known.set(known);
+        host::listen_to_parent(page, move |message| match message.parlor.as_str() {
+            "identify" => model.known.set(message.visitor),
+            "opened" => host::focus_first_field(),
+            _ => {}
         });
         host::tell_host("ready");
     }
@@ -455,7 +452,12 @@ pub fn WidgetApp() -> impl IntoView {
                     }.into_any(),
                 }
             >
-                <p class="chat-status" role="status" data-state=move || format!("{:?}", state()).to_lowercase()>
+                <p class="chat-status" role="status" data-state=move || match state() {
+                    Some(ChatState::Queued) => "queued",
+                    Some(ChatState::Active) => "active",
+                    Some(ChatState::Ended) => "ended",
+                    None => "none",
+                }>
                     {move || {
                         let position = model.position.get();
                         model.case.with(|c| c.as_ref().map(|c| status_line(c, position)))

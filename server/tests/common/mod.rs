@@ -167,7 +167,8 @@ pub async fn send_raw(ws: &mut Ws, text: &str) {
     ws.send(Message::Text(text.into())).await.expect("sent");
 }
 
-/// Frames that report the queue as it changes; most tests look past them.
+/// Frames that report the queue (and whether anyone can take chats) as it changes;
+/// most tests look past them.
 pub trait Frame: DeserializeOwned {
     fn is_queue_news(&self) -> bool;
 }
@@ -180,7 +181,10 @@ impl Frame for ToAgent {
 
 impl Frame for ToVisitor {
     fn is_queue_news(&self) -> bool {
-        matches!(self, ToVisitor::Queue { .. })
+        matches!(
+            self,
+            ToVisitor::Queue { .. } | ToVisitor::Availability { .. }
+        )
     }
 }
 
