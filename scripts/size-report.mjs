@@ -19,7 +19,11 @@ function report(label, files) {
   return br;
 }
 
-const dir = (app) => readdirSync(join(root, "dist", app)).map((f) => join(root, "dist", app, f));
+// The built files, not the compressed copies scripts/precompress.mjs writes beside them.
+const dir = (app) =>
+  readdirSync(join(root, "dist", app))
+    .filter((f) => !/\.(br|gz)$/.test(f))
+    .map((f) => join(root, "dist", app, f));
 report("Host page before a click (loader)", [join(root, "public", "widget.js")]);
 report("Widget first open (HTML+JS+WASM+CSS)", dir("widget"));
 report("Console (HTML+JS+WASM+CSS)", dir("console"));

@@ -34,14 +34,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // The console frames the widget for the Appearance page's preview.
     let console_page = PagePolicy::new(&console_dir, "frame-src 'self'; ");
     let widget = Router::new()
-        .fallback_service(ServeDir::new(&widget_dir))
+        .fallback_service(compressed(ServeDir::new(&widget_dir)))
         .layer(middleware::from_fn_with_state(
             (state.settings.clone(), widget_page),
             widget_headers,
         ));
     let console = Router::new()
         .fallback_service(
-            ServeDir::new(&console_dir).fallback(ServeFile::new(console_dir.join("index.html"))),
+            compressed(ServeDir::new(&console_dir)).fallback(
+                ServeFile::new(console_dir.join("index.html"))
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            ),
         )
         .layer(middleware::from_fn_with_state(
             console_page,
@@ -54,6 +58,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(|| async { "ok" }))
         .nest_service("/widget", widget)
         .nest_service("/console", console)
+}
+
+/// Serves the brotli or gzip copy that the build wrote beside a file, when the browser
+/// takes it (scripts/precompress.mjs): compressed once, at the highest level.
+fn compressed(dir: ServeDir) -> ServeDir {
+    dir.precompressed_br().precompressed_gzip()
 }
 
 /// The Content-Security-Policy of one app's page: scripts only from Parlor (and the

@@ -35,6 +35,18 @@ async fn get_widget(server: &Server, cookie: &str) -> WidgetSettings {
         .expect("settings")
 }
 
+async fn recent_cases(server: &Server, cookie: &str) -> Vec<CaseSummary> {
+    reqwest::Client::new()
+        .get(server.url("/api/cases"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("cases")
+}
+
 fn strict_form() -> serde_json::Value {
     json!({
         "title": "  Talk to Northwind ",
@@ -178,15 +190,7 @@ async fn the_pre_chat_form_the_admin_set_is_enforced_by_the_server_and_its_answe
         .collect();
     assert_eq!(answers, vec![("Order number", "1042")]);
 
-    let cases: Vec<CaseSummary> = reqwest::Client::new()
-        .get(server.url("/api/cases"))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("cases");
+    let cases = recent_cases(&server, &admin).await;
     assert_eq!(cases.len(), 1, "only the valid form made a case");
     assert_eq!(
         cases[0].customer_email.as_deref(),
@@ -359,15 +363,7 @@ async fn with_nobody_to_answer_the_widget_hears_so_and_a_message_left_becomes_a_
     assert_eq!(again, case_id, "a retry makes no second case");
 
     let admin = server.sign_in().await;
-    let cases: Vec<CaseSummary> = reqwest::Client::new()
-        .get(server.url("/api/cases"))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("cases");
+    let cases = recent_cases(&server, &admin).await;
     assert_eq!(cases.len(), 1);
     assert_eq!(cases[0].channel, Channel::Message);
     assert_eq!(
