@@ -339,6 +339,12 @@ pub fn WidgetApp() -> impl IntoView {
             "opened" => host::focus_first_field(),
             _ => {}
         });
+        // Escape closes the panel from anywhere in it; the loader gives the launcher focus.
+        let _ = window_event_listener(leptos::ev::keydown, |ev| {
+            if ev.key() == "Escape" {
+                host::tell_host("close");
+            }
+        });
         host::tell_host("ready");
     }
     let socket = StoredValue::new_local(socket);

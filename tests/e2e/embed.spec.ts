@@ -297,6 +297,10 @@ test("the widget works by keyboard alone", async ({ browser }) => {
   await widget.getByRole("button", { name: "End chat" }).focus();
   await customer.keyboard.press("Enter");
   await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+  // Escape closes the panel and gives the launcher the keyboard back.
+  await customer.keyboard.press("Escape");
+  await expect(launcher(customer)).toBeFocused();
+  await expect(launcher(customer)).toHaveAttribute("aria-expanded", "false");
   await agent.context().close();
   await customer.context().close();
 });
