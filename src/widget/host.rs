@@ -155,14 +155,24 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
+thread_local! {
+    /// The token this page has, once it has one: what a reconnect says hello with.
+    static TOKEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The visitor token. Browsers that block storage in third-party frames (Safari, Chrome
 /// without third-party cookies) give this frame none that lasts, so the loader keeps
-/// the token in the host page's own storage and hands it over in the fragment.
+/// the token in the host page's own storage and hands it over in the fragment; once the
+/// server has answered, the token it gave is kept in memory for reconnects.
 pub fn load_token() -> Option<String> {
-    fragment_param("token").or_else(|| storage()?.get_item(TOKEN_KEY).ok().flatten())
+    TOKEN
+        .with_borrow(Clone::clone)
+        .or_else(|| fragment_param("token"))
+        .or_else(|| storage()?.get_item(TOKEN_KEY).ok().flatten())
 }
 
 pub fn save_token(token: &str) {
+    TOKEN.with_borrow_mut(|kept| *kept = Some(token.to_owned()));
     if let Some(storage) = storage() {
         let _ = storage.set_item(TOKEN_KEY, token);
     }

@@ -1,19 +1,29 @@
 // A server that goes silent: both sides notice within the heartbeat bound, say so, keep
 // what was typed and send it exactly once when the server answers again. This test runs
-// its own Parlor (short heartbeat) so that stopping it cannot disturb the other tests.
+// its own Parlor (short heartbeat) so that stopping it cannot disturb the other tests,
+// and embeds the widget on a page of another origin, where the browser gives the panel
+// no lasting storage: the reconnect must still resume the same chat.
 import { test, expect } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, type Server } from "node:http";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { adminPassword } from "../playwright.config";
-import { signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
+import { signIn, startChat, acceptScreenPop } from "./helpers";
 
 const port = Number(process.env.PARLOR_TEST_PORT ?? 8181) + 2;
 const base = `http://127.0.0.1:${port}`;
 let server: ChildProcess;
+const site = `http://localhost:${port + 10}`;
+let host: Server;
 
 test.beforeAll(async () => {
+  host = createServer((_, response) => {
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    response.end(`<!doctype html><title>Shop</title><h1>Shop</h1><script async src="${base}/widget.js"></script>`);
+  });
+  await new Promise<void>((resolve) => host.listen(port + 10, resolve));
   server = spawn(process.env.PARLOR_BIN ?? "target/debug/parlor", [], {
     cwd: "..",
     stdio: "ignore",
@@ -37,6 +47,7 @@ test.beforeAll(async () => {
 test.afterAll(() => {
   server?.kill("SIGCONT");
   server?.kill("SIGTERM");
+  host?.close();
 });
 
 test("a silent server shows reconnecting on both sides and a message typed meanwhile arrives once", async ({ browser }) => {
@@ -46,7 +57,9 @@ test("a silent server shows reconnecting on both sides and a message typed meanw
   const customer = await customerContext.newPage();
 
   await signIn(agent);
-  const widget = await openWidget(customer);
+  await customer.goto(site);
+  await customer.getByRole("button", { name: "Open chat" }).click();
+  const widget = customer.frameLocator('iframe[title="Chat with us"]');
   await startChat(widget, "Ada Lovelace", "Silent server", "Are you there?");
   await acceptScreenPop(agent, "Ada Lovelace", "Silent server");
   const caseView = agent.getByRole("tabpanel");
