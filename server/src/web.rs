@@ -127,15 +127,19 @@ fn frame_ancestors(widget: &WidgetSettings) -> String {
         .join(" ")
 }
 
+/// Whether `path` (inside an app) is the app's page rather than one of its files.
+fn is_page(path: &str) -> bool {
+    path.ends_with('/') || path.ends_with(".html") || !path.contains('.')
+}
+
 /// Hashed files cache for a year; the page itself is checked every time and gets the
-/// page's policy.
-fn app_headers(path: &str, response: &mut Response, policy: Option<HeaderValue>) {
-    let page = path.ends_with('/') || path.ends_with(".html") || !path.contains('.');
+/// page's policy (made only for pages: `policy` is not called for files).
+fn app_headers(page: bool, response: &mut Response, policy: impl FnOnce() -> Option<HeaderValue>) {
     let found = response.status().is_success();
     let headers = response.headers_mut();
     if page {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        if let Some(policy) = policy {
+        if let Some(policy) = policy() {
             headers.insert(CONTENT_SECURITY_POLICY, policy);
         }
     } else if found {
@@ -148,10 +152,11 @@ async fn widget_headers(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
+    let page = is_page(request.uri().path());
     let mut response = next.run(request).await;
-    let ancestors = frame_ancestors(&settings.get().widget);
-    app_headers(&path, &mut response, policy.with_ancestors(&ancestors));
+    app_headers(page, &mut response, || {
+        policy.with_ancestors(&frame_ancestors(&settings.get().widget))
+    });
     response
 }
 
@@ -160,9 +165,9 @@ async fn console_headers(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
+    let page = is_page(request.uri().path());
     let mut response = next.run(request).await;
-    app_headers(&path, &mut response, policy.with_ancestors("'none'"));
+    app_headers(page, &mut response, || policy.with_ancestors("'none'"));
     response
 }
 

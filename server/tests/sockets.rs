@@ -633,11 +633,11 @@ impl Server {
 
 /// The next queue position the widget hears.
 async fn position(ws: &mut Ws) -> u32 {
-    loop {
-        if let ToVisitor::Queue { position } = recv_any::<ToVisitor>(ws).await {
-            return position;
-        }
-    }
+    first_of(ws, |frame| match frame {
+        ToVisitor::Queue { position } => Some(position),
+        _ => None,
+    })
+    .await
 }
 
 #[tokio::test]

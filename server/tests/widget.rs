@@ -23,28 +23,25 @@ async fn put_widget(server: &Server, cookie: &str, body: &serde_json::Value) -> 
         .expect("answers")
 }
 
-async fn get_widget(server: &Server, cookie: &str) -> WidgetSettings {
+/// An agent's `GET` of an API path, as JSON.
+async fn get_json<T: serde::de::DeserializeOwned>(server: &Server, cookie: &str, path: &str) -> T {
     reqwest::Client::new()
-        .get(server.url("/api/settings/widget"))
+        .get(server.url(path))
         .header("cookie", cookie)
         .send()
         .await
         .expect("answers")
         .json()
         .await
-        .expect("settings")
+        .expect("JSON")
+}
+
+async fn get_widget(server: &Server, cookie: &str) -> WidgetSettings {
+    get_json(server, cookie, "/api/settings/widget").await
 }
 
 async fn recent_cases(server: &Server, cookie: &str) -> Vec<CaseSummary> {
-    reqwest::Client::new()
-        .get(server.url("/api/cases"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("cases")
+    get_json(server, cookie, "/api/cases").await
 }
 
 fn strict_form() -> serde_json::Value {
@@ -320,11 +317,11 @@ fn leave(client_id: &str, email: &str) -> VisitorFrame {
 }
 
 async fn availability(ws: &mut Ws) -> bool {
-    loop {
-        if let ToVisitor::Availability { online } = recv_any::<ToVisitor>(ws).await {
-            return online;
-        }
-    }
+    first_of(ws, |frame| match frame {
+        ToVisitor::Availability { online } => Some(online),
+        _ => None,
+    })
+    .await
 }
 
 #[tokio::test]

@@ -198,6 +198,15 @@ pub async fn recv<T: Frame>(ws: &mut Ws) -> T {
     }
 }
 
+/// What `pick` takes from the first frame it takes anything from, queue news included.
+pub async fn first_of<T: DeserializeOwned, R>(ws: &mut Ws, pick: impl Fn(T) -> Option<R>) -> R {
+    loop {
+        if let Some(picked) = pick(recv_any(ws).await) {
+            return picked;
+        }
+    }
+}
+
 /// The next frame of any kind, within a few seconds.
 pub async fn recv_any<T: DeserializeOwned>(ws: &mut Ws) -> T {
     loop {
