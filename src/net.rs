@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use serde::Serialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{MessageEvent, WebSocket};
@@ -50,6 +49,13 @@ struct State {
 
 const PING: &str = r#""ping""#;
 const PONG: &str = r#""pong""#;
+
+/// A frame as the text a socket carries. The console writes its frames with serde; the
+/// widget with the protocol's small codec (`parlor_protocol::json`), which keeps serde's
+/// weight out of its download.
+pub trait OutFrame {
+    fn to_text(&self) -> String;
+}
 
 /// A reconnecting WebSocket. Cheap to clone; all clones are the same link.
 #[derive(Clone)]
@@ -97,10 +103,8 @@ impl Socket {
 
     /// Sends a frame now. `false` when the link is down: the caller keeps it and sends
     /// it again after the next hello.
-    pub fn send(&self, frame: &impl Serialize) -> bool {
-        let Ok(json) = serde_json::to_string(frame) else {
-            return false;
-        };
+    pub fn send(&self, frame: &impl OutFrame) -> bool {
+        let json = frame.to_text();
         let state = self.state.borrow();
         match &state.ws {
             Some(ws) if ws.ready_state() == WebSocket::OPEN => ws.send_with_str(&json).is_ok(),

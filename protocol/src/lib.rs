@@ -12,6 +12,7 @@
 
 mod flatten;
 mod frames;
+pub mod json;
 mod links;
 mod text;
 mod transcript;

@@ -107,6 +107,12 @@ struct Model {
     waiting_total: RwSignal<u32>,
 }
 
+impl net::OutFrame for AgentFrame {
+    fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 impl Model {
     fn new() -> Self {
         Self {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use parlor_protocol::json::{self, FromJson, Json, ToJson};
 use parlor_protocol::{CaseId, Millis, WidgetSettings};
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::closure::Closure;
@@ -18,68 +18,75 @@ pub fn fragment_param(name: &str) -> Option<String> {
     params.get(name).filter(|v| !v.is_empty())
 }
 
-/// What the panel tells the loader: `ready`, `close`, `token` (to keep in the site's
-/// storage) or an `event` for the page's listeners. Plain structs, not JSON values: the
-/// widget's size budget counts every byte of code.
-#[derive(Default, Serialize)]
-struct ToHost<'a> {
-    parlor: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<EventDetail<'a>>,
-}
-
 /// What the page's `Parlor('on', name, fn)` listeners get; only the fields of the event.
-#[derive(Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Default)]
 pub struct EventDetail<'a> {
     pub case_id: CaseId,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<Millis>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<&'a str>,
+}
+
+impl EventDetail<'_> {
+    /// As the page's JavaScript names them, leaving out what the event does not have.
+    fn to_json(&self) -> Json {
+        let texts = [
+            ("author", self.author),
+            ("name", self.name),
+            ("body", self.body),
+            ("endedBy", self.ended_by),
+        ];
+        let mut members = vec![("caseId", Json::Int(self.case_id))];
+        members.extend(
+            texts
+                .into_iter()
+                .filter_map(|(key, v)| Some((key, v?.to_json()))),
+        );
+        if let Some(at) = self.sent_at {
+            members.push(("sentAt", Json::Int(at)));
+        }
+        Json::object(members)
+    }
 }
 
 /// What the parent window may tell the panel: the loader's `identify` and `opened`, or
 /// the console's `preview` with the settings being edited.
-#[derive(Deserialize)]
 pub struct FromParent {
     pub parlor: String,
-    #[serde(default)]
     pub visitor: BTreeMap<String, String>,
-    #[serde(default)]
     pub settings: Option<WidgetSettings>,
+}
+
+impl FromJson for FromParent {
+    fn from_json(json: &Json) -> Option<Self> {
+        let f = json.fields()?;
+        Some(Self {
+            parlor: f.field("parlor")?,
+            visitor: f.field_or_default("visitor")?,
+            settings: f.field("settings")?,
+        })
+    }
 }
 
 /// Tells the host page's loader something (`ready`, `close`). Sent only to the origin
 /// that embedded the widget, never to `*`.
 pub fn tell_host(kind: &str) {
-    post_to_host(&ToHost {
-        parlor: kind,
-        ..ToHost::default()
-    });
+    post_to_host(vec![("parlor", kind.to_json())]);
 }
 
 /// An event for the page's `Parlor('on', name, fn)` listeners, with its detail.
 pub fn host_event(name: &str, detail: EventDetail<'_>) {
-    post_to_host(&ToHost {
-        parlor: "event",
-        name: Some(name),
-        detail: Some(detail),
-        ..ToHost::default()
-    });
+    post_to_host(vec![
+        ("parlor", "event".to_json()),
+        ("name", name.to_json()),
+        ("detail", detail.to_json()),
+    ]);
 }
 
-fn post_to_host(message: &ToHost<'_>) {
+/// Posts `{parlor: …, …}` to the page that embedded the widget.
+fn post_to_host(message: Vec<(&str, Json)>) {
     let Some(origin) = fragment_param("host") else {
         return;
     };
@@ -89,10 +96,7 @@ fn post_to_host(message: &ToHost<'_>) {
     let Ok(Some(parent)) = window.parent() else {
         return;
     };
-    let parsed = serde_json::to_string(message)
-        .ok()
-        .and_then(|json| js_sys::JSON::parse(&json).ok());
-    if let Some(message) = parsed {
+    if let Ok(message) = js_sys::JSON::parse(&Json::object(message).encode()) {
         let _ = parent.post_message(&message, &origin);
     }
 }
@@ -119,7 +123,7 @@ pub fn listen_to_parent(from: String, handle: impl Fn(FromParent) + 'static) {
             let json = js_sys::JSON::stringify(&event.data())
                 .ok()
                 .and_then(|s| s.as_string())
-                .and_then(|s| serde_json::from_str(&s).ok());
+                .and_then(|s| json::decode(&s));
             if let Some(json) = json {
                 handle(json);
             }
@@ -176,11 +180,10 @@ pub fn save_token(token: &str) {
     if let Some(storage) = storage() {
         let _ = storage.set_item(TOKEN_KEY, token);
     }
-    post_to_host(&ToHost {
-        parlor: "token",
-        token: Some(token),
-        ..ToHost::default()
-    });
+    post_to_host(vec![
+        ("parlor", "token".to_json()),
+        ("token", token.to_json()),
+    ]);
 }
 
 /// The browser's time zone and language, for the agent's approximate location.

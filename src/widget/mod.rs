@@ -8,6 +8,7 @@ mod prechat;
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
+use parlor_protocol::json::{self, ToJson};
 use parlor_protocol::{
     Author, CaseSummary, Chat, ChatMessage, ChatState, EndedBy, Group, PrechatFields, ToVisitor,
     Transcript, VisitorFrame, WidgetSettings,
@@ -55,6 +56,12 @@ struct Model {
     known: RwSignal<BTreeMap<String, String>>,
 }
 
+impl net::OutFrame for VisitorFrame {
+    fn to_text(&self) -> String {
+        self.to_json().encode()
+    }
+}
+
 impl Model {
     fn new() -> Self {
         Self {
@@ -86,7 +93,7 @@ impl Model {
     }
 
     fn on_frame(self, socket: &Socket, text: &str) {
-        let Ok(frame) = serde_json::from_str::<ToVisitor>(text) else {
+        let Some(frame) = json::decode::<ToVisitor>(text) else {
             return;
         };
         match frame {
