@@ -418,13 +418,15 @@ impl<T: FromJson> FromJson for Vec<T> {
 
 impl FromJson for BTreeMap<String, String> {
     fn from_json(json: &Json) -> Option<Self> {
-        match json {
-            Json::Obj(members) => members
-                .iter()
-                .map(|(k, v)| Some((k.clone(), String::from_json(v)?)))
-                .collect(),
-            _ => None,
+        let Json::Obj(members) = json else {
+            return None;
+        };
+        // Inserted one by one: collecting would sort first, and bring a sort's code along.
+        let mut map = Self::new();
+        for (key, value) in members {
+            map.insert(key.clone(), String::from_json(value)?);
         }
+        Some(map)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Which parts of a chat message are links. The rule is the help desk's: a URL becomes a
-//! link when it contains `www.` or `https://`, and nothing else ever does. `linkify`
-//! finds the candidates; this module applies the rule and builds an `href` whose scheme
-//! is only ever `https` or `http`.
-
-use linkify::{LinkFinder, LinkKind};
+//! link when it contains `www.` or `https://`, and nothing else ever does. A candidate is
+//! a word (text between spaces) that starts with `https://`, `http://` or `www.` after
+//! any opening brackets or quotes; punctuation at its end, and closing brackets it did not
+//! open, stay text. The `href` built from it only ever has the scheme `https` or `http`.
+//! (Written here rather than taken from an autolinking crate: the widget's size budget
+//! counts every KB, and this rule needs none of a general autolinker's cases.)
 
 /// A piece of a message: plain text, or a link with the text it shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,34 +25,67 @@ impl Segment<'_> {
 /// Splits a message into text and links. Joining the segments' texts gives the message
 /// back unchanged.
 pub fn segments(message: &str) -> Vec<Segment<'_>> {
-    let mut finder = LinkFinder::new();
-    finder.kinds(&[LinkKind::Url]).url_must_have_scheme(false);
-    let mut out: Vec<Segment<'_>> = Vec::new();
-    let mut text_from: Option<usize> = None;
-    for span in finder.spans(message) {
-        let href = match span.kind() {
-            Some(LinkKind::Url) => href_for(span.as_str()),
-            _ => None,
-        };
-        match href {
-            Some(href) => {
-                if let Some(start) = text_from.take() {
-                    out.push(Segment::Text(&message[start..span.start()]));
+    let mut out = Vec::new();
+    let mut text_from = 0;
+    let mut word_from = None;
+    // Each word, then a sentinel end of the message.
+    let ends = message
+        .char_indices()
+        .map(|(at, c)| (at, c.is_whitespace()))
+        .chain([(message.len(), true)]);
+    for (at, space) in ends {
+        match (space, word_from) {
+            (false, None) => word_from = Some(at),
+            (true, Some(from)) => {
+                word_from = None;
+                let Some((start, end, href)) = link_in(&message[from..at]) else {
+                    continue;
+                };
+                if from + start > text_from {
+                    out.push(Segment::Text(&message[text_from..from + start]));
                 }
                 out.push(Segment::Link {
-                    text: span.as_str(),
+                    text: &message[from + start..from + end],
                     href,
                 });
+                text_from = from + end;
             }
-            None => {
-                text_from.get_or_insert(span.start());
-            }
+            _ => {}
         }
     }
-    if let Some(start) = text_from {
-        out.push(Segment::Text(&message[start..]));
+    if text_from < message.len() {
+        out.push(Segment::Text(&message[text_from..]));
     }
     out
+}
+
+/// The link in one word, if the rule makes one: where it starts and ends, and its href.
+fn link_in(word: &str) -> Option<(usize, usize, String)> {
+    let lower = word.to_ascii_lowercase();
+    let start = ["https://", "http://", "www."]
+        .into_iter()
+        .filter_map(|mark| lower.find(mark))
+        .min()?;
+    if !word[..start].chars().all(|c| "([{<\"'".contains(c)) {
+        return None;
+    }
+    let mut end = word.len();
+    while let Some(last) = word[start..end].chars().next_back() {
+        let link = &word[start..end];
+        let unopened = |open: char| link.matches(open).count() < link.matches(last).count();
+        let trailing = match last {
+            '.' | ',' | ':' | ';' | '!' | '?' | '"' | '\'' | '>' => true,
+            ')' => unopened('('),
+            ']' => unopened('['),
+            '}' => unopened('{'),
+            _ => false,
+        };
+        if !trailing {
+            break;
+        }
+        end -= last.len_utf8();
+    }
+    href_for(&word[start..end]).map(|href| (start, end, href))
 }
 
 /// The `href` for a URL candidate, if the rule makes it a link.
@@ -173,6 +207,35 @@ mod tests {
                 "https://example.com/x".into()
             )]
         );
+    }
+
+    #[test]
+    fn brackets_the_link_opened_stay_in_it_and_others_stay_out() {
+        assert_eq!(
+            links("[https://en.wikipedia.org/wiki/Tea_(drink)]"),
+            [(
+                "https://en.wikipedia.org/wiki/Tea_(drink)".into(),
+                "https://en.wikipedia.org/wiki/Tea_(drink)".into()
+            )]
+        );
+        assert_eq!(
+            segments("\"www.a.com\"!"),
+            [
+                Segment::Text("\""),
+                Segment::Link {
+                    text: "www.a.com",
+                    href: "https://www.a.com".into()
+                },
+                Segment::Text("\"!"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_url_inside_another_word_stays_text() {
+        assert!(links("xwww.a.com").is_empty());
+        assert!(links("javascript:alert(1)//www.example.com").is_empty());
+        assert!(links("see:https://a.com").is_empty());
     }
 
     #[test]

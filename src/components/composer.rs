@@ -88,14 +88,13 @@ pub fn Composer(
                     "Send"
                 </button>
             </div>
-            <Show when=move || left().is_some()>
-                <p class="composer-count" class:over=move || left().unwrap_or(0) < 0>
-                    {move || left().map(|n| format!("{n} characters left"))}
-                </p>
-            </Show>
-            <Show when=move || problem.get().is_some()>
-                <p class="composer-problem" role="alert">{move || problem.get()}</p>
-            </Show>
+            <p class="composer-count" class:over=move || left().unwrap_or(0) < 0
+                hidden=move || left().is_none()>
+                {move || left().map(|n| format!("{n} characters left"))}
+            </p>
+            <p class="composer-problem" role="alert" hidden=move || problem.with(Option::is_none)>
+                {move || problem.get()}
+            </p>
         </form>
     }
 }

@@ -1,6 +1,7 @@
+use leptos::either::Either;
 use leptos::html::Ol;
 use leptos::prelude::*;
-use parlor_protocol::{AgentId, Author, ChatMessage, Segment, Transcript, segments};
+use parlor_protocol::{AgentId, Author, ChatMessage, Segment, Seq, Transcript, segments};
 
 /// Who is looking at the transcript: their own messages sit on the right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,18 +35,49 @@ pub fn MessageBody(body: String) -> impl IntoView {
     let parts = segments(&body)
         .into_iter()
         .map(|segment| match segment {
-            Segment::Text(text) => text.to_owned().into_any(),
-            Segment::Link { text, href } => view! {
+            Segment::Text(text) => Either::Left(text.to_owned()),
+            Segment::Link { text, href } => Either::Right(view! {
                 <a href=href target="_blank" rel="noopener noreferrer">{text.to_owned()}</a>
-            }
-            .into_any(),
+            }),
         })
         .collect_view();
     view! { <span class="msg-body">{parts}</span> }
 }
 
+/// One line of the list: a stored message, or one of the viewer's own still on its way.
+struct Line {
+    class: &'static str,
+    author: String,
+    body: String,
+    seq: Option<Seq>,
+    /// "Sending…", or why it was not sent.
+    status: Option<String>,
+}
+
+fn lines(transcript: &Transcript, viewer: Viewer) -> Vec<Line> {
+    let stored = transcript.messages().iter().map(|m| Line {
+        class: class_of(m, viewer),
+        author: label_of(m),
+        body: m.body.clone(),
+        seq: Some(m.seq),
+        status: None,
+    });
+    let pending = transcript.pending().iter().map(|p| Line {
+        class: "msg msg-mine msg-pending",
+        author: String::new(),
+        body: p.body.clone(),
+        seq: None,
+        status: Some(match &p.failed {
+            Some(why) => format!("Not sent: {why}"),
+            None => "Sending…".to_owned(),
+        }),
+    });
+    stored.chain(pending).collect()
+}
+
 /// A chat's messages, oldest first, then the viewer's own messages still on their way.
-/// Every text is a text node: nothing a person writes becomes markup.
+/// Every text is a text node: nothing a person writes becomes markup. The list is
+/// updated in place (a new message adds one item; the rest keep their nodes).
 #[component]
 pub fn MessageList(
     /// The chat to show.
@@ -61,38 +93,24 @@ pub fn MessageList(
             list.set_scroll_top(list.scroll_height());
         }
     });
+    let items = move || {
+        transcript
+            .with(|t| lines(t, viewer))
+            .into_iter()
+            .map(|line| {
+                view! {
+                    <li class=line.class data-seq=line.seq>
+                        <span class="msg-author">{line.author}</span>
+                        <MessageBody body=line.body/>
+                        {line.status.map(|status| view! { <span class="msg-status">{status}</span> })}
+                    </li>
+                }
+            })
+            .collect_view()
+    };
     view! {
         <ol class="messages" node_ref=list aria-live="polite" aria-label="Messages">
-            <For
-                each=move || transcript.with(|t| t.messages().to_vec())
-                key=|m| m.seq
-                children=move |m| {
-                    let label = label_of(&m);
-                    let class = class_of(&m, viewer);
-                    view! {
-                        <li class=class data-seq=m.seq>
-                            <span class="msg-author">{label}</span>
-                            <MessageBody body=m.body/>
-                        </li>
-                    }
-                }
-            />
-            <For
-                each=move || transcript.with(|t| t.pending().to_vec())
-                key=|p| (p.client_id.clone(), p.failed.clone())
-                children=move |p| {
-                    let status = match &p.failed {
-                        Some(why) => format!("Not sent: {why}"),
-                        None => "Sending…".to_owned(),
-                    };
-                    view! {
-                        <li class="msg msg-mine msg-pending">
-                            <span class="msg-body">{p.body}</span>
-                            <span class="msg-status">{status}</span>
-                        </li>
-                    }
-                }
-            />
+            {items}
         </ol>
     }
 }

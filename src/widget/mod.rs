@@ -7,6 +7,7 @@ mod prechat;
 
 use std::collections::BTreeMap;
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use parlor_protocol::json::{self, ToJson};
 use parlor_protocol::{
@@ -17,7 +18,7 @@ use parlor_protocol::{
 use crate::components::{Composer, MessageList, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
 use host::EventDetail;
-use prechat::{PrechatForm, StartAnswers};
+use prechat::{FormSpec, PrechatForm, StartAnswers};
 
 /// Above the offline form.
 const OFFLINE_INTRO: &str =
@@ -417,79 +418,96 @@ pub fn WidgetApp() -> impl IntoView {
         matches!(state(), Some(ChatState::Queued | ChatState::Active))
             && model.link.get() == Link::Open
     });
+    let spec = Memo::new(move |_| {
+        if offline() {
+            FormSpec {
+                fields: model.form.with(PrechatFields::for_message),
+                known: model.known.get(),
+                greeting: OFFLINE_INTRO.to_owned(),
+                groups: Vec::new(),
+                submit_label: "Send message",
+            }
+        } else {
+            FormSpec {
+                fields: model.form.get(),
+                known: model.known.get(),
+                greeting: model.greeting.get(),
+                groups: model.groups.get(),
+                submit_label: "Start chat",
+            }
+        }
+    });
+    let busy = Signal::derive(move || model.starting.with(Option::is_some));
+
+    // Each part is built when it first shows, not again while it stays.
+    let in_chat = Memo::new(move |_| state().is_some());
+    let ended = Memo::new(move |_| state() == Some(ChatState::Ended));
+    let before_chat = move || match model.left_for.get() {
+        Some(email) => Either::Left(view! {
+            <div class="message-left" role="status">
+                <p>{format!("Thank you: we have your message and will answer at {email}.")}</p>
+                <button type="button" on:click=move |_| model.left_for.set(None)>"Write another message"</button>
+            </div>
+        }),
+        None => Either::Right(view! {
+            <PrechatForm spec=spec.into() on_start=start problem=model.form_error busy=busy/>
+        }),
+    };
+    let chat_end = move || {
+        if ended.get() {
+            Either::Left(view! {
+                <button type="button" class="primary new-chat" on:click=new_chat>"Start a new chat"</button>
+            })
+        } else {
+            Either::Right(view! {
+                <Composer draft=draft on_send=send on_typing=typing enabled=live placeholder="Type a message and press Enter"/>
+                <button type="button" class="end-chat" on:click=end_chat>"End chat"</button>
+            })
+        }
+    };
+    let chat = move || {
+        view! {
+            <p class="chat-status" role="status" data-state=move || match state() {
+                Some(ChatState::Queued) => "queued",
+                Some(ChatState::Active) => "active",
+                Some(ChatState::Ended) => "ended",
+                None => "none",
+            }>
+                {move || {
+                    let position = model.position.get();
+                    model.case.with(|c| c.as_ref().map(|c| status_line(c, position)))
+                }}
+            </p>
+            <MessageList transcript=model.transcript viewer=Viewer::Customer/>
+            <p class="typing" aria-live="polite">
+                {move || model.typing.get().map(|name| format!("{name} is typing…"))}
+            </p>
+            {chat_end}
+        }
+    };
+    let close_button = host::embedded().then(|| {
+        view! {
+            <button type="button" class="panel-close" aria-label="Minimise chat"
+                on:click=move |_| host::tell_host("close")>"✕"</button>
+        }
+    });
 
     view! {
         <div class="panel" style:--parlor-brand=move || color.get()>
             <header class="panel-header">
                 <h1 class="panel-title">{title}</h1>
-                <Show when=host::embedded>
-                    <button type="button" class="panel-close" aria-label="Minimise chat"
-                        on:click=move |_| host::tell_host("close")>"✕"</button>
-                </Show>
+                {close_button}
             </header>
-            <Show when=move || model.link.get() != Link::Open>
-                <p class="link-banner" role="status">
-                    {move || match model.link.get() {
-                        Link::Reconnecting => "Reconnecting…",
-                        _ => "Connecting…",
-                    }}
-                </p>
-            </Show>
-            <Show when=move || model.notice.get().is_some()>
-                <p class="notice" role="alert">{move || model.notice.get()}</p>
-            </Show>
-            <Show
-                when=move || state().is_some()
-                fallback=move || match model.left_for.get() {
-                    Some(email) => view! {
-                        <div class="message-left" role="status">
-                            <p>{format!("Thank you: we have your message and will answer at {email}.")}</p>
-                            <button type="button" on:click=move |_| model.left_for.set(None)>"Write another message"</button>
-                        </div>
-                    }.into_any(),
-                    None => view! {
-                        <PrechatForm
-                            form=Signal::derive(move || {
-                                if offline() { model.form.get().for_message() } else { model.form.get() }
-                            })
-                            known=model.known
-                            greeting=Signal::derive(move || {
-                                if offline() { OFFLINE_INTRO.to_owned() } else { model.greeting.get() }
-                            })
-                            groups=Signal::derive(move || if offline() { Vec::new() } else { model.groups.get() })
-                            submit_label=Signal::derive(move || if offline() { "Send message" } else { "Start chat" })
-                            on_start=start
-                            server_error=model.form_error
-                            busy=Signal::derive(move || model.starting.with(Option::is_some))
-                        />
-                    }.into_any(),
-                }
-            >
-                <p class="chat-status" role="status" data-state=move || match state() {
-                    Some(ChatState::Queued) => "queued",
-                    Some(ChatState::Active) => "active",
-                    Some(ChatState::Ended) => "ended",
-                    None => "none",
-                }>
-                    {move || {
-                        let position = model.position.get();
-                        model.case.with(|c| c.as_ref().map(|c| status_line(c, position)))
-                    }}
-                </p>
-                <MessageList transcript=model.transcript viewer=Viewer::Customer/>
-                <p class="typing" aria-live="polite">
-                    {move || model.typing.get().map(|name| format!("{name} is typing…"))}
-                </p>
-                <Show
-                    when=move || state() != Some(ChatState::Ended)
-                    fallback=move || view! {
-                        <button type="button" class="primary new-chat" on:click=new_chat>"Start a new chat"</button>
-                    }
-                >
-                    <Composer draft=draft on_send=send on_typing=typing enabled=live placeholder="Type a message and press Enter"/>
-                    <button type="button" class="end-chat" on:click=end_chat>"End chat"</button>
-                </Show>
-            </Show>
+            <p class="link-banner" role="status" hidden=move || model.link.get() == Link::Open>
+                {move || match model.link.get() {
+                    Link::Reconnecting => "Reconnecting…",
+                    _ => "Connecting…",
+                }}
+            </p>
+            <p class="notice" role="alert" hidden=move || model.notice.with(Option::is_none)>
+                {move || model.notice.get()}
+            </p>
+            {move || if in_chat.get() { Either::Left(chat()) } else { Either::Right(before_chat) }}
         </div>
     }
 }

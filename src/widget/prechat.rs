@@ -1,3 +1,8 @@
+//! The pre-chat form (and the offline form, the same form with another button). Its
+//! inputs are plain form fields read once, on submit: no signal per field, which keeps
+//! the widget's download small, and a form rebuilt with the same questions (a reconnect's
+//! `Welcome`) keeps what the visitor typed.
+
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
@@ -5,6 +10,21 @@ use parlor_protocol::{
     FieldRule, Group, GroupId, MAX_ANSWER_CHARS, MAX_EMAIL_CHARS, MAX_NAME_CHARS,
     MAX_SUBJECT_CHARS, PrechatAnswers, PrechatFields, check_message,
 };
+use wasm_bindgen::JsCast;
+
+/// What the form asks, as the panel gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FormSpec {
+    pub fields: PrechatFields,
+    /// What the host page told us about the visitor (`Parlor('identify', …)`), by key:
+    /// a field answered there is not asked again.
+    pub known: BTreeMap<String, String>,
+    pub greeting: String,
+    /// The groups to choose from; the field shows only when there are some.
+    pub groups: Vec<Group>,
+    /// "Start chat", or "Send message" for the offline form.
+    pub submit_label: &'static str,
+}
 
 /// What the customer filled in, checked against the admin's form.
 #[derive(Clone, Debug)]
@@ -14,30 +34,115 @@ pub struct StartAnswers {
     pub group: Option<GroupId>,
 }
 
-/// One one-line field of the form; shows only when the form asks for it and the page
-/// has not told us the answer already (`Parlor('identify', …)`).
-#[component]
-fn Field(
+/// One one-line field as shown.
+struct Question {
+    key: String,
     label: String,
-    name: String,
-    rule: FieldRule,
-    value: RwSignal<String>,
+    required: bool,
+    kind: &'static str,
+    autocomplete: &'static str,
     max: usize,
-    #[prop(optional)] kind: Option<&'static str>,
-    #[prop(optional)] autocomplete: Option<&'static str>,
-) -> impl IntoView {
-    let required = rule == FieldRule::Required;
-    let label = if required {
-        label
-    } else {
-        format!("{label} (optional)")
-    };
-    view! {
-        <label>
-            {label}
-            <input name=name type=kind.unwrap_or("text") autocomplete=autocomplete required=required
-                maxlength=max prop:value=value on:input=move |ev| value.set(event_target_value(&ev))/>
-        </label>
+}
+
+impl FormSpec {
+    fn known(&self, key: &str) -> Option<&String> {
+        self.known.get(key).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The one-line fields to ask, in order.
+    fn questions(&self) -> Vec<Question> {
+        let f = &self.fields;
+        let builtin = [
+            ("name", "Name", f.name, "text", "name", MAX_NAME_CHARS),
+            ("email", "Email", f.email, "email", "email", MAX_EMAIL_CHARS),
+            (
+                "subject",
+                "Subject",
+                f.subject,
+                "text",
+                "off",
+                MAX_SUBJECT_CHARS,
+            ),
+        ];
+        let builtin = builtin
+            .into_iter()
+            .map(|(key, label, rule, kind, autocomplete, max)| {
+                (
+                    key.to_owned(),
+                    label.to_owned(),
+                    rule,
+                    kind,
+                    autocomplete,
+                    max,
+                )
+            });
+        let custom = f.custom.iter().map(|q| {
+            let rule = if q.required {
+                FieldRule::Required
+            } else {
+                FieldRule::Optional
+            };
+            (
+                q.key.clone(),
+                q.label.clone(),
+                rule,
+                "text",
+                "off",
+                MAX_ANSWER_CHARS,
+            )
+        });
+        builtin
+            .chain(custom)
+            // The subject is asked even when the page gave one: it is this chat's.
+            .filter(|(key, _, rule, ..)| {
+                rule.shown() && (key == "subject" || self.known(key).is_none())
+            })
+            .map(|(key, label, rule, kind, autocomplete, max)| {
+                let required = rule == FieldRule::Required;
+                Question {
+                    label: if required {
+                        label
+                    } else {
+                        format!("{label} (optional)")
+                    },
+                    key,
+                    required,
+                    kind,
+                    autocomplete,
+                    max,
+                }
+            })
+            .collect()
+    }
+
+    /// Reads and checks the submitted form; the page's `identify` answers fill in what
+    /// was not asked.
+    fn read(&self, form: &web_sys::FormData) -> Result<StartAnswers, String> {
+        let typed = |key: &str| form.get(key).as_string().unwrap_or_default();
+        let answer = |key: &str| self.known(key).cloned().unwrap_or_else(|| typed(key));
+        let mut answers = PrechatAnswers {
+            name: answer("name"),
+            email: answer("email"),
+            subject: typed("subject"),
+            custom: BTreeMap::new(),
+        };
+        for question in &self.fields.custom {
+            answers
+                .custom
+                .insert(question.key.clone(), answer(&question.key));
+        }
+        self.fields.check(&answers).map_err(|p| p.message)?;
+        let group = typed("group").parse().ok();
+        if group.is_none() && self.fields.group == FieldRule::Required && !self.groups.is_empty() {
+            return Err("Please choose a group.".to_owned());
+        }
+        let message = typed("message");
+        check_message(&message).map_err(|e| e.to_string())?;
+        Ok(StartAnswers {
+            answers,
+            message,
+            group,
+        })
     }
 }
 
@@ -45,146 +150,80 @@ fn Field(
 /// own (each hidden, optional or required), then the first message.
 #[component]
 pub fn PrechatForm(
-    #[prop(into)] form: Signal<PrechatFields>,
-    /// What the host page told us about the visitor (`identify`), by field key.
-    #[prop(into)]
-    known: Signal<BTreeMap<String, String>>,
-    #[prop(into)] greeting: Signal<String>,
-    /// The groups to choose from; the field shows only when there are some.
-    #[prop(into)]
-    groups: Signal<Vec<Group>>,
+    spec: Signal<FormSpec>,
     /// Called with valid answers.
     on_start: Callback<StartAnswers>,
-    /// A problem reported by the server, shown under the form.
-    #[prop(into)]
-    server_error: Signal<Option<String>>,
+    /// What is wrong, shown under the form: this form's check, or the server's.
+    problem: RwSignal<Option<String>>,
     /// Whether a start is on its way.
-    #[prop(into)]
     busy: Signal<bool>,
-    /// "Start chat", or "Send message" for the offline form.
-    #[prop(into)]
-    submit_label: Signal<&'static str>,
 ) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let email = RwSignal::new(String::new());
-    let subject = RwSignal::new(String::new());
-    let message = RwSignal::new(String::new());
-    let custom: RwSignal<BTreeMap<String, RwSignal<String>>> = RwSignal::new(BTreeMap::new());
-    let (group, set_group) = signal(None::<GroupId>);
-    let (problem, set_problem) = signal(None::<String>);
-    // A field the page already answered is not asked again.
-    let shown = move |key: &str, rule: FieldRule| {
-        rule.shown() && known.with(|k| k.get(key).is_none_or(|v| v.trim().is_empty()))
-    };
-    let answer = move |key: &str, typed: RwSignal<String>| {
-        known
-            .with_untracked(|k| k.get(key).cloned())
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| typed.get_untracked())
-    };
-    let custom_value = move |key: &str| {
-        custom
-            .with_untracked(|c| c.get(key).copied())
-            .unwrap_or_else(|| {
-                let value = RwSignal::new(String::new());
-                custom.update_untracked(|c| {
-                    c.insert(key.to_owned(), value);
-                });
-                value
-            })
-    };
-
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let fields = form.get_untracked();
-        let answers = PrechatAnswers {
-            name: answer("name", name),
-            email: answer("email", email),
-            subject: subject.get_untracked(),
-            custom: fields
-                .custom
-                .iter()
-                .map(|f| (f.key.clone(), answer(&f.key, custom_value(&f.key))))
-                .collect(),
+        let form = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+            .and_then(|form| web_sys::FormData::new_with_form(&form).ok());
+        let Some(form) = form else {
+            return;
         };
-        let chosen = group.get_untracked();
-        let checked = fields.check(&answers).map_err(|p| p.message).and_then(|_| {
-            let no_group = chosen.is_none()
-                && fields.group == FieldRule::Required
-                && groups.with_untracked(|g| !g.is_empty());
-            if no_group {
-                return Err("Please choose a group.".to_owned());
-            }
-            let message = message.get_untracked();
-            check_message(&message).map_err(|e| e.to_string())?;
-            Ok(StartAnswers {
-                answers,
-                message,
-                group: chosen,
-            })
-        });
-        match checked {
+        match spec.with_untracked(|spec| spec.read(&form)) {
             Ok(start) => {
-                set_problem.set(None);
+                problem.set(None);
                 on_start.run(start);
             }
-            Err(error) => set_problem.set(Some(error)),
+            Err(error) => problem.set(Some(error)),
         }
     };
-    let group_rule = move || form.with(|f| f.group);
+    let questions = move || {
+        spec.with(FormSpec::questions)
+            .into_iter()
+            .map(|q| {
+                view! {
+                    <label>
+                        {q.label}
+                        <input name=q.key type=q.kind autocomplete=q.autocomplete
+                            required=q.required maxlength=q.max/>
+                    </label>
+                }
+            })
+            .collect_view()
+    };
+    let group_select = move || {
+        spec.with(|spec| {
+            let rule = spec.fields.group;
+            (rule.shown() && !spec.groups.is_empty()).then(|| {
+                let required = rule == FieldRule::Required;
+                let options = spec
+                    .groups
+                    .iter()
+                    .map(|g| view! { <option value=g.id.to_string()>{g.name.clone()}</option> })
+                    .collect_view();
+                view! {
+                    <label>
+                        {if required { "Group" } else { "Group (optional)" }}
+                        <select name="group">
+                            <option value="">{if required { "Choose…" } else { "Any" }}</option>
+                            {options}
+                        </select>
+                    </label>
+                }
+            })
+        })
+    };
     view! {
         <form class="prechat" on:submit=submit novalidate>
-            <Show when=move || greeting.with(|g| !g.is_empty())>
-                <p class="prechat-intro">{greeting}</p>
-            </Show>
-            {move || {
-                let fields = form.get();
-                let mut shown_fields = Vec::new();
-                if shown("name", fields.name) {
-                    shown_fields.push(view! {
-                        <Field label="Name".into() name="name".into() rule=fields.name value=name
-                            max=MAX_NAME_CHARS autocomplete="name"/>
-                    }.into_any());
-                }
-                if shown("email", fields.email) {
-                    shown_fields.push(view! {
-                        <Field label="Email".into() name="email".into() rule=fields.email value=email
-                            max=MAX_EMAIL_CHARS kind="email" autocomplete="email"/>
-                    }.into_any());
-                }
-                if fields.subject.shown() {
-                    shown_fields.push(view! {
-                        <Field label="Subject".into() name="subject".into() rule=fields.subject
-                            value=subject max=MAX_SUBJECT_CHARS/>
-                    }.into_any());
-                }
-                for question in fields.custom.iter().filter(|q| shown(&q.key, FieldRule::Required)) {
-                    let rule = if question.required { FieldRule::Required } else { FieldRule::Optional };
-                    shown_fields.push(view! {
-                        <Field label=question.label.clone() name=question.key.clone() rule=rule
-                            value=custom_value(&question.key) max=MAX_ANSWER_CHARS/>
-                    }.into_any());
-                }
-                shown_fields
-            }}
-            <Show when=move || group_rule().shown() && groups.with(|g| !g.is_empty())>
-                <label>
-                    {move || if group_rule() == FieldRule::Required { "Group" } else { "Group (optional)" }}
-                    <select name="group" on:change=move |ev| set_group.set(event_target_value(&ev).parse().ok())>
-                        <option value="">{move || if group_rule() == FieldRule::Required { "Choose…" } else { "Any" }}</option>
-                        {move || groups.get().into_iter().map(|g| view! {
-                            <option value=g.id.to_string()>{g.name}</option>
-                        }).collect_view()}
-                    </select>
-                </label>
-            </Show>
+            <p class="prechat-intro">{move || spec.with(|s| s.greeting.clone())}</p>
+            {questions}
+            {group_select}
             <label>
                 "Message"
-                <textarea name="message" rows="3" required
-                    on:input=move |ev| message.set(event_target_value(&ev)) prop:value=message></textarea>
+                <textarea name="message" rows="3" required></textarea>
             </label>
-            <p class="form-problem" role="alert">{move || problem.get().or_else(|| server_error.get())}</p>
-            <button type="submit" class="primary" prop:disabled=busy>{submit_label}</button>
+            <p class="form-problem" role="alert">{move || problem.get()}</p>
+            <button type="submit" class="primary" prop:disabled=busy>
+                {move || spec.with(|s| s.submit_label)}
+            </button>
         </form>
     }
 }
