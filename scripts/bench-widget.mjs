@@ -49,7 +49,8 @@ async function openPanel(page) {
   const started = performance.now();
   await launcher.click();
   await panel.locator(".prechat button[type=submit]").waitFor({ state: "visible" });
-  await panel.locator(".link-banner").waitFor({ state: "detached" });
+  // The banner hides once the socket is open.
+  await panel.locator(".link-banner").waitFor({ state: "hidden" });
   return performance.now() - started;
 }
 
