@@ -49,70 +49,50 @@ impl FormSpec {
         self.known.get(key).filter(|v| !v.trim().is_empty())
     }
 
-    /// The one-line fields to ask, in order.
-    fn questions(&self) -> Vec<Question> {
+    /// The one-line fields, one slot each in a fixed order (name, email, subject, then
+    /// the admin's own): `None` where the field is not asked. Fixed slots keep each input,
+    /// and what was typed in it, in place when another field comes or goes (the page's
+    /// `identify` answering one, say).
+    fn questions(&self) -> Vec<Option<Question>> {
         let f = &self.fields;
-        let builtin = [
-            ("name", "Name", f.name, "text", "name", MAX_NAME_CHARS),
-            ("email", "Email", f.email, "email", "email", MAX_EMAIL_CHARS),
-            (
-                "subject",
-                "Subject",
-                f.subject,
-                "text",
-                "off",
-                MAX_SUBJECT_CHARS,
-            ),
-        ];
-        let builtin = builtin
-            .into_iter()
-            .map(|(key, label, rule, kind, autocomplete, max)| {
-                (
-                    key.to_owned(),
-                    label.to_owned(),
-                    rule,
-                    kind,
-                    autocomplete,
-                    max,
-                )
-            });
-        let custom = f.custom.iter().map(|q| {
-            let rule = if q.required {
-                FieldRule::Required
-            } else {
-                FieldRule::Optional
-            };
-            (
-                q.key.clone(),
-                q.label.clone(),
-                rule,
-                "text",
-                "off",
-                MAX_ANSWER_CHARS,
-            )
-        });
-        builtin
-            .chain(custom)
+        let ask = |key: &str, label: &str, rule: FieldRule, max: usize| {
             // The subject is asked even when the page gave one: it is this chat's.
-            .filter(|(key, _, rule, ..)| {
-                rule.shown() && (key == "subject" || self.known(key).is_none())
-            })
-            .map(|(key, label, rule, kind, autocomplete, max)| {
+            let asked = rule.shown() && (key == "subject" || self.known(key).is_none());
+            asked.then(|| {
                 let required = rule == FieldRule::Required;
+                let (kind, autocomplete) = match key {
+                    "name" => ("text", "name"),
+                    "email" => ("email", "email"),
+                    _ => ("text", "off"),
+                };
                 Question {
+                    key: key.to_owned(),
                     label: if required {
-                        label
+                        label.to_owned()
                     } else {
                         format!("{label} (optional)")
                     },
-                    key,
                     required,
                     kind,
                     autocomplete,
                     max,
                 }
             })
-            .collect()
+        };
+        let mut slots = vec![
+            ask("name", "Name", f.name, MAX_NAME_CHARS),
+            ask("email", "Email", f.email, MAX_EMAIL_CHARS),
+            ask("subject", "Subject", f.subject, MAX_SUBJECT_CHARS),
+        ];
+        for q in &f.custom {
+            let rule = if q.required {
+                FieldRule::Required
+            } else {
+                FieldRule::Optional
+            };
+            slots.push(ask(&q.key, &q.label, rule, MAX_ANSWER_CHARS));
+        }
+        slots
     }
 
     /// Reads and checks the submitted form; the page's `identify` answers fill in what
@@ -178,14 +158,16 @@ pub fn PrechatForm(
     let questions = move || {
         spec.with(FormSpec::questions)
             .into_iter()
-            .map(|q| {
-                view! {
-                    <label>
-                        {q.label}
-                        <input name=q.key type=q.kind autocomplete=q.autocomplete
-                            required=q.required maxlength=q.max/>
-                    </label>
-                }
+            .map(|slot| {
+                slot.map(|q| {
+                    view! {
+                        <label>
+                            {q.label}
+                            <input name=q.key type=q.kind autocomplete=q.autocomplete
+                                required=q.required maxlength=q.max/>
+                        </label>
+                    }
+                })
             })
             .collect_view()
     };

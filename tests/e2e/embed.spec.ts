@@ -195,6 +195,22 @@ test("API calls made before the loader ran work, and the page hears the chat's e
   await customer.context().close();
 });
 
+test("what the visitor typed stays in its field when the page identifies them meanwhile", async ({ browser }) => {
+  // An agent is signed in, so the form stays the pre-chat form (not the message form).
+  const agent = await (await browser.newContext()).newPage();
+  await signIn(agent);
+  const customer = await (await browser.newContext()).newPage();
+  const widget = await openOn(customer, "/plain");
+  await widget.getByLabel("Name").fill("Typed name");
+  await widget.getByLabel("Subject").fill("Typed subject");
+  await customer.evaluate(() => (window as any).Parlor("identify", { name: "Grace Hopper" }));
+  await expect(widget.getByLabel("Name")).toHaveCount(0);
+  await expect(widget.getByLabel("Subject")).toHaveValue("Typed subject");
+  await expect(widget.getByLabel("Email (optional)")).toHaveValue("");
+  await agent.context().close();
+  await customer.context().close();
+});
+
 test("a host page with a strict Content-Security-Policy works", async ({ browser }) => {
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
