@@ -176,6 +176,7 @@
     },
     shutdown: function () {
       host.remove();
+      store("session", OPEN_KEY, null);
       store("local", LIVE_KEY, null);
       store("local", TOKEN_KEY, null);
       window.__parlorLoaded = false;

@@ -155,35 +155,41 @@ pub fn embedded() -> bool {
     fragment_param("host").is_some()
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
 thread_local! {
     /// The token this page has, once it has one: what a reconnect says hello with.
     static TOKEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The visitor token. Browsers that block storage in third-party frames (Safari, Chrome
-/// without third-party cookies) give this frame none that lasts, so the loader keeps
-/// the token in the host page's own storage and hands it over in the fragment; once the
-/// server has answered, the token it gave is kept in memory for reconnects.
+/// The visitor token. On a host page the loader keeps it, in the page's own storage
+/// (browsers that block storage in third-party frames, such as Safari or Chrome without
+/// third-party cookies, give this frame none that lasts), and hands it over in the
+/// fragment; `Parlor('shutdown')` forgets it there, and so forgets the visitor. The frame's
+/// own storage is used only when the widget is opened on its own. Once the server has
+/// answered, the token it gave is kept in memory for reconnects.
 pub fn load_token() -> Option<String> {
     TOKEN
         .with_borrow(Clone::clone)
         .or_else(|| fragment_param("token"))
-        .or_else(|| storage()?.get_item(TOKEN_KEY).ok().flatten())
+        .or_else(|| own_storage()?.get_item(TOKEN_KEY).ok().flatten())
 }
 
 pub fn save_token(token: &str) {
     TOKEN.with_borrow_mut(|kept| *kept = Some(token.to_owned()));
-    if let Some(storage) = storage() {
+    if let Some(storage) = own_storage() {
         let _ = storage.set_item(TOKEN_KEY, token);
     }
     post_to_host(vec![
         ("parlor", "token".to_json()),
         ("token", token.to_json()),
     ]);
+}
+
+/// This frame's storage, when the widget runs on its own rather than on a host page.
+fn own_storage() -> Option<web_sys::Storage> {
+    if embedded() {
+        return None;
+    }
+    web_sys::window()?.local_storage().ok().flatten()
 }
 
 /// The browser's time zone and language, for the agent's approximate location.

@@ -36,9 +36,8 @@ struct Model {
     /// A `start_chat` (or `leave_message`) on its way, sent again after a reconnect
     /// until answered.
     starting: RwSignal<Option<VisitorFrame>>,
-    /// Whether an agent can take a chat now, and whether chats queue anyway when not.
-    online: RwSignal<bool>,
-    queue_when_offline: RwSignal<bool>,
+    /// What a visitor who is not in a chat is offered, as the server last said.
+    offer: RwSignal<Offer>,
     /// The address a message left in the offline form will be answered at.
     left_for: RwSignal<Option<String>>,
     form_error: RwSignal<Option<String>>,
@@ -46,15 +45,50 @@ struct Model {
     /// The agent who is typing, until a few seconds after their last keystroke.
     typing: RwSignal<Option<String>>,
     typing_generation: RwSignal<u32>,
-    /// The groups the pre-chat form offers.
-    groups: RwSignal<Vec<Group>>,
     /// The chat's place in the queue while it waits.
     position: RwSignal<Option<u32>>,
-    /// The pre-chat form and greeting the admin set.
-    form: RwSignal<PrechatFields>,
-    greeting: RwSignal<String>,
     /// What the host page told us about the visitor (`Parlor('identify', …)`).
     known: RwSignal<BTreeMap<String, String>>,
+}
+
+/// The pre-chat form, its greeting and groups, and whether anyone can answer: one signal,
+/// as the `Welcome` brings them together.
+#[derive(Clone, Debug, PartialEq)]
+struct Offer {
+    form: PrechatFields,
+    greeting: String,
+    groups: Vec<Group>,
+    /// Whether an agent can take a chat now, and whether chats queue anyway when not.
+    online: bool,
+    queue_when_offline: bool,
+}
+
+impl Offer {
+    /// Nobody can take a chat and the admin does not queue them: the message form.
+    fn offline(&self) -> bool {
+        !self.online && !self.queue_when_offline
+    }
+
+    /// The form to show: the pre-chat form, or the message form while offline.
+    fn form_spec(&self, known: BTreeMap<String, String>) -> FormSpec {
+        if self.offline() {
+            FormSpec {
+                fields: self.form.for_message(),
+                known,
+                greeting: OFFLINE_INTRO.to_owned(),
+                groups: Vec::new(),
+                submit_label: "Send message",
+            }
+        } else {
+            FormSpec {
+                fields: self.form.clone(),
+                known,
+                greeting: self.greeting.clone(),
+                groups: self.groups.clone(),
+                submit_label: "Start chat",
+            }
+        }
+    }
 }
 
 impl net::OutFrame for VisitorFrame {
@@ -70,17 +104,19 @@ impl Model {
             case: RwSignal::new(None),
             transcript: RwSignal::new(Transcript::default()),
             starting: RwSignal::new(None),
-            online: RwSignal::new(true),
-            queue_when_offline: RwSignal::new(false),
+            offer: RwSignal::new(Offer {
+                form: PrechatFields::default(),
+                greeting: WidgetSettings::default().greeting,
+                groups: Vec::new(),
+                online: true,
+                queue_when_offline: false,
+            }),
             left_for: RwSignal::new(None),
             form_error: RwSignal::new(None),
             notice: RwSignal::new(None),
             typing: RwSignal::new(None),
             typing_generation: RwSignal::new(0),
-            groups: RwSignal::new(Vec::new()),
             position: RwSignal::new(None),
-            form: RwSignal::new(PrechatFields::default()),
-            greeting: RwSignal::new(WidgetSettings::default().greeting),
             known: RwSignal::new(BTreeMap::new()),
         }
     }
@@ -108,13 +144,15 @@ impl Model {
                 online,
                 queue_when_offline,
             } => {
-                self.online.set(online);
-                self.queue_when_offline.set(queue_when_offline);
+                self.offer.set(Offer {
+                    form,
+                    greeting,
+                    groups,
+                    online,
+                    queue_when_offline,
+                });
                 socket.set_heartbeat(heartbeat_secs);
                 host::save_token(&token);
-                self.groups.set(groups);
-                self.form.set(form);
-                self.greeting.set(greeting);
                 match chat {
                     Some(chat) => self.show(chat),
                     // The chat we were in ended while we were away.
@@ -127,7 +165,7 @@ impl Model {
                 }
                 self.resend(socket);
             }
-            ToVisitor::Availability { online } => self.online.set(online),
+            ToVisitor::Availability { online } => self.offer.update(|o| o.online = online),
             ToVisitor::MessageLeft { .. } => {
                 let email = self.starting.with_untracked(|s| match s {
                     Some(VisitorFrame::LeaveMessage { email, .. }) => Some(email.clone()),
@@ -336,8 +374,10 @@ pub fn WidgetApp() -> impl IntoView {
                 if let Some(settings) = message.settings {
                     title.set(settings.title);
                     color.set(Some(settings.brand_color));
-                    model.greeting.set(settings.greeting);
-                    model.form.set(settings.fields);
+                    model.offer.update(|o| {
+                        o.greeting = settings.greeting;
+                        o.form = settings.fields;
+                    });
                 }
             });
         }
@@ -365,7 +405,7 @@ pub fn WidgetApp() -> impl IntoView {
     };
 
     // Nobody can take a chat and the admin does not queue them: the message form.
-    let offline = move || !model.online.get() && !model.queue_when_offline.get();
+    let offline = move || model.offer.with(Offer::offline);
     let start = Callback::new(move |start: StartAnswers| {
         if offline() {
             let frame = VisitorFrame::LeaveMessage {
@@ -418,25 +458,7 @@ pub fn WidgetApp() -> impl IntoView {
         matches!(state(), Some(ChatState::Queued | ChatState::Active))
             && model.link.get() == Link::Open
     });
-    let spec = Memo::new(move |_| {
-        if offline() {
-            FormSpec {
-                fields: model.form.with(PrechatFields::for_message),
-                known: model.known.get(),
-                greeting: OFFLINE_INTRO.to_owned(),
-                groups: Vec::new(),
-                submit_label: "Send message",
-            }
-        } else {
-            FormSpec {
-                fields: model.form.get(),
-                known: model.known.get(),
-                greeting: model.greeting.get(),
-                groups: model.groups.get(),
-                submit_label: "Start chat",
-            }
-        }
-    });
+    let spec = Memo::new(move |_| model.offer.with(|o| o.form_spec(model.known.get())));
     let busy = Signal::derive(move || model.starting.with(Option::is_some));
 
     // Each part is built when it first shows, not again while it stays.

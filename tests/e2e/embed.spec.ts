@@ -211,6 +211,35 @@ test("what the visitor typed stays in its field when the page identifies them me
   await customer.context().close();
 });
 
+test("Parlor('shutdown') forgets the visitor: the next page starts afresh, even where the frame has storage", async ({ browser }) => {
+  const agent = await (await browser.newContext()).newPage();
+  await signIn(agent);
+  const customer = await (await browser.newContext()).newPage();
+  // The same site as Parlor (another port), so the browser gives the widget's frame
+  // storage of its own: the visitor must not come back from there either.
+  await customer.goto(`http://127.0.0.1:${hostPort}/plain`);
+  await launcher(customer).click();
+  const widget = customer.frameLocator('iframe[title="Chat with us"]');
+  await widget.getByLabel("Name").fill("Leaving Soon");
+  await widget.getByLabel("Subject").fill("Before sign-out");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Hello, then goodbye.");
+  await widget.getByRole("button", { name: "Start chat" }).click();
+  await acceptScreenPop(agent, "Leaving Soon", "Before sign-out");
+  await expect(widget.locator(".chat-status")).toContainText("You are chatting with Admin");
+
+  await customer.evaluate(() => (window as any).Parlor("shutdown"));
+  await expect(launcher(customer)).toHaveCount(0);
+  await customer.reload();
+  await launcher(customer).click();
+  const fresh = customer.frameLocator('iframe[title="Chat with us"]');
+  await expect(fresh.getByRole("button", { name: "Start chat" })).toBeVisible();
+  await expect(fresh.locator(".msg")).toHaveCount(0);
+
+  await agent.getByRole("tabpanel").getByRole("button", { name: "End chat" }).click();
+  await agent.context().close();
+  await customer.context().close();
+});
+
 test("a host page with a strict Content-Security-Policy works", async ({ browser }) => {
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
