@@ -513,7 +513,7 @@ async fn get_widget_settings(
     headers: HeaderMap,
 ) -> Result<Json<WidgetSettings>, HttpError> {
     signed_in_agent(&state, &headers).await?;
-    Ok(Json(state.settings.get().widget))
+    Ok(Json(state.settings.get().widget.clone()))
 }
 
 /// The Appearance page's settings: checked whole (nothing is stored when one field is

@@ -125,22 +125,24 @@ impl Settings {
     }
 }
 
-/// The live settings, shared by every task.
+/// The live settings, shared by every task. Readers get a snapshot that stays as it was
+/// while they use it; a reload swaps in a new one.
 #[derive(Clone, Default)]
-pub struct SharedSettings(Arc<RwLock<Settings>>);
+pub struct SharedSettings(Arc<RwLock<Arc<Settings>>>);
 
 impl SharedSettings {
     pub fn new(settings: Settings) -> Self {
-        Self(Arc::new(RwLock::new(settings)))
+        Self(Arc::new(RwLock::new(Arc::new(settings))))
     }
 
-    pub fn get(&self) -> Settings {
+    /// The current settings (a shared snapshot, not a copy).
+    pub fn get(&self) -> Arc<Settings> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Re-reads the settings after an admin changed them.
     pub async fn reload(&self, store: &Store) -> StoreResult<()> {
-        let fresh = Settings::load(store).await?;
+        let fresh = Arc::new(Settings::load(store).await?);
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }

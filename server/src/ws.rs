@@ -321,7 +321,8 @@ impl Session for VisitorSession {
                 };
                 self.token = Some(token.clone());
                 let groups = store.groups().await?;
-                let widget = self.state.settings.get().widget;
+                let settings = self.state.settings.get();
+                let widget = &settings.widget;
                 // The place in the queue follows the welcome.
                 let waiting = chat
                     .as_ref()
@@ -334,8 +335,8 @@ impl Session for VisitorSession {
                         chat,
                         groups,
                         heartbeat_secs: self.state.config.heartbeat_secs,
-                        form: widget.fields,
-                        greeting: widget.greeting,
+                        form: widget.fields.clone(),
+                        greeting: widget.greeting.clone(),
                         online: self.state.routing.online(),
                         queue_when_offline: widget.queue_when_offline,
                     },
@@ -357,7 +358,7 @@ impl Session for VisitorSession {
                 custom,
             } => {
                 let token = self.token.clone().ok_or_else(say_hello)?;
-                let form = self.state.settings.get().widget.fields;
+                let form = self.state.settings.get().widget.fields.clone();
                 let answers = PrechatAnswers {
                     name,
                     email,
