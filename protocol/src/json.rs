@@ -31,7 +31,8 @@ pub enum Json {
     Obj(Vec<(String, Json)>),
 }
 
-/// How deep arrays and objects may nest; a frame needs five levels.
+/// How deep arrays and objects may nest; the deepest frame (a welcome's message author)
+/// needs seven levels.
 const MAX_DEPTH: u32 = 32;
 
 impl Json {
