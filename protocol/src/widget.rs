@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::frames::Answer;
+use crate::frames::{Answer, Group, GroupId};
 use crate::text::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, TextError, one_line};
 
 /// How a pre-chat field shows.
@@ -386,11 +386,58 @@ impl PrechatFields {
             custom,
         })
     }
+
+    /// The group a new chat is for, out of the `groups` there are: one of them, given
+    /// when the form requires it (and there is one to choose), dropped when it hides it.
+    pub fn checked_group(
+        &self,
+        chosen: Option<GroupId>,
+        groups: &[Group],
+    ) -> Result<Option<GroupId>, FormProblem> {
+        if self.group == FieldRule::Hidden {
+            return Ok(None);
+        }
+        match chosen {
+            Some(id) if !groups.iter().any(|g| g.id == id) => {
+                Err(FormProblem::new("group", "There is no such group."))
+            }
+            None if self.group == FieldRule::Required && !groups.is_empty() => {
+                Err(FormProblem::new("group", "Please choose a group."))
+            }
+            chosen => Ok(chosen),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_must_exist_is_required_only_when_there_are_some_and_is_dropped_when_hidden() {
+        let groups = [Group {
+            id: 3,
+            name: "Sales".into(),
+        }];
+        let mut form = PrechatFields {
+            group: FieldRule::Required,
+            ..PrechatFields::default()
+        };
+        assert_eq!(form.checked_group(Some(3), &groups), Ok(Some(3)));
+        assert_eq!(
+            form.checked_group(None, &groups).map_err(|p| p.message),
+            Err("Please choose a group.".to_owned())
+        );
+        assert_eq!(form.checked_group(None, &[]), Ok(None));
+        assert_eq!(
+            form.checked_group(Some(9), &groups).map_err(|p| p.field),
+            Err("group".to_owned())
+        );
+        form.group = FieldRule::Optional;
+        assert_eq!(form.checked_group(None, &groups), Ok(None));
+        form.group = FieldRule::Hidden;
+        assert_eq!(form.checked_group(Some(9), &groups), Ok(None));
+    }
 
     fn answers(name: &str, email: &str, subject: &str) -> PrechatAnswers {
         PrechatAnswers {

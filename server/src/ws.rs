@@ -503,8 +503,8 @@ impl VisitorSession {
             group: self.checked_group(form, group).await?,
         })
     }
-    /// The group a new chat is for: one that exists, given when the form requires it
-    /// (and there are groups to choose from), dropped when the form hides it.
+    /// The group a new chat is for, by the form's rule (`PrechatFields::checked_group`)
+    /// against the groups stored; a hidden group field needs no read.
     async fn checked_group(
         &self,
         form: &PrechatFields,
@@ -514,16 +514,8 @@ impl VisitorSession {
             return Ok(None);
         }
         let groups = self.state.store.groups().await?;
-        match group {
-            Some(group) if !groups.iter().any(|g| g.id == group) => Err(ProtocolError::new(
-                ErrorCode::Invalid,
-                "There is no such group.",
-            )),
-            None if form.group == FieldRule::Required && !groups.is_empty() => Err(
-                ProtocolError::new(ErrorCode::Invalid, "Please choose a group."),
-            ),
-            group => Ok(group),
-        }
+        form.checked_group(group, &groups)
+            .map_err(|problem| ProtocolError::new(ErrorCode::Invalid, problem.message))
     }
 
     /// Follows the case on this socket and reads what the widget has not seen yet.

@@ -112,10 +112,10 @@ impl FormSpec {
                 .insert(question.key.clone(), answer(&question.key));
         }
         self.fields.check(&answers).map_err(|p| p.message)?;
-        let group = typed("group").parse().ok();
-        if group.is_none() && self.fields.group == FieldRule::Required && !self.groups.is_empty() {
-            return Err("Please choose a group.".to_owned());
-        }
+        let group = self
+            .fields
+            .checked_group(typed("group").parse().ok(), &self.groups)
+            .map_err(|p| p.message)?;
         let message = typed("message");
         check_message(&message).map_err(|e| e.to_string())?;
         Ok(StartAnswers {
