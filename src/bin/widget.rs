@@ -1,3 +1,3 @@
 fn main() {
-    leptos::mount::mount_to_body(parlor_app::widget::WidgetApp);
+    parlor_app::widget::start();
 }

@@ -133,14 +133,19 @@ pub fn listen_to_parent(from: String, handle: impl Fn(FromParent) + 'static) {
     listener.forget();
 }
 
-/// Puts the keyboard in the panel's first field (the form's, or the composer) when the
-/// visitor opens it.
+/// Puts the keyboard in the panel's first field that shows (the form's, or the
+/// composer) when the visitor opens it.
 pub fn focus_first_field() {
-    let field = web_sys::window()
+    let Some(fields) = web_sys::window()
         .and_then(|w| w.document())
-        .and_then(|d| d.query_selector("input, textarea").ok().flatten())
-        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
-    if let Some(field) = field {
+        .and_then(|d| d.query_selector_all("input, textarea, select").ok())
+    else {
+        return;
+    };
+    let shown = (0..fields.length())
+        .filter_map(|i| fields.item(i)?.dyn_into::<web_sys::HtmlElement>().ok())
+        .find(|field| field.offset_parent().is_some());
+    if let Some(field) = shown {
         let _ = field.focus();
     }
 }

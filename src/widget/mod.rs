@@ -1,22 +1,31 @@
 //! The customer widget: the chat panel that `widget.js` loads in an iframe on the
 //! customer's site. Pre-chat form, queue state, live messages, End chat; a reload
-//! resumes the same chat from the visitor token kept in this frame's storage.
+//! resumes the same chat from the visitor token the loader keeps.
+//!
+//! The panel is drawn by hand on the DOM, without Leptos, to keep the first download
+//! small: one `State` holds everything it shows, every change goes through [`Widget`],
+//! and [`Panel::draw`] then brings the page up to date, touching only what changed.
 
+mod composer;
 mod host;
 mod prechat;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-use leptos::either::Either;
-use leptos::prelude::*;
 use parlor_protocol::json::{self, ToJson};
 use parlor_protocol::{
     Author, CaseSummary, Chat, ChatMessage, ChatState, EndedBy, Group, PrechatFields, ToVisitor,
     Transcript, VisitorFrame, WidgetSettings,
 };
+use wasm_bindgen::JsCast;
+use web_sys::{Element, HtmlElement, KeyboardEvent};
 
-use crate::components::{Composer, MessageList, Viewer};
+use crate::components::{Messages, Viewer};
+use crate::dom;
 use crate::net::{self, Handlers, Link, Socket};
+use composer::{Composer, ComposerHooks};
 use host::EventDetail;
 use prechat::{FormSpec, PrechatForm, StartAnswers};
 
@@ -25,34 +34,36 @@ const OFFLINE_INTRO: &str =
     "Nobody is available to chat right now. Leave a message and we will answer by email.";
 
 /// How long "… is typing" stays up after the last sign of typing.
-const TYPING_SHOWN_MS: u64 = 4_000;
+const TYPING_SHOWN_MS: i32 = 4_000;
 
-/// Everything the panel shows, as signals.
-#[derive(Clone, Copy)]
-struct Model {
-    link: RwSignal<Link>,
-    case: RwSignal<Option<CaseSummary>>,
-    transcript: RwSignal<Transcript>,
+/// Everything the panel shows.
+struct State {
+    title: String,
+    /// The brand colour the loader (or the Appearance preview) gave.
+    color: Option<String>,
+    link: Link,
+    case: Option<CaseSummary>,
+    transcript: Transcript,
     /// A `start_chat` (or `leave_message`) on its way, sent again after a reconnect
     /// until answered.
-    starting: RwSignal<Option<VisitorFrame>>,
+    starting: Option<VisitorFrame>,
     /// What a visitor who is not in a chat is offered, as the server last said.
-    offer: RwSignal<Offer>,
+    offer: Offer,
     /// The address a message left in the offline form will be answered at.
-    left_for: RwSignal<Option<String>>,
-    form_error: RwSignal<Option<String>>,
-    notice: RwSignal<Option<String>>,
+    left_for: Option<String>,
+    form_error: Option<String>,
+    notice: Option<String>,
     /// The agent who is typing, until a few seconds after their last keystroke.
-    typing: RwSignal<Option<String>>,
-    typing_generation: RwSignal<u32>,
+    typing: Option<String>,
+    typing_generation: u32,
     /// The chat's place in the queue while it waits.
-    position: RwSignal<Option<u32>>,
+    position: Option<u32>,
     /// What the host page told us about the visitor (`Parlor('identify', …)`).
-    known: RwSignal<BTreeMap<String, String>>,
+    known: BTreeMap<String, String>,
 }
 
-/// The pre-chat form, its greeting and groups, and whether anyone can answer: one signal,
-/// as the `Welcome` brings them together.
+/// The pre-chat form, its greeting and groups, and whether anyone can answer, as the
+/// `Welcome` brings them together.
 #[derive(Clone, Debug, PartialEq)]
 struct Offer {
     form: PrechatFields,
@@ -97,39 +108,123 @@ impl net::OutFrame for VisitorFrame {
     }
 }
 
-impl Model {
+impl State {
     fn new() -> Self {
         Self {
-            link: RwSignal::new(Link::Connecting),
-            case: RwSignal::new(None),
-            transcript: RwSignal::new(Transcript::default()),
-            starting: RwSignal::new(None),
-            offer: RwSignal::new(Offer {
+            title: host::fragment_param("title").unwrap_or_else(|| WidgetSettings::default().title),
+            color: host::fragment_param("color"),
+            link: Link::Connecting,
+            case: None,
+            transcript: Transcript::default(),
+            starting: None,
+            offer: Offer {
                 form: PrechatFields::default(),
                 greeting: WidgetSettings::default().greeting,
                 groups: Vec::new(),
                 online: true,
                 queue_when_offline: false,
-            }),
-            left_for: RwSignal::new(None),
-            form_error: RwSignal::new(None),
-            notice: RwSignal::new(None),
-            typing: RwSignal::new(None),
-            typing_generation: RwSignal::new(0),
-            position: RwSignal::new(None),
-            known: RwSignal::new(BTreeMap::new()),
+            },
+            left_for: None,
+            form_error: None,
+            notice: None,
+            typing: None,
+            typing_generation: 0,
+            position: None,
+            known: BTreeMap::new(),
         }
     }
 
-    fn hello(self, socket: &Socket) {
-        let since = self.transcript.with_untracked(Transcript::last_seq);
+    fn is_current(&self, case: parlor_protocol::CaseId) -> bool {
+        self.case.as_ref().is_some_and(|c| c.id == case)
+    }
+
+    fn show(&mut self, chat: Chat) {
+        if !self.is_current(chat.case.id) {
+            self.transcript = Transcript::default();
+        }
+        self.case = Some(chat.case);
+        self.transcript.extend(chat.messages);
+    }
+
+    /// The chat's new state; the page hears when it ends.
+    fn update_case(&mut self, case: CaseSummary) {
+        let was_over = self
+            .case
+            .as_ref()
+            .is_none_or(|c| c.id != case.id || c.state == ChatState::Ended);
+        if case.state == ChatState::Ended && !was_over {
+            host::host_event(
+                "chat-ended",
+                EventDetail {
+                    case_id: case.id,
+                    ended_by: Some(ended_by(case.ended_by.as_ref())),
+                    ..EventDetail::default()
+                },
+            );
+        }
+        self.case = Some(case);
+    }
+
+    /// The client id of the `start_chat` or `leave_message` on its way.
+    fn starting_id(&self) -> Option<&str> {
+        match &self.starting {
+            Some(
+                VisitorFrame::StartChat { client_id, .. }
+                | VisitorFrame::LeaveMessage { client_id, .. },
+            ) => Some(client_id),
+            _ => None,
+        }
+    }
+}
+
+/// The widget as its parts' listeners reach it, once it exists. The listeners live
+/// as long as the page, and so does the widget they hold.
+#[derive(Clone, Default)]
+struct Handle(Rc<std::cell::OnceCell<Rc<Widget>>>);
+
+impl Handle {
+    fn with(&self, act: impl FnOnce(&Rc<Widget>)) {
+        if let Some(widget) = self.0.get() {
+            act(widget);
+        }
+    }
+
+    /// A listener that acts on the widget.
+    fn act<T>(&self, act: impl Fn(&Rc<Widget>, T) + 'static) -> impl Fn(T) + 'static {
+        let handle = self.clone();
+        move |arg| handle.with(|widget| act(widget, arg))
+    }
+}
+
+/// The panel: its state, its page and its link to Parlor.
+struct Widget {
+    state: RefCell<State>,
+    panel: Panel,
+    socket: RefCell<Option<Socket>>,
+}
+
+impl Widget {
+    /// Changes the state, then brings the page up to date.
+    fn change(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.borrow_mut());
+        self.panel.draw(&self.state.borrow());
+    }
+
+    fn send(&self, frame: &VisitorFrame) {
+        if let Some(socket) = self.socket.borrow().as_ref() {
+            socket.send(frame);
+        }
+    }
+
+    fn hello(&self, socket: &Socket) {
+        let since = self.state.borrow().transcript.last_seq();
         socket.send(&VisitorFrame::Hello {
             token: host::load_token(),
             since,
         });
     }
 
-    fn on_frame(self, socket: &Socket, text: &str) {
+    fn on_frame(self: &Rc<Self>, socket: &Socket, text: &str) {
         let Some(frame) = json::decode::<ToVisitor>(text) else {
             return;
         };
@@ -144,38 +239,37 @@ impl Model {
                 online,
                 queue_when_offline,
             } => {
-                self.offer.set(Offer {
-                    form,
-                    greeting,
-                    groups,
-                    online,
-                    queue_when_offline,
-                });
                 socket.set_heartbeat(heartbeat_secs);
                 host::save_token(&token);
-                match chat {
-                    Some(chat) => self.show(chat),
-                    // The chat we were in ended while we were away.
-                    None => {
-                        if let Some(mut case) = self.case.get_untracked() {
-                            case.state = ChatState::Ended;
-                            self.update_case(case);
+                self.change(|s| {
+                    s.offer = Offer {
+                        form,
+                        greeting,
+                        groups,
+                        online,
+                        queue_when_offline,
+                    };
+                    match chat {
+                        Some(chat) => s.show(chat),
+                        // The chat we were in ended while we were away.
+                        None => {
+                            if let Some(mut case) = s.case.clone() {
+                                case.state = ChatState::Ended;
+                                s.update_case(case);
+                            }
                         }
                     }
-                }
+                });
                 self.resend(socket);
             }
-            ToVisitor::Availability { online } => self.offer.update(|o| o.online = online),
-            ToVisitor::MessageLeft { .. } => {
-                let email = self.starting.with_untracked(|s| match s {
-                    Some(VisitorFrame::LeaveMessage { email, .. }) => Some(email.clone()),
+            ToVisitor::Availability { online } => self.change(|s| s.offer.online = online),
+            ToVisitor::MessageLeft { .. } => self.change(|s| {
+                s.left_for = match s.starting.take() {
+                    Some(VisitorFrame::LeaveMessage { email, .. }) => Some(email),
                     _ => None,
-                });
-                self.starting.set(None);
-                self.left_for.set(email);
-            }
+                };
+            }),
             ToVisitor::ChatStarted { chat } => {
-                self.starting.set(None);
                 host::host_event(
                     "chat-started",
                     EventDetail {
@@ -183,120 +277,376 @@ impl Model {
                         ..EventDetail::default()
                     },
                 );
-                self.show(chat);
+                self.change(|s| {
+                    s.starting = None;
+                    s.show(chat);
+                });
             }
-            ToVisitor::Message { message } => {
+            ToVisitor::Message { message } => self.change(|s| {
                 if matches!(message.author, Author::Agent { .. }) {
-                    self.typing.set(None);
+                    s.typing = None;
                 }
-                if self.is_current(message.case_id) {
-                    let fresh = self.transcript.with_untracked(|t| !t.has(message.seq));
-                    if fresh {
+                if s.is_current(message.case_id) {
+                    if !s.transcript.has(message.seq) {
                         host::host_event("message", message_event(&message));
                     }
-                    self.transcript.update(|t| {
-                        t.insert(message);
-                    });
+                    s.transcript.insert(message);
                 }
-            }
-            ToVisitor::State { case } => {
-                if self.is_current(case.id) {
-                    self.update_case(case);
+            }),
+            ToVisitor::State { case } => self.change(|s| {
+                if s.is_current(case.id) {
+                    s.update_case(case);
                 }
-            }
+            }),
             ToVisitor::Typing { name } => self.show_typing(name),
-            ToVisitor::Queue { position } => self.position.set(Some(position)),
+            ToVisitor::Queue { position } => self.change(|s| s.position = Some(position)),
             // The link answers pings itself.
             ToVisitor::Pong => {}
-            ToVisitor::Error { error } => {
-                let starting_id = self.starting.with_untracked(|s| match s {
-                    Some(
-                        VisitorFrame::StartChat { client_id, .. }
-                        | VisitorFrame::LeaveMessage { client_id, .. },
-                    ) => Some(client_id.clone()),
-                    _ => None,
-                });
-                match error.client_id {
-                    Some(id) if Some(&id) == starting_id.as_ref() => {
-                        self.starting.set(None);
-                        self.form_error.set(Some(error.message));
-                    }
-                    Some(id) => self
-                        .transcript
-                        .update(|t| t.fail_pending(&id, error.message)),
-                    None => self.notice.set(Some(error.message)),
+            ToVisitor::Error { error } => self.change(|s| match error.client_id {
+                Some(id) if Some(id.as_str()) == s.starting_id() => {
+                    s.starting = None;
+                    s.form_error = Some(error.message);
                 }
-            }
+                Some(id) => s.transcript.fail_pending(&id, error.message),
+                None => s.notice = Some(error.message),
+            }),
         }
-    }
-
-    /// The chat's new state; the page hears when it ends.
-    fn update_case(self, case: CaseSummary) {
-        let was_over = self.case.with_untracked(|c| {
-            c.as_ref()
-                .is_none_or(|c| c.id != case.id || c.state == ChatState::Ended)
-        });
-        if case.state == ChatState::Ended && !was_over {
-            host::host_event(
-                "chat-ended",
-                EventDetail {
-                    case_id: case.id,
-                    ended_by: Some(ended_by(case.ended_by.as_ref())),
-                    ..EventDetail::default()
-                },
-            );
-        }
-        self.case.set(Some(case));
     }
 
     /// Shows "… is typing" until no news of it for a few seconds.
-    fn show_typing(self, name: String) {
-        self.typing.set(Some(name));
-        self.typing_generation.update(|g| *g = g.wrapping_add(1));
-        let generation = self.typing_generation.get_untracked();
-        set_timeout(
-            move || {
-                if self.typing_generation.get_untracked() == generation {
-                    self.typing.set(None);
-                }
-            },
-            std::time::Duration::from_millis(TYPING_SHOWN_MS),
-        );
-    }
-
-    fn is_current(self, case: parlor_protocol::CaseId) -> bool {
-        self.case
-            .with_untracked(|c| c.as_ref().is_some_and(|c| c.id == case))
-    }
-
-    fn show(self, chat: Chat) {
-        if !self.is_current(chat.case.id) {
-            self.transcript.set(Transcript::default());
+    fn show_typing(self: &Rc<Self>, name: String) {
+        let mut generation = 0;
+        self.change(|s| {
+            s.typing = Some(name);
+            s.typing_generation = s.typing_generation.wrapping_add(1);
+            generation = s.typing_generation;
+        });
+        let me = Rc::clone(self);
+        let done = wasm_bindgen::closure::Closure::once_into_js(move || {
+            if me.state.borrow().typing_generation == generation {
+                me.change(|s| s.typing = None);
+            }
+        });
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                done.unchecked_ref(),
+                TYPING_SHOWN_MS,
+            );
         }
-        self.case.set(Some(chat.case));
-        self.transcript.update(|t| t.extend(chat.messages));
     }
 
     /// After a reconnect: what was sent but never confirmed goes again (the server
     /// stores each `client_id` once).
-    fn resend(self, socket: &Socket) {
-        if let Some(start) = self.starting.get_untracked() {
-            socket.send(&start);
+    fn resend(&self, socket: &Socket) {
+        let state = self.state.borrow();
+        if let Some(start) = &state.starting {
+            socket.send(start);
         }
-        let unsent: Vec<VisitorFrame> = self.transcript.with_untracked(|t| {
-            t.pending()
-                .iter()
-                .filter(|p| p.failed.is_none())
-                .map(|p| VisitorFrame::Send {
-                    client_id: p.client_id.clone(),
-                    body: p.body.clone(),
-                })
-                .collect()
-        });
-        for frame in unsent {
-            socket.send(&frame);
+        for pending in state.transcript.pending() {
+            if pending.failed.is_none() {
+                socket.send(&VisitorFrame::Send {
+                    client_id: pending.client_id.clone(),
+                    body: pending.body.clone(),
+                });
+            }
         }
     }
+
+    /// The pre-chat form was sent: a chat starts, or (while nobody can answer) a message
+    /// is left.
+    fn submitted(&self, read: Result<StartAnswers, String>) {
+        let start = match read {
+            Ok(start) => start,
+            Err(problem) => return self.change(|s| s.form_error = Some(problem)),
+        };
+        let offline = self.state.borrow().offer.offline();
+        let frame = if offline {
+            VisitorFrame::LeaveMessage {
+                client_id: net::client_id(),
+                name: start.answers.name,
+                email: start.answers.email,
+                subject: start.answers.subject,
+                body: start.message,
+                custom: start.answers.custom,
+            }
+        } else {
+            let (time_zone, language) = host::time_zone_and_language();
+            VisitorFrame::StartChat {
+                client_id: net::client_id(),
+                name: start.answers.name,
+                subject: start.answers.subject,
+                body: start.message,
+                time_zone,
+                language,
+                group: start.group,
+                email: start.answers.email,
+                custom: start.answers.custom,
+            }
+        };
+        self.change(|s| {
+            s.form_error = None;
+            if !offline {
+                s.position = None;
+            }
+            s.starting = Some(frame.clone());
+        });
+        self.send(&frame);
+    }
+
+    fn send_message(&self, body: String) {
+        let client_id = net::client_id();
+        self.change(|s| s.transcript.add_pending(client_id.clone(), body.clone()));
+        self.send(&VisitorFrame::Send { client_id, body });
+    }
+}
+
+/// The panel's parts on the page.
+struct Panel {
+    root: HtmlElement,
+    title: Element,
+    banner: Element,
+    notice: Element,
+    /// The form, or the thanks for a message left.
+    before_chat: Element,
+    left: Element,
+    left_text: Element,
+    prechat: Rc<PrechatForm>,
+    /// The chat: status, messages, composer.
+    chat: Element,
+    status: Element,
+    messages: Messages,
+    typing: Element,
+    talk: Element,
+    composer: Rc<Composer>,
+    new_chat: Element,
+}
+
+fn button(class: &str, text: &str, on_click: impl Fn(web_sys::Event) + 'static) -> Option<Element> {
+    let button = dom::text_el("button", class, text)?;
+    dom::set_attr(&button, "type", "button");
+    dom::listen(&button, "click", on_click);
+    Some(button)
+}
+
+impl Panel {
+    fn build(widget: &Handle) -> Option<Self> {
+        let root: HtmlElement = dom::typed("div", "panel")?;
+        let header = dom::el("header", "panel-header")?;
+        let title = dom::el("h1", "panel-title")?;
+        dom::append(&header, &[&title]);
+        if host::embedded() {
+            let close = button("panel-close", "✕", |_| host::tell_host("close"))?;
+            dom::set_attr(&close, "aria-label", "Minimise chat");
+            dom::append(&header, &[&close]);
+        }
+        let banner = dom::el("p", "link-banner")?;
+        dom::set_attr(&banner, "role", "status");
+        let notice = dom::el("p", "notice")?;
+        dom::set_attr(&notice, "role", "alert");
+
+        let left = dom::el("div", "message-left")?;
+        dom::set_attr(&left, "role", "status");
+        let left_text = dom::el("p", "")?;
+        let another = button(
+            "",
+            "Write another message",
+            widget.act(|w, _| w.change(|s| s.left_for = None)),
+        )?;
+        dom::append(&left, &[&left_text, &another]);
+        let prechat = PrechatForm::create(Box::new(widget.act(|w, read| w.submitted(read))))?;
+        let before_chat = dom::el("div", "before-chat")?;
+        dom::append(&before_chat, &[&left, prechat.element()]);
+
+        let status = dom::el("p", "chat-status")?;
+        dom::set_attr(&status, "role", "status");
+        let messages = Messages::create(Viewer::Customer)?;
+        let typing = dom::el("p", "typing")?;
+        dom::set_attr(&typing, "aria-live", "polite");
+        let composer = Composer::create(
+            "Type a message and press Enter",
+            ComposerHooks {
+                on_send: Box::new(widget.act(|w, body| w.send_message(body))),
+                on_typing: Box::new({
+                    let widget = widget.clone();
+                    move || widget.with(|w| w.send(&VisitorFrame::Typing))
+                }),
+            },
+        )?;
+        let end = button(
+            "end-chat",
+            "End chat",
+            widget.act(|w, _| w.send(&VisitorFrame::EndChat)),
+        )?;
+        let talk = dom::el("div", "talk")?;
+        dom::append(&talk, &[composer.element(), &end]);
+        let new_chat = button(
+            "primary new-chat",
+            "Start a new chat",
+            widget.act(|w, _| {
+                w.change(|s| {
+                    s.case = None;
+                    s.transcript = Transcript::default();
+                });
+            }),
+        )?;
+        let chat = dom::el("div", "in-chat")?;
+        dom::append(
+            &chat,
+            &[&status, messages.element(), &typing, &talk, &new_chat],
+        );
+
+        dom::append(&root, &[&header, &banner, &notice, &before_chat, &chat]);
+        let body = dom::document()?.body()?;
+        dom::append(&body, &[&root]);
+        Some(Self {
+            root,
+            title,
+            banner,
+            notice,
+            before_chat,
+            left,
+            left_text,
+            prechat,
+            chat,
+            status,
+            messages,
+            typing,
+            talk,
+            composer,
+            new_chat,
+        })
+    }
+
+    /// Brings the page up to date with `s`.
+    fn draw(&self, s: &State) {
+        dom::set_text(&self.title, &s.title);
+        let style = self.root.style();
+        let color = s.color.as_deref().unwrap_or_default();
+        if style.get_property_value("--parlor-brand").ok().as_deref() != Some(color) {
+            let _ = style.set_property("--parlor-brand", color);
+        }
+        dom::set_hidden(&self.banner, s.link == Link::Open);
+        dom::set_text(
+            &self.banner,
+            match s.link {
+                Link::Reconnecting => "Reconnecting…",
+                _ => "Connecting…",
+            },
+        );
+        dom::set_hidden(&self.notice, s.notice.is_none());
+        dom::set_text(&self.notice, s.notice.as_deref().unwrap_or_default());
+        dom::set_hidden(&self.before_chat, s.case.is_some());
+        dom::set_hidden(&self.chat, s.case.is_none());
+        match &s.case {
+            None => self.draw_offer(s),
+            Some(case) => self.draw_chat(s, case),
+        }
+    }
+
+    fn draw_offer(&self, s: &State) {
+        dom::set_hidden(&self.left, s.left_for.is_none());
+        dom::set_hidden(self.prechat.element(), s.left_for.is_some());
+        if let Some(email) = &s.left_for {
+            dom::set_text(
+                &self.left_text,
+                &format!("Thank you: we have your message and will answer at {email}."),
+            );
+        }
+        self.prechat.show(
+            s.offer.form_spec(s.known.clone()),
+            s.form_error.as_deref(),
+            s.starting.is_some(),
+        );
+    }
+
+    fn draw_chat(&self, s: &State, case: &CaseSummary) {
+        let state = match case.state {
+            ChatState::Queued => "queued",
+            ChatState::Active => "active",
+            ChatState::Ended => "ended",
+        };
+        dom::set_attr(&self.status, "data-state", state);
+        dom::set_text(&self.status, &status_line(case, s.position));
+        self.messages.show(&s.transcript);
+        let typing = s.typing.as_ref().map(|name| format!("{name} is typing…"));
+        dom::set_text(&self.typing, typing.as_deref().unwrap_or_default());
+        let ended = case.state == ChatState::Ended;
+        self.composer.set_enabled(!ended && s.link == Link::Open);
+        dom::set_hidden(&self.talk, ended);
+        dom::set_hidden(&self.new_chat, !ended);
+    }
+}
+
+/// Draws the panel in the page's body and connects it to Parlor (or, in the console's
+/// Appearance preview, to the settings being edited).
+pub fn start() {
+    let handle = Handle::default();
+    let Some(panel) = Panel::build(&handle) else {
+        return;
+    };
+    let widget = Rc::new(Widget {
+        state: RefCell::new(State::new()),
+        panel,
+        socket: RefCell::new(None),
+    });
+    let _ = handle.0.set(Rc::clone(&widget));
+    // The console's Appearance page shows the form as its admin edits it, with no socket.
+    if host::fragment_param("preview").is_some() {
+        widget.change(|s| s.link = Link::Open);
+        if let Some(own) = host::own_origin() {
+            host::listen_to_parent(
+                own,
+                handle.act(|w, message: host::FromParent| {
+                    if let Some(settings) = message.settings {
+                        w.change(|s| {
+                            s.title = settings.title;
+                            s.color = Some(settings.brand_color);
+                            s.offer.greeting = settings.greeting;
+                            s.offer.form = settings.fields;
+                        });
+                    }
+                }),
+            );
+        }
+        return;
+    }
+    let socket = Socket::connect(
+        "/ws/visitor",
+        Handlers {
+            on_open: Box::new({
+                let handle = handle.clone();
+                move |socket| handle.with(|w| w.hello(socket))
+            }),
+            on_frame: Box::new({
+                let handle = handle.clone();
+                move |socket, text| handle.with(|w| w.on_frame(socket, text))
+            }),
+            on_link: Box::new(handle.act(|w, link| w.change(|s| s.link = link))),
+        },
+    );
+    *widget.socket.borrow_mut() = Some(socket);
+    if let Some(page) = host::fragment_param("host") {
+        host::listen_to_parent(
+            page,
+            handle.act(
+                |w, message: host::FromParent| match message.parlor.as_str() {
+                    "identify" => w.change(|s| s.known = message.visitor),
+                    "opened" => host::focus_first_field(),
+                    _ => {}
+                },
+            ),
+        );
+        // Escape closes the panel from anywhere in it; the loader gives the launcher focus.
+        if let Some(window) = web_sys::window() {
+            dom::listen(&window, "keydown", |ev: KeyboardEvent| {
+                if ev.key() == "Escape" {
+                    host::tell_host("close");
+                }
+            });
+        }
+        host::tell_host("ready");
+    }
+    widget.change(|_| {});
 }
 
 /// A message as the page's `message` listeners get it.
@@ -344,192 +694,5 @@ fn status_line(case: &CaseSummary, position: Option<u32>) -> String {
             "The chat timed out due to inactivity.".to_owned()
         }
         (ChatState::Ended, _, None) => "This chat has ended.".to_owned(),
-    }
-}
-
-/// The whole panel.
-#[component]
-pub fn WidgetApp() -> impl IntoView {
-    let model = Model::new();
-    let title = RwSignal::new(
-        host::fragment_param("title").unwrap_or_else(|| WidgetSettings::default().title),
-    );
-    let color = RwSignal::new(host::fragment_param("color"));
-    // The console's Appearance page shows the form as its admin edits it, with no socket.
-    let preview = host::fragment_param("preview").is_some();
-    let socket = (!preview).then(|| {
-        Socket::connect(
-            "/ws/visitor",
-            Handlers {
-                on_open: Box::new(move |socket| model.hello(socket)),
-                on_frame: Box::new(move |socket, text| model.on_frame(socket, text)),
-                on_link: Box::new(move |link| model.link.set(link)),
-            },
-        )
-    });
-    if preview {
-        model.link.set(Link::Open);
-        if let Some(own) = host::own_origin() {
-            host::listen_to_parent(own, move |message| {
-                if let Some(settings) = message.settings {
-                    title.set(settings.title);
-                    color.set(Some(settings.brand_color));
-                    model.offer.update(|o| {
-                        o.greeting = settings.greeting;
-                        o.form = settings.fields;
-                    });
-                }
-            });
-        }
-    } else if let Some(page) = host::fragment_param("host") {
-        host::listen_to_parent(page, move |message| match message.parlor.as_str() {
-            "identify" => model.known.set(message.visitor),
-            "opened" => host::focus_first_field(),
-            _ => {}
-        });
-        // Escape closes the panel from anywhere in it; the loader gives the launcher focus.
-        let _ = window_event_listener(leptos::ev::keydown, |ev| {
-            if ev.key() == "Escape" {
-                host::tell_host("close");
-            }
-        });
-        host::tell_host("ready");
-    }
-    let socket = StoredValue::new_local(socket);
-    let send_frame = move |frame: &VisitorFrame| {
-        socket.with_value(|s| {
-            if let Some(s) = s {
-                s.send(frame);
-            }
-        });
-    };
-
-    // Nobody can take a chat and the admin does not queue them: the message form.
-    let offline = move || model.offer.with(Offer::offline);
-    let start = Callback::new(move |start: StartAnswers| {
-        if offline() {
-            let frame = VisitorFrame::LeaveMessage {
-                client_id: net::client_id(),
-                name: start.answers.name,
-                email: start.answers.email,
-                subject: start.answers.subject,
-                body: start.message,
-                custom: start.answers.custom,
-            };
-            model.form_error.set(None);
-            model.starting.set(Some(frame.clone()));
-            send_frame(&frame);
-            return;
-        }
-        let (time_zone, language) = host::time_zone_and_language();
-        let frame = VisitorFrame::StartChat {
-            client_id: net::client_id(),
-            name: start.answers.name,
-            subject: start.answers.subject,
-            body: start.message,
-            time_zone,
-            language,
-            group: start.group,
-            email: start.answers.email,
-            custom: start.answers.custom,
-        };
-        model.form_error.set(None);
-        model.position.set(None);
-        model.starting.set(Some(frame.clone()));
-        send_frame(&frame);
-    });
-    let send = Callback::new(move |body: String| {
-        let client_id = net::client_id();
-        model
-            .transcript
-            .update(|t| t.add_pending(client_id.clone(), body.clone()));
-        send_frame(&VisitorFrame::Send { client_id, body });
-    });
-    let draft = RwSignal::new(String::new());
-    let typing = Callback::new(move |()| send_frame(&VisitorFrame::Typing));
-    let end_chat = move |_| send_frame(&VisitorFrame::EndChat);
-    let new_chat = move |_| {
-        model.case.set(None);
-        model.transcript.set(Transcript::default());
-    };
-
-    let state = move || model.case.with(|c| c.as_ref().map(|c| c.state));
-    let live = Signal::derive(move || {
-        matches!(state(), Some(ChatState::Queued | ChatState::Active))
-            && model.link.get() == Link::Open
-    });
-    let spec = Memo::new(move |_| model.offer.with(|o| o.form_spec(model.known.get())));
-    let busy = Signal::derive(move || model.starting.with(Option::is_some));
-
-    // Each part is built when it first shows, not again while it stays.
-    let in_chat = Memo::new(move |_| state().is_some());
-    let ended = Memo::new(move |_| state() == Some(ChatState::Ended));
-    let before_chat = move || match model.left_for.get() {
-        Some(email) => Either::Left(view! {
-            <div class="message-left" role="status">
-                <p>{format!("Thank you: we have your message and will answer at {email}.")}</p>
-                <button type="button" on:click=move |_| model.left_for.set(None)>"Write another message"</button>
-            </div>
-        }),
-        None => Either::Right(view! {
-            <PrechatForm spec=spec.into() on_start=start problem=model.form_error busy=busy/>
-        }),
-    };
-    let chat_end = move || {
-        if ended.get() {
-            Either::Left(view! {
-                <button type="button" class="primary new-chat" on:click=new_chat>"Start a new chat"</button>
-            })
-        } else {
-            Either::Right(view! {
-                <Composer draft=draft on_send=send on_typing=typing enabled=live placeholder="Type a message and press Enter"/>
-                <button type="button" class="end-chat" on:click=end_chat>"End chat"</button>
-            })
-        }
-    };
-    let chat = move || {
-        view! {
-            <p class="chat-status" role="status" data-state=move || match state() {
-                Some(ChatState::Queued) => "queued",
-                Some(ChatState::Active) => "active",
-                Some(ChatState::Ended) => "ended",
-                None => "none",
-            }>
-                {move || {
-                    let position = model.position.get();
-                    model.case.with(|c| c.as_ref().map(|c| status_line(c, position)))
-                }}
-            </p>
-            <MessageList transcript=model.transcript viewer=Viewer::Customer/>
-            <p class="typing" aria-live="polite">
-                {move || model.typing.get().map(|name| format!("{name} is typing…"))}
-            </p>
-            {chat_end}
-        }
-    };
-    let close_button = host::embedded().then(|| {
-        view! {
-            <button type="button" class="panel-close" aria-label="Minimise chat"
-                on:click=move |_| host::tell_host("close")>"✕"</button>
-        }
-    });
-
-    view! {
-        <div class="panel" style:--parlor-brand=move || color.get()>
-            <header class="panel-header">
-                <h1 class="panel-title">{title}</h1>
-                {close_button}
-            </header>
-            <p class="link-banner" role="status" hidden=move || model.link.get() == Link::Open>
-                {move || match model.link.get() {
-                    Link::Reconnecting => "Reconnecting…",
-                    _ => "Connecting…",
-                }}
-            </p>
-            <p class="notice" role="alert" hidden=move || model.notice.with(Option::is_none)>
-                {move || model.notice.get()}
-            </p>
-            {move || if in_chat.get() { Either::Left(chat()) } else { Either::Right(before_chat) }}
-        </div>
     }
 }
