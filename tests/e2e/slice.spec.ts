@@ -19,6 +19,13 @@ test("a customer's chat is routed, accepted, talked through and ended by the cus
   await expect(widget.locator(".chat-status")).toContainText("You are chatting with Admin");
   await expect(widget.locator(".msg-system")).toContainText("Admin joined the chat.");
 
+  // New messages add lines; the lines already shown keep their nodes (and a reader's
+  // selection in them) on both sides.
+  const mark = (el: Element) => ((el as Element & { kept?: boolean }).kept = true);
+  const marked = (el: Element) => (el as Element & { kept?: boolean }).kept === true;
+  await widget.locator(".msg").first().evaluate(mark);
+  await caseView.locator(".msg").first().evaluate(mark);
+
   // Agent to customer: Enter sends.
   const reply = caseView.getByRole("textbox", { name: "Message", exact: true });
   await reply.fill("Hi Grace, let me check that for you.");
@@ -31,6 +38,8 @@ test("a customer's chat is routed, accepted, talked through and ended by the cus
   await input.press("Enter");
   await expect(caseView.locator(".msg-customer").last()).toContainText("It was due on Monday.");
   await expect(widget.locator(".msg-pending")).toHaveCount(0);
+  expect(await widget.locator(".msg").first().evaluate(marked)).toBe(true);
+  expect(await caseView.locator(".msg").first().evaluate(marked)).toBe(true);
 
   // The customer ends the chat: both sides see it at once.
   await widget.getByRole("button", { name: "End chat" }).click();
