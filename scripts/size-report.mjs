@@ -1,5 +1,6 @@
 // Prints what the widget costs a customer's site, compressed as Parlor serves it, and
-// checks that the widget's bundle holds no console code. Run after scripts/build-web.sh.
+// checks that the widget's bundle holds no console code and no Leptos. Run after
+// scripts/build-web.sh.
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { brotliCompressSync, gzipSync, constants } from "node:zlib";
@@ -37,8 +38,15 @@ if (leaked.length > 0) {
   console.error(`The widget bundle contains console code: ${leaked.join(", ")}`);
   process.exit(1);
 }
+// The widget is drawn without Leptos (built without the `console` feature); Leptos's
+// crates leave their names in any bundle that links them.
+const leptosMarks = ["reactive_graph", "tachys"].filter((s) => text.includes(s));
+if (leptosMarks.length > 0) {
+  console.error(`The widget bundle links Leptos (${leptosMarks.join(", ")}): build it with --no-default-features.`);
+  process.exit(1);
+}
 if (!text.includes("/ws/visitor")) {
   console.error("The widget bundle check looked at the wrong file: no /ws/visitor in it.");
   process.exit(1);
 }
-console.log("Widget bundle holds no console code.");
+console.log("Widget bundle holds no console code and no Leptos.");
