@@ -109,8 +109,9 @@ pub struct Store {
     write: SqlitePool,
     /// Readers see every committed write (WAL) and never block the writer.
     read: SqlitePool,
-    /// Chat messages to append, committed in groups by [`run_appends`].
-    appends: mpsc::Sender<Append>,
+    /// Chat messages to append and presence marks, committed in groups by
+    /// [`run_writes`].
+    writes: mpsc::Sender<Write>,
 }
 
 /// One message waiting to be appended, and who waits for the outcome.
@@ -122,55 +123,116 @@ struct Append {
     reply: oneshot::Sender<StoreResult<(ChatMessage, bool)>>,
 }
 
-/// At most this many messages share one commit.
-const APPEND_BATCH: usize = 256;
+/// Whose last socket has closed (or is back): a chat's customer, or an agent.
+#[derive(Clone, Copy, Debug)]
+enum Presence {
+    Customer(CaseId),
+    Agent(AgentId),
+}
 
-/// Appends messages as they come, all those waiting in one transaction: one disk flush
-/// for a burst instead of one each. Each sender hears back only after the commit. If a
-/// commit fails, that group is tried again one message at a time, so each sender gets
-/// its own outcome.
-async fn run_appends(write: SqlitePool, mut appends: mpsc::Receiver<Append>) {
-    let mut batch = Vec::with_capacity(APPEND_BATCH);
-    while appends.recv_many(&mut batch, APPEND_BATCH).await > 0 {
-        match append_all(&write, &batch).await {
-            Ok(results) => {
-                for (append, result) in batch.drain(..).zip(results) {
-                    // The sender may have gone (its socket closed); the message stays.
-                    let _ = append.reply.send(result);
-                }
+impl Presence {
+    async fn mark(self, tx: &mut sqlx::SqliteConnection, since: Option<Millis>) -> StoreResult<()> {
+        let (sql, id) = match self {
+            Presence::Customer(case) => {
+                ("UPDATE cases SET customer_gone_at = ? WHERE id = ?", case)
             }
-            Err(error) => {
-                tracing::warn!(%error, size = batch.len(), "a group commit failed; appending one by one");
-                for append in batch.drain(..) {
-                    let result = append_alone(&write, &append).await;
-                    let _ = append.reply.send(result);
-                }
+            Presence::Agent(agent) => ("UPDATE agents SET gone_at = ? WHERE id = ?", agent),
+        };
+        sqlx::query(sql)
+            .bind(since)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A write that shares its commit with whatever else is waiting: chat messages, and
+/// the presence marks that a crowd of sockets closing (or coming back) at once would
+/// otherwise commit one by one, each waiting its turn for the one writer.
+enum Write {
+    Append {
+        append: Append,
+        /// The message as stored, or its own refusal; set once written.
+        result: Option<StoreResult<(ChatMessage, bool)>>,
+    },
+    Presence {
+        who: Presence,
+        /// Gone since then; `None` when back.
+        since: Option<Millis>,
+        reply: oneshot::Sender<StoreResult<()>>,
+        failed: Option<StoreError>,
+    },
+}
+
+impl Write {
+    /// Writes inside `tx`. An error means the transaction must go; an append's own
+    /// refusal (checked before it writes anything) is kept for its sender instead.
+    async fn apply(&mut self, tx: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+        match self {
+            Write::Append { append, result } => *result = Some(append_one(tx, append).await?),
+            Write::Presence { who, since, .. } => who.mark(tx, *since).await?,
+        }
+        Ok(())
+    }
+
+    /// The write was not committed.
+    fn failed(&mut self, error: StoreError) {
+        match self {
+            Write::Append { result, .. } => *result = Some(Err(error)),
+            Write::Presence { failed, .. } => *failed = Some(error),
+        }
+    }
+
+    /// Tells the sender how it went, after the commit. The sender may have gone (its
+    /// socket closed); what was written stays.
+    fn reply(self) {
+        match self {
+            Write::Append { append, result } => {
+                let _ = append.reply.send(result.unwrap_or_else(|| Err(closed())));
+            }
+            Write::Presence { reply, failed, .. } => {
+                let _ = reply.send(failed.map_or(Ok(()), Err));
             }
         }
     }
 }
 
-/// Appends `batch` in one transaction. The outer error means nothing was committed; an
-/// inner one is that message's own refusal (checked before it writes anything).
-async fn append_all(
-    write: &SqlitePool,
-    batch: &[Append],
-) -> StoreResult<Vec<StoreResult<(ChatMessage, bool)>>> {
-    let mut tx = write.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for append in batch {
-        results.push(append_one(&mut tx, append).await?);
-    }
-    tx.commit().await?;
-    Ok(results)
+/// The error a write gets when the store is closing.
+fn closed() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
 }
 
-/// Appends one message in its own transaction.
-async fn append_alone(write: &SqlitePool, append: &Append) -> StoreResult<(ChatMessage, bool)> {
+/// At most this many writes share one commit.
+const WRITE_BATCH: usize = 256;
+
+/// Writes as they come, all those waiting in one transaction: one disk flush for a
+/// burst instead of one each. Each sender hears back only after the commit. If a
+/// commit fails, that group is tried again one write at a time, so each sender gets
+/// its own outcome.
+async fn run_writes(write: SqlitePool, mut queue: mpsc::Receiver<Write>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        if let Err(error) = write_all(&write, &mut batch).await {
+            tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
+            for one in &mut batch {
+                if let Err(error) = write_all(&write, std::slice::from_mut(one)).await {
+                    one.failed(error);
+                }
+            }
+        }
+        batch.drain(..).for_each(Write::reply);
+    }
+}
+
+/// Writes `batch` in one transaction; an error means nothing was committed.
+async fn write_all(write: &SqlitePool, batch: &mut [Write]) -> StoreResult<()> {
     let mut tx = write.begin().await?;
-    let result = append_one(&mut tx, append).await?;
+    for one in batch.iter_mut() {
+        one.apply(&mut tx).await?;
+    }
     tx.commit().await?;
-    result
+    Ok(())
 }
 
 async fn append_one(
@@ -243,12 +305,12 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        let (appends, queue) = mpsc::channel(4 * APPEND_BATCH);
-        tokio::spawn(run_appends(write.clone(), queue));
+        let (writes, queue) = mpsc::channel(4 * WRITE_BATCH);
+        tokio::spawn(run_writes(write.clone(), queue));
         Ok(Self {
             write,
             read,
-            appends,
+            writes,
         })
     }
 
@@ -775,9 +837,30 @@ impl Store {
             body: body.to_owned(),
             reply,
         };
-        // Either fails only when the store is closing.
-        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.appends.send(append).await.map_err(|_| closed())?;
+        self.queue(Write::Append {
+            append,
+            result: None,
+        })
+        .await?;
+        // Fails only when the store is closing.
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Hands a write to [`run_writes`]; fails only when the store is closing.
+    async fn queue(&self, write: Write) -> StoreResult<()> {
+        self.writes.send(write).await.map_err(|_| closed())
+    }
+
+    /// Records that `who`'s last socket closed at `since`, or that one is back (`None`).
+    async fn set_gone(&self, who: Presence, since: Option<Millis>) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Write::Presence {
+            who,
+            since,
+            reply,
+            failed: None,
+        })
+        .await?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -865,22 +948,12 @@ impl Store {
 
     /// Records that the customer's last widget for the case closed (or that one is back).
     pub async fn set_customer_gone(&self, case: CaseId, since: Option<Millis>) -> StoreResult<()> {
-        sqlx::query("UPDATE cases SET customer_gone_at = ? WHERE id = ?")
-            .bind(since)
-            .bind(case)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.set_gone(Presence::Customer(case), since).await
     }
 
     /// Records that the agent's last console closed (or that one is back).
     pub async fn set_agent_gone(&self, agent: AgentId, since: Option<Millis>) -> StoreResult<()> {
-        sqlx::query("UPDATE agents SET gone_at = ? WHERE id = ?")
-            .bind(since)
-            .bind(agent)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.set_gone(Presence::Agent(agent), since).await
     }
 
     /// Live chats whose customer has been gone since `before` or longer.
@@ -1558,5 +1631,70 @@ mod tests {
             store.append_message(case, "m2", &customer, "late").await,
             Err(StoreError::ChatEnded)
         ));
+    }
+
+    #[tokio::test]
+    async fn presence_marks_and_messages_sent_together_all_land_and_a_refusal_sinks_no_other() {
+        let (store, _dir) = store().await;
+        let mut cases = Vec::new();
+        for i in 0..100 {
+            let chat = new_chat(&format!("start-{i}"));
+            cases.push(
+                store
+                    .start_chat(&secret::token(), &chat)
+                    .await
+                    .expect("started")
+                    .case,
+            );
+        }
+        let ended = cases[0];
+        store
+            .end_chat(ended, &EndedBy::Customer)
+            .await
+            .expect("ended");
+        // Every customer leaves at once, each saying goodbye first: the writes queue up
+        // together and share commits.
+        let mut writes = tokio::task::JoinSet::new();
+        for (i, &case) in cases.iter().enumerate() {
+            let store = store.clone();
+            writes.spawn(async move {
+                let customer = Author::Customer {
+                    name: "Grace".into(),
+                };
+                let said = store.append_message(case, "bye", &customer, "Bye").await;
+                let gone = store
+                    .set_customer_gone(case, Some(1_000 + i as Millis))
+                    .await;
+                (case, said.map(|_| ()), gone)
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            let (case, said, gone) = done.expect("task ran");
+            gone.expect("marked");
+            if case == ended {
+                assert!(matches!(said, Err(StoreError::ChatEnded)));
+            } else {
+                said.expect("stored");
+            }
+        }
+        let mut idle = store.chats_idle_since(Millis::MAX).await.expect("read");
+        idle.sort_unstable();
+        assert_eq!(
+            idle,
+            cases[1..],
+            "every live chat's customer is marked gone"
+        );
+        // Half of them come back.
+        for &case in &cases[1..50] {
+            store.set_customer_gone(case, None).await.expect("marked");
+        }
+        let mut idle = store.chats_idle_since(Millis::MAX).await.expect("read");
+        idle.sort_unstable();
+        assert_eq!(idle, cases[50..]);
+        let chat = store
+            .chat_for(Caller::Agent(1), cases[7], 0)
+            .await
+            .expect("read");
+        assert_eq!(chat.messages.last().map(|m| m.body.as_str()), Some("Bye"));
     }
 }
