@@ -40,6 +40,8 @@ struct Inner {
     next_id: ConnId,
     conns: HashMap<ConnId, Conn>,
     followers: HashMap<CaseId, HashSet<ConnId>>,
+    /// Sockets gone from `conns` whose sessions are still recording that they left.
+    leaving: usize,
 }
 
 pub struct Hub {
@@ -66,6 +68,16 @@ pub fn encode(frame: &impl Serialize) -> Option<Outbound> {
             tracing::error!(%error, "a frame could not be serialised");
             None
         }
+    }
+}
+
+/// A socket's session finishing after the socket closed; see [`Hub::disconnect`].
+#[must_use]
+pub struct Leaving<'a>(&'a Hub);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.lock().leaving -= 1;
     }
 }
 
@@ -118,11 +130,14 @@ impl Hub {
         *self.closing.borrow()
     }
 
-    /// Waits until every socket has closed, or `bound` has passed; `false` if some
-    /// were still open.
+    /// Waits until every socket has closed and its session has recorded that it left,
+    /// or `bound` has passed; `false` if some were not done.
     pub async fn drained(&self, bound: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
-        while !self.lock().conns.is_empty() {
+        while {
+            let inner = self.lock();
+            !inner.conns.is_empty() || inner.leaving > 0
+        } {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
@@ -131,9 +146,14 @@ impl Hub {
         true
     }
 
-    pub fn disconnect(&self, id: ConnId) {
+    /// Forgets a closed socket. Its session then records that it left (a customer gone,
+    /// an agent's grace period) while the returned guard lives; shutdown waits for it,
+    /// so those writes reach the store before it closes.
+    pub fn disconnect(&self, id: ConnId) -> Leaving<'_> {
         let mut inner = self.lock();
         remove(&mut inner, id);
+        inner.leaving += 1;
+        Leaving(self)
     }
 
     /// The socket now hears everything published to `case`.

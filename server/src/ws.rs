@@ -192,7 +192,7 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
             _ = &mut writer => break,
         }
     }
-    state.hub.disconnect(id);
+    let leaving = state.hub.disconnect(id);
     if state.hub.is_closing() && !writer.is_finished() {
         // Let the writer send what is queued and the close frame, within the bound.
         let bound = Duration::from_secs(state.config.shutdown_secs);
@@ -203,6 +203,7 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
         writer.abort();
     }
     session.on_close().await;
+    drop(leaving);
 }
 
 async fn reply(outbox: &mpsc::Sender<Outbound>, frame: &impl Serialize) {

@@ -42,6 +42,7 @@ impl Parlor {
             // Twenty customers on one address, sending fast: far over a person's pace.
             .env("PARLOR_MESSAGES_PER_VISITOR_PER_SEC", "1000")
             .env("PARLOR_MESSAGES_PER_IP_PER_SEC", "100000")
+            .env("PARLOR_CHATS_PER_IP_PER_MINUTE", "100000")
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -533,4 +534,57 @@ async fn sigterm_tells_every_socket_to_reconnect_and_exits_within_its_bound() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn sigterm_records_that_each_customer_left_before_the_store_closes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
+    // Enough customers that recording their departures takes a while.
+    let customers = 300;
+    let mut widgets = Vec::new();
+    for i in 0..customers {
+        let (mut widget, _) = common::widget_at(parlor.addr, None, 0).await;
+        send(&mut widget, &common::start_chat(&format!("start-{i}"))).await;
+        common::first_of(&mut widget, |frame: ToVisitor| {
+            matches!(frame, ToVisitor::ChatStarted { .. }).then_some(())
+        })
+        .await;
+        widgets.push(widget);
+    }
+
+    let mut parlor = parlor;
+    let pid = parlor.child.id().expect("a pid");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(6), parlor.child.wait())
+        .await
+        .expect("parlor exits within its bound")
+        .expect("exit status");
+    assert!(exit.success(), "exit status {exit:?}");
+
+    // Each chat's inactivity timeout runs from the shutdown, as if the customer had
+    // closed the window then: nobody's departure was dropped for a closed store.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("parlor.db").display()
+    ))
+    .await
+    .expect("the database opens");
+    let unmarked: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE chat_state != 'ended' AND customer_gone_at IS NULL",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("counted");
+    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE chat_state != 'ended'")
+        .fetch_one(&db)
+        .await
+        .expect("counted");
+    assert_eq!((live, unmarked), (customers, 0));
+    drop(widgets);
 }
