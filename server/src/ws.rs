@@ -313,7 +313,7 @@ impl Session for VisitorSession {
                     Some((token, visitor)) => {
                         self.visitor = Some(visitor);
                         let chat = match store.live_case_of(visitor).await? {
-                            Some(case) => Some(self.follow(case, since).await?),
+                            Some(case) => Some(self.follow(case, since, true).await?),
                             None => None,
                         };
                         (token, chat)
@@ -388,7 +388,8 @@ impl Session for VisitorSession {
                     .await
                     .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 self.visitor = Some(started.visitor);
-                let chat_view = self.follow(started.case, 0).await?;
+                // A retried start finds the chat already there, perhaps left meanwhile.
+                let chat_view = self.follow(started.case, 0, !started.new).await?;
                 reply(&self.outbox, &ToVisitor::ChatStarted { chat: chat_view }).await;
                 if started.new {
                     self.state.routing.send(Event::ChatQueued {
@@ -521,15 +522,19 @@ impl VisitorSession {
 
     /// Follows the case on this socket and reads what the widget has not seen yet.
     /// Following first means nothing published meanwhile is missed; the widget drops
-    /// what it already holds by `seq`.
+    /// what it already holds by `seq`. A customer `returning` to a chat that was already
+    /// there no longer counts as gone (a new chat has never been left: no write).
     async fn follow(
         &self,
         case: CaseId,
         since: Seq,
+        returning: bool,
     ) -> Result<parlor_protocol::Chat, ProtocolError> {
         let visitor = self.visitor.ok_or_else(say_hello)?;
         self.state.hub.follow(self.conn, case);
-        self.state.store.set_customer_gone(case, None).await?;
+        if returning {
+            self.state.store.set_customer_gone(case, None).await?;
+        }
         Ok(self
             .state
             .store
