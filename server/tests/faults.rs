@@ -72,6 +72,17 @@ impl Parlor {
         self.addr
     }
 
+    /// Asks Parlor to shut down, as a service manager does.
+    async fn sigterm(&self) {
+        let pid = self.child.id().expect("a pid");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -505,14 +516,8 @@ async fn sigterm_tells_every_socket_to_reconnect_and_exits_within_its_bound() {
     let mut parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
     let (mut widget, _) = common::widget_at(parlor.addr, None, 0).await;
 
-    let pid = parlor.child.id().expect("a pid");
     let signalled = tokio::time::Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .expect("kill runs");
-    assert!(status.success());
+    parlor.sigterm().await;
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(5), widget.next()).await {
             Ok(Some(Ok(Message::Close(close)))) => break close,
@@ -539,7 +544,7 @@ async fn sigterm_tells_every_socket_to_reconnect_and_exits_within_its_bound() {
 #[tokio::test]
 async fn sigterm_records_that_each_customer_left_before_the_store_closes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
+    let mut parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
     // Enough customers that recording their departures takes a while.
     let customers = 300;
     let mut widgets = Vec::new();
@@ -553,14 +558,7 @@ async fn sigterm_records_that_each_customer_left_before_the_store_closes() {
         widgets.push(widget);
     }
 
-    let mut parlor = parlor;
-    let pid = parlor.child.id().expect("a pid");
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .expect("kill runs");
-    assert!(status.success());
+    parlor.sigterm().await;
     let exit = tokio::time::timeout(Duration::from_secs(6), parlor.child.wait())
         .await
         .expect("parlor exits within its bound")
