@@ -865,39 +865,39 @@ impl Store {
         author: &Author,
         body: &str,
     ) -> StoreResult<(ChatMessage, bool)> {
-        let (reply, answer) = oneshot::channel();
-        let append = Append {
-            case,
-            client_id: client_id.to_owned(),
-            author: author.clone(),
-            body: body.to_owned(),
-            reply,
-        };
-        self.queue(Write::Append {
-            append,
+        self.submit(|reply| Write::Append {
+            append: Append {
+                case,
+                client_id: client_id.to_owned(),
+                author: author.clone(),
+                body: body.to_owned(),
+                reply,
+            },
             result: None,
         })
-        .await?;
-        // Fails only when the store is closing.
-        answer.await.map_err(|_| closed())?
+        .await
     }
 
-    /// Hands a write to [`run_writes`]; fails only when the store is closing.
-    async fn queue(&self, write: Write) -> StoreResult<()> {
-        self.writes.send(write).await.map_err(|_| closed())
+    /// Hands the write `make` builds around its reply to [`run_writes`], and waits for
+    /// the outcome (after the commit). Fails by itself only when the store is closing.
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Write,
+    ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.writes.send(make(reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     /// Records that `who`'s last socket closed at `since`, or that one is back (`None`).
     async fn set_gone(&self, who: Presence, since: Option<Millis>) -> StoreResult<()> {
-        let (reply, answer) = oneshot::channel();
-        self.queue(Write::Presence {
+        self.submit(|reply| Write::Presence {
             who,
             since,
             reply,
             failed: None,
         })
-        .await?;
-        answer.await.map_err(|_| closed())?
+        .await
     }
 
     /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
