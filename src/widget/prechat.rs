@@ -287,12 +287,10 @@ impl PrechatForm {
         }
         dom::set_text(&self.intro, &spec.greeting);
         dom::set_text(&self.submit, spec.submit_label);
-        let before = self
-            .spec
-            .borrow()
-            .as_ref()
-            .map(|s| (s.fields.group, s.groups.clone()));
-        if before.as_ref() != Some(&(spec.fields.group, spec.groups.clone())) {
+        let group_changed = self.spec.borrow().as_ref().is_none_or(|shown| {
+            (shown.fields.group, &shown.groups) != (spec.fields.group, &spec.groups)
+        });
+        if group_changed {
             let _ = self.group.draw(spec.fields.group, &spec.groups);
         }
         self.show_questions(spec.questions());
