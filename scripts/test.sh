@@ -24,8 +24,6 @@ stage "rust tests" cargo test -p parlor-protocol -p parlor-server
 stage "web build" scripts/build-web.sh
 stage "size report" node scripts/size-report.mjs
 stage "server build" cargo build -p parlor-server
-# A free port for the browser tests' server, so a Parlor already running does not clash.
-PARLOR_TEST_PORT=${PARLOR_TEST_PORT:-$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")}
-export PARLOR_TEST_PORT
+# Each browser test starts its own Parlor (this build) on a free port.
 stage "browser tests" bash -c 'cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test'
 printf '\nAll Parlor tests passed in %ss.\n' "$(( SECONDS - total ))"

@@ -38,12 +38,16 @@ pub fn SettingsPage() -> impl IntoView {
     let timeout = RwSignal::new(String::from("30"));
     let problem = RwSignal::new(None::<String>);
     let saved = RwSignal::new(false);
+    // The form takes input once it shows the saved settings: an answer arriving after
+    // a click would otherwise undo it.
+    let loaded = RwSignal::new(false);
     run(
         problem,
         call::<RoutingSettings>("GET", "/api/settings/routing", None::<&()>),
         move |settings| {
             channel.set(settings.channel_routing);
             timeout.set(settings.screen_pop_timeout_secs.to_string());
+            loaded.set(true);
         },
     );
     let save = move |ev: leptos::ev::SubmitEvent| {
@@ -71,6 +75,7 @@ pub fn SettingsPage() -> impl IntoView {
         <section class="admin-page settings-page">
             <h2>"Routing"</h2>
             <form class="settings-form routing-settings" on:submit=save>
+                <fieldset class="form-body" prop:disabled=move || !loaded.get()>
                 <label class="check">
                     <input type="checkbox" name="channel-routing" prop:checked=channel
                         on:change=move |ev| channel.set(event_target_checked(&ev))/>
@@ -87,6 +92,7 @@ pub fn SettingsPage() -> impl IntoView {
                     <button type="submit" class="primary">"Save settings"</button>
                     <Show when=move || saved.get()><span class="saved" role="status">"Saved."</span></Show>
                 </div>
+                </fieldset>
             </form>
             <ChatSettingsForm/>
         </section>
@@ -105,7 +111,9 @@ fn ChatSettingsForm() -> impl IntoView {
     )>::new());
     let problem = RwSignal::new(None::<String>);
     let saved = RwSignal::new(false);
+    let loaded = RwSignal::new(false);
     let show = move |settings: ChatSettings| {
+        loaded.set(true);
         inactivity.set(settings.inactivity_timeout_secs.to_string());
         grace.set(settings.agent_grace_secs.to_string());
         messages.set(
@@ -165,6 +173,7 @@ fn ChatSettingsForm() -> impl IntoView {
     view! {
         <h2>"Chats"</h2>
         <form class="settings-form chat-settings" on:submit=save>
+            <fieldset class="form-body" prop:disabled=move || !loaded.get()>
             <label>"Inactivity timeout (seconds)"
                 <input type="number" name="inactivity-timeout" min="1" prop:value=inactivity
                     on:input=move |ev| inactivity.set(event_target_value(&ev))/>
@@ -196,6 +205,7 @@ fn ChatSettingsForm() -> impl IntoView {
                 <button type="submit" class="primary">"Save chat settings"</button>
                 <Show when=move || saved.get()><span class="saved" role="status">"Saved."</span></Show>
             </div>
+            </fieldset>
         </form>
     }
 }

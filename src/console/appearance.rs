@@ -65,7 +65,11 @@ pub fn AppearancePage() -> impl IntoView {
     let saved = RwSignal::new(false);
     let copied = RwSignal::new(false);
     let preview = NodeRef::<html::Iframe>::new();
+    // The form takes input once it shows the saved settings: an answer arriving after
+    // the admin typed would otherwise undo what they typed.
+    let loaded = RwSignal::new(false);
     let show = move |settings: WidgetSettings| {
+        loaded.set(true);
         origins.set(settings.allowed_origins.join("\n"));
         draft.set(settings);
     };
@@ -127,6 +131,7 @@ pub fn AppearancePage() -> impl IntoView {
             <h2>"Appearance"</h2>
             <div class="appearance">
                 <form class="settings-form widget-settings" on:submit=save>
+                    <fieldset class="form-body" prop:disabled=move || !loaded.get()>
                     <label>"Title"
                         <input name="widget-title" prop:value=text(|d| d.title.clone())
                             on:input=move |ev| draft.update(|d| d.title = event_target_value(&ev))/>
@@ -175,6 +180,7 @@ pub fn AppearancePage() -> impl IntoView {
                         <button type="submit" class="primary">"Save appearance"</button>
                         <Show when=move || saved.get()><span class="saved" role="status">"Saved."</span></Show>
                     </div>
+                    </fieldset>
                 </form>
                 <div class="appearance-side">
                     <h3>"Preview"</h3>

@@ -16,8 +16,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlor_protocol::{
     AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy,
-    ErrorCode, Group, Macro, Offer, OfferClosed, OfferLogEntry, RoutingChange, ToAgent, Transcript,
-    WaitingChat, flatten_markdown,
+    ErrorCode, Group, Macro, Offer, OfferClosed, OfferLogEntry, RoutingChange, RoutingSwitch,
+    ToAgent, Transcript, WaitingChat, flatten_markdown,
 };
 
 use crate::components::{Composer, MessageList, Viewer};
@@ -90,7 +90,8 @@ struct ShownOffer {
 struct Model {
     me: RwSignal<Option<AgentProfile>>,
     link: RwSignal<Link>,
-    routing: RwSignal<bool>,
+    /// The agent's routing switch: shown as clicked, settled by the server.
+    routing: RwSignal<RoutingSwitch>,
     offer: RwSignal<Option<ShownOffer>>,
     tabs: RwSignal<Vec<CaseTab>>,
     selected: RwSignal<Option<CaseId>>,
@@ -118,7 +119,7 @@ impl Model {
         Self {
             me: RwSignal::new(None),
             link: RwSignal::new(Link::Connecting),
-            routing: RwSignal::new(false),
+            routing: RwSignal::new(RoutingSwitch::default()),
             offer: RwSignal::new(None),
             tabs: RwSignal::new(Vec::new()),
             selected: RwSignal::new(None),
@@ -158,8 +159,13 @@ impl Model {
                 heartbeat_secs,
             } => {
                 socket.set_heartbeat(heartbeat_secs);
+                // Connected once welcomed, not when the socket opens: until then the
+                // switch and the tabs still show the last connection's state.
+                self.link.set(Link::Open);
                 self.me.set(Some(agent));
-                self.routing.set(routing);
+                if let Some(on) = self.routing.try_update(|s| s.welcomed(routing)).flatten() {
+                    socket.send(&AgentFrame::SetRouting { on });
+                }
                 self.channel_routing.set(channel_routing);
                 chats.into_iter().for_each(|chat| self.merge(chat, false));
                 // Read-only tabs are per console: follow them again after a reconnect.
@@ -175,7 +181,7 @@ impl Model {
                 self.resend(socket);
             }
             ToAgent::Routing { on, change } => {
-                self.routing.set(on);
+                self.routing.update(|s| s.server_says(on, change));
                 let why = match change {
                     RoutingChange::IgnoredOffer => {
                         Some("A chat was not accepted in time, so your routing was switched off.")
@@ -290,6 +296,12 @@ impl Model {
                         tab.transcript.fail_pending(&id, error.message.clone());
                     }
                 }),
+                // A click on the routing switch is the one frame without an id that
+                // the server answers: a refusal while one waits is about it.
+                None if self.routing.try_update(RoutingSwitch::refused) == Some(true) => {
+                    self.notice
+                        .set(Some(format!("Routing was not switched: {}", error.message)));
+                }
                 None => self.notice.set(Some(error.message)),
             },
         }
@@ -464,7 +476,12 @@ pub fn ConsoleApp() -> impl IntoView {
             Handlers {
                 on_open: Box::new(move |s| model.hello(s)),
                 on_frame: Box::new(move |s, text| model.on_frame(s, text)),
-                on_link: Box::new(move |link| model.link.set(link)),
+                on_link: Box::new(move |link| {
+                    // Open is shown when the server's welcome arrives.
+                    if link != Link::Open {
+                        model.link.set(link);
+                    }
+                }),
             },
         );
         socket.set_value(Some(link));
@@ -728,9 +745,17 @@ pub fn ConsoleApp() -> impl IntoView {
                         </nav>
                         <label class="routing-switch">
                             <input type="checkbox" role="switch" name="routing"
-                                prop:checked=move || model.routing.get()
-                                on:change=move |ev| send(AgentFrame::SetRouting { on: event_target_checked(&ev) })/>
-                            <span>{move || if model.routing.get() { "Routing on" } else { "Routing off" }}</span>
+                                prop:checked=move || model.routing.with(RoutingSwitch::shown)
+                                aria-busy=move || model.routing.with(RoutingSwitch::is_pending).then_some("true")
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    model.routing.update(|s| s.click(on));
+                                    // Not connected now: the next welcome sends it.
+                                    socket.with_value(|s| {
+                                        s.as_ref().map(|s| s.send(&AgentFrame::SetRouting { on }))
+                                    });
+                                }/>
+                            <span>{move || if model.routing.with(RoutingSwitch::shown) { "Routing on" } else { "Routing off" }}</span>
                         </label>
                         <Show when=move || !model.channel_routing.get()>
                             <span class="channel-off" role="status">"Routing is off for the channel"</span>

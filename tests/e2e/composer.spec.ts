@@ -1,6 +1,6 @@
 // The composer and the text rules, in both UIs: Enter sends, Shift+Enter does not;
 // macros arrive on one line; nothing is markup; www./https:// links; Liquid; typing.
-import { test, expect } from "@playwright/test";
+import { test, expect } from "./fixtures";
 import { twoSides, signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
 
 const message = { name: "Message", exact: true } as const;

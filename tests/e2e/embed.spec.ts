@@ -1,16 +1,9 @@
 // The widget on somebody else's website: a host page served from another origin than
 // Parlor (its own little server here), with rude CSS, the JS API, a strict CSP, and the
 // admin's settings (required fields, allowed sites) applied to it.
-import { test, expect, type Page, type FrameLocator, type APIRequestContext } from "@playwright/test";
-import { createServer, type Server } from "node:http";
-import { adminEmail, adminPassword } from "../playwright.config";
-import { signIn, acceptScreenPop } from "./helpers";
-
-const parlor = `http://127.0.0.1:${Number(process.env.PARLOR_TEST_PORT ?? 8181)}`;
-const hostPort = Number(process.env.PARLOR_TEST_PORT ?? 8181) + 10;
-// Another origin than Parlor's: another host name and another port.
-const site = `http://localhost:${hostPort}`;
-const tag = `<script async src="${parlor}/widget.js"></script>`;
+import type { Page, FrameLocator, APIRequestContext } from "@playwright/test";
+import { test as base, expect, startHostSite, type HostPage } from "./fixtures";
+import { signIn, signInApi, acceptScreenPop } from "./helpers";
 
 const rude = `<style>
   * { box-sizing: content-box !important; font-family: "Comic Sans MS", cursive !important; }
@@ -33,78 +26,53 @@ const apiScript = `
     Parlor("on", name, function (detail) { window.events.push({ name: name, detail: detail || null }); });
   });`;
 
-const pages: Record<string, { html: string; csp?: string }> = {
-  "/plain": { html: page(tag, rude) },
-  // The API calls run before the loader: they must be queued.
-  "/api": { html: page(`<script src="/api.js"></script>${tag}`) },
-  "/strict": {
-    html: page(`<script src="/api.js"></script>${tag}`),
-    csp: `default-src 'none'; script-src 'self' ${parlor}; frame-src ${parlor}; style-src 'self'`,
-  },
-};
-
-let server: Server;
-
-test.beforeAll(async () => {
-  server = createServer((request, response) => {
-    if (request.url === "/api.js") {
-      response.writeHead(200, { "content-type": "text/javascript" });
-      return response.end(apiScript);
-    }
-    const found = pages[request.url ?? ""];
-    if (!found) {
-      response.writeHead(404);
-      return response.end();
-    }
-    const headers: Record<string, string> = { "content-type": "text/html; charset=utf-8" };
-    if (found.csp) headers["content-security-policy"] = found.csp;
-    response.writeHead(200, headers);
-    response.end(found.html);
-  });
-  await new Promise<void>((resolve) => server.listen(hostPort, resolve));
-});
-
-test.afterAll(async () => {
-  server?.close();
-});
-
-async function admin(request: APIRequestContext) {
-  const login = await request.post(`${parlor}/api/login`, { data: { email: adminEmail, password: adminPassword } });
-  expect(login.ok()).toBeTruthy();
+/** The host site's pages, with the tag of the given Parlor. */
+function pages(parlor: string): Record<string, HostPage> {
+  const tag = `<script async src="${parlor}/widget.js"></script>`;
+  return {
+    "/plain": { html: page(tag, rude) },
+    // The API calls run before the loader: they must be queued.
+    "/api": { html: page(`<script src="/api.js"></script>${tag}`) },
+    "/api.js": { html: apiScript, type: "text/javascript" },
+    "/strict": {
+      html: page(`<script src="/api.js"></script>${tag}`),
+      csp: `default-src 'none'; script-src 'self' ${parlor}; frame-src ${parlor}; style-src 'self'`,
+    },
+  };
 }
+
+/** The host site: its origin (another host name and port than Parlor's) and its port. */
+const test = base.extend<{ site: string; sitePort: number }>({
+  sitePort: async ({ parlor }, use) => {
+    const host = await startHostSite(pages(parlor.url));
+    await use(host.port);
+    await host.close();
+  },
+  site: async ({ sitePort }, use) => {
+    await use(`http://localhost:${sitePort}`);
+  },
+});
 
 async function putWidget(request: APIRequestContext, settings: Record<string, unknown>) {
-  await admin(request);
-  const current = await (await request.get(`${parlor}/api/settings/widget`)).json();
-  const saved = await request.put(`${parlor}/api/settings/widget`, { data: { ...current, ...settings } });
+  await signInApi(request);
+  const current = await (await request.get("/api/settings/widget")).json();
+  const saved = await request.put("/api/settings/widget", { data: { ...current, ...settings } });
   expect(saved.ok(), await saved.text()).toBeTruthy();
 }
-
-// The widget settings before this file's tests: each test leaves them as it found them.
-let before: Record<string, unknown>;
-
-test.beforeAll(async ({ request }) => {
-  await admin(request);
-  before = await (await request.get(`${parlor}/api/settings/widget`)).json();
-});
-
-test.afterEach(async ({ request }) => {
-  await putWidget(request, before);
-});
 
 function launcher(host: Page) {
   return host.getByRole("button", { name: "Open chat" });
 }
 
-async function openOn(host: Page, path: string): Promise<FrameLocator> {
-  await host.goto(site + path);
+async function openOn(host: Page, url: string): Promise<FrameLocator> {
+  await host.goto(url);
   await launcher(host).click();
   const widget = host.frameLocator('iframe[title="Chat with us"]');
   await expect(widget.getByRole("button", { name: "Start chat" })).toBeVisible();
   return widget;
 }
 
-test("the tag alone on another site gives a working chat the host's CSS cannot touch", async ({ browser }) => {
+test("the tag alone on another site gives a working chat the host's CSS cannot touch", async ({ browser, site }) => {
   const agent = await (await browser.newContext()).newPage();
   const customer = await (await browser.newContext()).newPage();
   await signIn(agent);
@@ -156,12 +124,12 @@ test("the tag alone on another site gives a working chat the host's CSS cannot t
   await customer.context().close();
 });
 
-test("API calls made before the loader ran work, and the page hears the chat's events", async ({ browser }) => {
+test("API calls made before the loader ran work, and the page hears the chat's events", async ({ browser, site }) => {
   const agent = await (await browser.newContext()).newPage();
   const customer = await (await browser.newContext()).newPage();
   await signIn(agent);
 
-  const widget = await openOn(customer, "/api");
+  const widget = await openOn(customer, site + "/api");
   // identify told us the name and email: the form does not ask again.
   await expect(widget.getByLabel("Name")).toHaveCount(0);
   await expect(widget.getByLabel("Email (optional)")).toHaveCount(0);
@@ -195,12 +163,12 @@ test("API calls made before the loader ran work, and the page hears the chat's e
   await customer.context().close();
 });
 
-test("what the visitor typed stays in its field when the page identifies them meanwhile", async ({ browser }) => {
+test("what the visitor typed stays in its field when the page identifies them meanwhile", async ({ browser, site }) => {
   // An agent is signed in, so the form stays the pre-chat form (not the message form).
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
   const customer = await (await browser.newContext()).newPage();
-  const widget = await openOn(customer, "/plain");
+  const widget = await openOn(customer, site + "/plain");
   await widget.getByLabel("Name").fill("Typed name");
   await widget.getByLabel("Subject").fill("Typed subject");
   await customer.evaluate(() => (window as any).Parlor("identify", { name: "Grace Hopper" }));
@@ -211,13 +179,13 @@ test("what the visitor typed stays in its field when the page identifies them me
   await customer.context().close();
 });
 
-test("Parlor('shutdown') forgets the visitor: the next page starts afresh, even where the frame has storage", async ({ browser }) => {
+test("Parlor('shutdown') forgets the visitor: the next page starts afresh, even where the frame has storage", async ({ browser, sitePort }) => {
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
   const customer = await (await browser.newContext()).newPage();
   // The same site as Parlor (another port), so the browser gives the widget's frame
   // storage of its own: the visitor must not come back from there either.
-  await customer.goto(`http://127.0.0.1:${hostPort}/plain`);
+  await customer.goto(`http://127.0.0.1:${sitePort}/plain`);
   await launcher(customer).click();
   const widget = customer.frameLocator('iframe[title="Chat with us"]');
   await widget.getByLabel("Name").fill("Leaving Soon");
@@ -240,7 +208,7 @@ test("Parlor('shutdown') forgets the visitor: the next page starts afresh, even 
   await customer.context().close();
 });
 
-test("a host page with a strict Content-Security-Policy works", async ({ browser }) => {
+test("a host page with a strict Content-Security-Policy works", async ({ browser, site }) => {
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
   const customer = await (await browser.newContext()).newPage();
@@ -248,7 +216,7 @@ test("a host page with a strict Content-Security-Policy works", async ({ browser
   customer.on("console", (message) => {
     if (/Content Security Policy|Content-Security-Policy/i.test(message.text())) violations.push(message.text());
   });
-  const widget = await openOn(customer, "/strict");
+  const widget = await openOn(customer, site + "/strict");
   await widget.getByLabel("Subject").fill("Strict page");
   await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Does this work?");
   await widget.getByRole("button", { name: "Start chat" }).click();
@@ -259,7 +227,7 @@ test("a host page with a strict Content-Security-Policy works", async ({ browser
   await customer.context().close();
 });
 
-test("the pre-chat form's required fields are enforced and answers reach the agent", async ({ browser, request }) => {
+test("the pre-chat form's required fields are enforced and answers reach the agent", async ({ browser, request, site }) => {
   await putWidget(request, {
     fields: {
       name: "required", email: "required", subject: "hidden", group: "optional",
@@ -269,7 +237,7 @@ test("the pre-chat form's required fields are enforced and answers reach the age
   const agent = await (await browser.newContext()).newPage();
   const customer = await (await browser.newContext()).newPage();
   await signIn(agent);
-  const widget = await openOn(customer, "/plain");
+  const widget = await openOn(customer, site + "/plain");
   await expect(widget.getByLabel("Subject")).toHaveCount(0);
   await widget.getByLabel("Name").fill("Katherine Johnson");
   await widget.getByRole("textbox", { name: "Message", exact: true }).fill("My order has not arrived.");
@@ -299,8 +267,8 @@ test("the pre-chat form's required fields are enforced and answers reach the age
   await customer.context().close();
 });
 
-test("a site that is not on the allowed list is refused clearly", async ({ browser, request }) => {
-  await putWidget(request, { allowed_origins: [parlor] });
+test("a site that is not on the allowed list is refused clearly", async ({ browser, request, site, parlor }) => {
+  await putWidget(request, { allowed_origins: [parlor.url] });
   const customer = await (await browser.newContext()).newPage();
   const errors: string[] = [];
   customer.on("console", (message) => errors.push(message.text()));
@@ -310,12 +278,12 @@ test("a site that is not on the allowed list is refused clearly", async ({ brows
   await expect(customer.locator("iframe")).toHaveCount(0);
 
   // Parlor's own demo page is still allowed.
-  await customer.goto(`${parlor}/demo`);
+  await customer.goto("/demo");
   await expect(launcher(customer)).toBeVisible();
   await customer.context().close();
 });
 
-test("the widget works by keyboard alone", async ({ browser }) => {
+test("the widget works by keyboard alone", async ({ browser, site }) => {
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
   const customer = await (await browser.newContext()).newPage();
@@ -350,7 +318,7 @@ test("the widget works by keyboard alone", async ({ browser }) => {
   await customer.context().close();
 });
 
-test("with nobody to answer, the widget offers the message form and the message becomes a case", async ({ browser }) => {
+test("with nobody to answer, the widget offers the message form and the message becomes a case", async ({ browser, site }) => {
   const customer = await (await browser.newContext()).newPage();
   await customer.goto(site + "/plain");
   await launcher(customer).click();
@@ -382,7 +350,7 @@ test("with nobody to answer, the widget offers the message form and the message 
   await customer.context().close();
 });
 
-test("an admin edits the widget on the Appearance page with a live preview, and sites get it", async ({ browser }) => {
+test("an admin edits the widget on the Appearance page with a live preview, and sites get it", async ({ browser, site, parlor }) => {
   const admin = await (await browser.newContext()).newPage();
   await signIn(admin);
   await admin.getByRole("button", { name: "Appearance" }).click();
@@ -400,7 +368,7 @@ test("an admin edits the widget on the Appearance page with a live preview, and 
   await form.getByLabel("Question", { exact: true }).fill("Order number");
   await form.getByLabel("Key").fill("order");
   await expect(preview.getByLabel("Order number (optional)")).toBeVisible();
-  await expect(admin.locator(".embed-snippet")).toHaveText(`<script async src="${parlor}/widget.js"></script>`);
+  await expect(admin.locator(".embed-snippet")).toHaveText(`<script async src="${parlor.url}/widget.js"></script>`);
 
   // A bad origin is refused with a clear message and nothing is saved.
   await form.getByLabel(/Allowed sites/).fill("shop.example.com");

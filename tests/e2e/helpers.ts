@@ -1,6 +1,6 @@
 // Steps the browser tests share: signing in, opening the widget, starting and accepting chats.
-import { expect, type Browser, type Page, type FrameLocator } from "@playwright/test";
-import { adminEmail, adminPassword } from "../playwright.config";
+import type { APIRequestContext, Browser, Page, FrameLocator } from "@playwright/test";
+import { expect, adminEmail, adminPassword } from "./fixtures";
 
 /** An agent and a customer, each in a browser context of their own. */
 export async function twoSides(browser: Browser) {
@@ -65,3 +65,20 @@ export async function acceptScreenPop(agent: Page, name: string, subject: string
   await expect(pop).toBeHidden();
 }
 
+
+/** An agent made by the admin through the API (`request` must be signed in as an admin). */
+export async function createAgent(
+  request: APIRequestContext,
+  agent: { name: string; email: string; password: string; capacity?: number; groups?: number[] },
+) {
+  const made = await request.post("/api/agents", {
+    data: { is_admin: false, active: true, capacity: 2, groups: [], ...agent },
+  });
+  expect(made.status(), await made.text()).toBe(201);
+}
+
+/** Signs an API request context in as the first admin. */
+export async function signInApi(request: APIRequestContext) {
+  const login = await request.post("/api/login", { data: { email: adminEmail, password: adminPassword } });
+  expect(login.ok(), await login.text()).toBeTruthy();
+}

@@ -1,63 +1,31 @@
 // A server that goes silent: both sides notice within the heartbeat bound, say so, keep
-// what was typed and send it exactly once when the server answers again. This test runs
-// its own Parlor (short heartbeat) so that stopping it cannot disturb the other tests,
-// and embeds the widget on a page of another origin, where the browser gives the panel
-// no lasting storage: the reconnect must still resume the same chat.
-import { test, expect } from "@playwright/test";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, type Server } from "node:http";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { adminPassword } from "../playwright.config";
+// what was typed and send it exactly once when the server answers again. Its Parlor has
+// a short heartbeat, and the test embeds the widget on a page of another origin, where
+// the browser gives the panel no lasting storage: the reconnect must still resume the
+// same chat.
+import { test as base, expect, startHostSite } from "./fixtures";
 import { signIn, startChat, acceptScreenPop } from "./helpers";
 
-const port = Number(process.env.PARLOR_TEST_PORT ?? 8181) + 2;
-const base = `http://127.0.0.1:${port}`;
-let server: ChildProcess;
-const site = `http://localhost:${port + 10}`;
-let host: Server;
-
-test.beforeAll(async () => {
-  host = createServer((_, response) => {
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    response.end(`<!doctype html><title>Shop</title><h1>Shop</h1><script async src="${base}/widget.js"></script>`);
-  });
-  await new Promise<void>((resolve) => host.listen(port + 10, resolve));
-  server = spawn(process.env.PARLOR_BIN ?? "target/debug/parlor", [], {
-    cwd: "..",
-    stdio: "ignore",
-    env: {
-      ...process.env,
-      PARLOR_ADDR: `127.0.0.1:${port}`,
-      PARLOR_DATA_DIR: mkdtempSync(join(tmpdir(), "parlor-e2e-links-")),
-      PARLOR_ADMIN_PASSWORD: adminPassword,
-      PARLOR_WEB_DIR: "dist",
-      PARLOR_HEARTBEAT_SECS: "2",
-    },
-  });
-  for (let i = 0; i < 300; i++) {
-    const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("the second Parlor did not start");
+/** A shop's page on another origin with the widget's tag. */
+const test = base.extend<{ shop: string }>({
+  shop: async ({ parlor }, use) => {
+    const tag = `<script async src="${parlor.url}/widget.js"></script>`;
+    const host = await startHostSite({ "/": { html: `<!doctype html><title>Shop</title><h1>Shop</h1>${tag}` } });
+    await use(`http://localhost:${host.port}/`);
+    await host.close();
+  },
 });
 
-test.afterAll(() => {
-  server?.kill("SIGCONT");
-  server?.kill("SIGTERM");
-  host?.close();
-});
+test.use({ parlorEnv: { PARLOR_HEARTBEAT_SECS: "2" } });
 
-test("a silent server shows reconnecting on both sides and a message typed meanwhile arrives once", async ({ browser }) => {
-  const agentContext = await browser.newContext({ baseURL: base });
-  const customerContext = await browser.newContext({ baseURL: base });
+test("a silent server shows reconnecting on both sides and a message typed meanwhile arrives once", async ({ browser, parlor, shop }) => {
+  const agentContext = await browser.newContext();
+  const customerContext = await browser.newContext();
   const agent = await agentContext.newPage();
   const customer = await customerContext.newPage();
 
   await signIn(agent);
-  await customer.goto(site);
+  await customer.goto(shop);
   await customer.getByRole("button", { name: "Open chat" }).click();
   const widget = customer.frameLocator('iframe[title="Chat with us"]');
   await startChat(widget, "Ada Lovelace", "Silent server", "Are you there?");
@@ -67,7 +35,7 @@ test("a silent server shows reconnecting on both sides and a message typed meanw
 
   // The server freezes: no answers, no close. The link still looks open for a moment,
   // so the customer can type into it.
-  server.kill("SIGSTOP");
+  parlor.process.kill("SIGSTOP");
   const input = widget.getByRole("textbox", { name: "Message", exact: true });
   await input.fill("Typed while the server was frozen.");
   await input.press("Enter");
@@ -77,7 +45,7 @@ test("a silent server shows reconnecting on both sides and a message typed meanw
   await expect(widget.locator(".link-banner")).toHaveText("Reconnecting…", { timeout: 8_000 });
   await expect(agent.locator(".link-state")).not.toHaveText("Connected", { timeout: 8_000 });
 
-  server.kill("SIGCONT");
+  parlor.process.kill("SIGCONT");
   await expect(widget.locator(".link-banner")).toBeHidden({ timeout: 20_000 });
   await expect(agent.locator(".link-state")).toHaveText("Connected", { timeout: 20_000 });
   await expect(widget.locator(".msg-pending")).toHaveCount(0);

@@ -1,6 +1,6 @@
 // The first chat, end to end, by clicking and typing: a customer on the demo site and
 // an agent in the console, in two separate browser contexts.
-import { test, expect } from "@playwright/test";
+import { test, expect } from "./fixtures";
 import { twoSides, signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
 
 test("a customer's chat is routed, accepted, talked through and ended by the customer", async ({ browser }) => {
