@@ -732,16 +732,21 @@ impl Session for AgentSession {
                     .await
                     .map_err(|e| e.for_send(&client_id))?;
                 let context = templates::Context {
-                    customer_name: &case.summary.customer_name,
-                    customer_email: case.summary.customer_email.as_deref(),
-                    agent_name: &self.agent.profile.name,
+                    customer_name: case.summary.customer_name.clone(),
+                    customer_email: case.summary.customer_email.clone(),
+                    agent_name: self.agent.profile.name.clone(),
                     case_id,
-                    case_subject: &case.summary.subject,
+                    case_subject: case.summary.subject.clone(),
                 };
                 // Liquid is filled in now; the stored message is what the customer sees.
-                let body = self.state.templates.render(&body, &context).map_err(|e| {
-                    ProtocolError::new(ErrorCode::Invalid, e.to_string()).for_send(&client_id)
-                })?;
+                let body = self
+                    .state
+                    .templates
+                    .render_off_workers(body, context)
+                    .await
+                    .map_err(|e| {
+                        ProtocolError::new(ErrorCode::Invalid, e.to_string()).for_send(&client_id)
+                    })?;
                 let author = Author::Agent {
                     id: self.me(),
                     name: self.agent.profile.name.clone(),
