@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::Path;
 use axum::extract::State;
-use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -17,14 +17,14 @@ use parlor_protocol::{
 };
 
 use crate::AppState;
+use crate::auth::{Admin, Agent, Body, SESSION_COOKIE, same_origin, session_token};
 use crate::routing::Event;
 use crate::settings::{
     AGENT_GRACE_KEY, CHANNEL_ROUTING_KEY, INACTIVITY_TIMEOUT_KEY, SCREEN_POP_TIMEOUT_KEY,
     WIDGET_KEY, message_keys,
 };
-use crate::store::{AgentRecord, Caller, StoreError};
+use crate::store::{Caller, StoreError};
 
-pub const SESSION_COOKIE: &str = "parlor_session";
 const SESSION_LIFETIME: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,9 @@ pub enum HttpError {
     NotFound(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// A body that is not the JSON this route takes.
+    #[error("{0}")]
+    Malformed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("Something went wrong on our side; please try again.")]
@@ -73,6 +76,7 @@ impl HttpError {
             Self::CrossOrigin | Self::NotAdmin => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -118,44 +122,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Whether a browser request comes from Parlor's own pages. Requests without an
-/// `Origin` (not from a browser page) carry no victim's cookie and pass.
-pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    origin_host.is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host))
-}
-
-fn session_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
-}
-
-/// The agent whose session cookie this request carries.
-pub async fn signed_in_agent(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<AgentRecord, HttpError> {
-    let token = session_token(headers).ok_or(HttpError::SignedOut)?;
-    state
-        .store
-        .session_agent(token)
-        .await?
-        .ok_or(HttpError::SignedOut)
-}
-
 fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = format!(
@@ -169,7 +135,7 @@ fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(request): Json<LoginRequest>,
+    Body(request): Body<LoginRequest>,
 ) -> Result<Response, HttpError> {
     if !same_origin(&headers) {
         return Err(HttpError::CrossOrigin);
@@ -196,24 +162,8 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     Ok(([(SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 
-async fn me(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<AgentProfile>, HttpError> {
-    Ok(Json(signed_in_agent(&state, &headers).await?.profile))
-}
-
-/// The signed-in agent, if they are an admin and the request comes from Parlor's pages.
-async fn admin(state: &AppState, headers: &HeaderMap) -> Result<AgentRecord, HttpError> {
-    if !same_origin(headers) {
-        return Err(HttpError::CrossOrigin);
-    }
-    let agent = signed_in_agent(state, headers).await?;
-    if agent.profile.is_admin {
-        Ok(agent)
-    } else {
-        Err(HttpError::NotAdmin)
-    }
+async fn me(Agent(agent): Agent) -> Json<AgentProfile> {
+    Json(agent.profile)
 }
 
 fn checked_macro(input: &MacroInput) -> Result<(String, String), HttpError> {
@@ -225,18 +175,16 @@ fn checked_macro(input: &MacroInput) -> Result<(String, String), HttpError> {
 
 async fn list_macros(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Agent,
 ) -> Result<Json<Vec<Macro>>, HttpError> {
-    signed_in_agent(&state, &headers).await?;
     Ok(Json(state.store.macros().await?))
 }
 
 async fn create_macro(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<MacroInput>,
+    _: Admin,
+    Body(input): Body<MacroInput>,
 ) -> Result<(StatusCode, Json<Macro>), HttpError> {
-    admin(&state, &headers).await?;
     let (name, body) = checked_macro(&input)?;
     Ok((
         StatusCode::CREATED,
@@ -246,11 +194,10 @@ async fn create_macro(
 
 async fn update_macro(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<i64>,
-    Json(input): Json<MacroInput>,
+    Body(input): Body<MacroInput>,
 ) -> Result<Json<Macro>, HttpError> {
-    admin(&state, &headers).await?;
     let (name, body) = checked_macro(&input)?;
     let updated = state.store.update_macro(id, &name, &body).await?;
     updated.map(Json).ok_or(HttpError::NotFound("macro"))
@@ -258,10 +205,9 @@ async fn update_macro(
 
 async fn delete_macro(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, HttpError> {
-    admin(&state, &headers).await?;
     if state.store.delete_macro(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -319,18 +265,16 @@ async fn checked_account(
 
 async fn list_agents(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
 ) -> Result<Json<Vec<AgentAccount>>, HttpError> {
-    admin(&state, &headers).await?;
     Ok(Json(state.store.accounts().await?))
 }
 
 async fn create_agent(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<AgentInput>,
+    _: Admin,
+    Body(input): Body<AgentInput>,
 ) -> Result<(StatusCode, Json<AgentAccount>), HttpError> {
-    admin(&state, &headers).await?;
     let Some(password) = input.password.clone() else {
         return Err(HttpError::Invalid("A new agent needs a password.".into()));
     };
@@ -345,11 +289,10 @@ async fn create_agent(
 
 async fn update_agent(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
-    Json(input): Json<AgentInput>,
+    Body(input): Body<AgentInput>,
 ) -> Result<Json<AgentAccount>, HttpError> {
-    let me = admin(&state, &headers).await?;
     let account = checked_account(&state, id, &input).await?;
     let before = state
         .store
@@ -396,9 +339,8 @@ async fn update_agent(
 
 async fn list_groups(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Agent,
 ) -> Result<Json<Vec<Group>>, HttpError> {
-    signed_in_agent(&state, &headers).await?;
     Ok(Json(state.store.groups().await?))
 }
 
@@ -408,10 +350,9 @@ fn group_name(input: &GroupInput) -> Result<String, HttpError> {
 
 async fn create_group(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<GroupInput>,
+    _: Admin,
+    Body(input): Body<GroupInput>,
 ) -> Result<(StatusCode, Json<Group>), HttpError> {
-    admin(&state, &headers).await?;
     let name = group_name(&input)?;
     Ok((
         StatusCode::CREATED,
@@ -421,11 +362,10 @@ async fn create_group(
 
 async fn rename_group(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<i64>,
-    Json(input): Json<GroupInput>,
+    Body(input): Body<GroupInput>,
 ) -> Result<Json<Group>, HttpError> {
-    admin(&state, &headers).await?;
     let name = group_name(&input)?;
     if state.store.rename_group(id, &name).await? {
         Ok(Json(Group { id, name }))
@@ -440,9 +380,8 @@ const SCREEN_POP_SECS: std::ops::RangeInclusive<u32> = 3..=600;
 
 async fn routing_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Agent,
 ) -> Result<Json<RoutingSettings>, HttpError> {
-    signed_in_agent(&state, &headers).await?;
     let settings = state.settings.get();
     Ok(Json(RoutingSettings {
         channel_routing: settings.channel_routing,
@@ -453,10 +392,9 @@ async fn routing_settings(
 
 async fn set_routing_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<RoutingSettings>,
+    _: Admin,
+    Body(input): Body<RoutingSettings>,
 ) -> Result<Json<RoutingSettings>, HttpError> {
-    admin(&state, &headers).await?;
     if !SCREEN_POP_SECS.contains(&input.screen_pop_timeout_secs) {
         return Err(HttpError::Invalid(format!(
             "The screen-pop timeout must be {} to {} seconds.",
@@ -491,10 +429,9 @@ async fn set_routing_settings(
 
 async fn case_offers(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<OfferLogEntry>>, HttpError> {
-    let agent = signed_in_agent(&state, &headers).await?;
     state
         .store
         .case_for(Caller::Agent(agent.profile.id), id)
@@ -510,9 +447,8 @@ async fn case_offers(
 
 async fn get_widget_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Agent,
 ) -> Result<Json<WidgetSettings>, HttpError> {
-    signed_in_agent(&state, &headers).await?;
     Ok(Json(state.settings.get().widget.clone()))
 }
 
@@ -520,10 +456,9 @@ async fn get_widget_settings(
 /// wrong), then live for the next widget that connects and the next `widget.js`.
 async fn put_widget_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<WidgetSettings>,
+    _: Admin,
+    Body(input): Body<WidgetSettings>,
 ) -> Result<Json<WidgetSettings>, HttpError> {
-    admin(&state, &headers).await?;
     let widget = input
         .checked()
         .map_err(|problem| HttpError::Invalid(problem.message))?;
@@ -549,9 +484,13 @@ fn chat_settings(settings: &crate::settings::Settings) -> ChatSettings {
 
 async fn get_chat_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Agent,
 ) -> Result<Json<ChatSettings>, HttpError> {
-    signed_in_agent(&state, &headers).await?;
+    Ok(Json(stored_chat_settings(&state).await?))
+}
+
+/// The chat settings with every message's stored text, also of those switched off.
+async fn stored_chat_settings(state: &AppState) -> Result<ChatSettings, HttpError> {
     let mut settings = chat_settings(&state.settings.get());
     // A message switched off keeps its stored text, so switching it on brings it back.
     for message in &mut settings.messages {
@@ -560,15 +499,14 @@ async fn get_chat_settings(
             message.text = text;
         }
     }
-    Ok(Json(settings))
+    Ok(settings)
 }
 
 async fn put_chat_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<ChatSettings>,
+    _: Admin,
+    Body(input): Body<ChatSettings>,
 ) -> Result<Json<ChatSettings>, HttpError> {
-    admin(&state, &headers).await?;
     for (secs, what) in [
         (input.inactivity_timeout_secs, "inactivity timeout"),
         (input.agent_grace_secs, "agent grace period"),
@@ -612,7 +550,7 @@ async fn put_chat_settings(
             .await?;
     }
     state.settings.reload(store).await?;
-    get_chat_settings(State(state), headers).await
+    Ok(Json(stored_chat_settings(&state).await?))
 }
 
 /// How many cases the case list shows.
@@ -620,48 +558,7 @@ const RECENT_CASES: u32 = 100;
 
 async fn recent_cases(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Agent,
 ) -> Result<Json<Vec<CaseSummary>>, HttpError> {
-    signed_in_agent(&state, &headers).await?;
     Ok(Json(state.store.recent_cases(RECENT_CASES).await?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).expect("valid header"));
-        }
-        map
-    }
-
-    #[test]
-    fn a_page_from_another_site_is_not_same_origin() {
-        assert!(same_origin(&headers(&[
-            ("host", "parlor.test"),
-            ("origin", "https://parlor.test")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "parlor.test"),
-            ("origin", "https://evil.test")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "parlor.test"),
-            ("origin", "null")
-        ])));
-        assert!(same_origin(&headers(&[("host", "parlor.test")])));
-    }
-
-    #[test]
-    fn the_session_token_is_found_among_other_cookies() {
-        let h = headers(&[("cookie", "theme=dark; parlor_session=abc123; x=y")]);
-        assert_eq!(session_token(&h), Some("abc123"));
-        assert_eq!(
-            session_token(&headers(&[("cookie", "parlor_sessionx=1")])),
-            None
-        );
-    }
 }

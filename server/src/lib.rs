@@ -3,6 +3,7 @@
 //! listens; `main` parses the configuration and calls [`serve`].
 
 pub mod api;
+pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod dispatch;

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::api::{same_origin, signed_in_agent};
+use crate::auth::{same_origin, signed_in_agent};
 use crate::chat;
 use crate::hub::{ConnId, Connection, Outbound, encode};
 use crate::location;
@@ -804,6 +804,16 @@ impl Session for AgentSession {
                     ));
                 }
                 let record = store.case_for(Caller::Agent(self.me()), case_id).await?;
+                // While the customer is there (waiting or chatting) the case belongs to
+                // the agent in the chat; watchers and admins see it read-only. Once the
+                // chat has ended it is a case like any other.
+                let live = record.summary.state != ChatState::Ended;
+                if live && record.agent_id != Some(self.me()) {
+                    return Err(ProtocolError::new(
+                        ErrorCode::Conflict,
+                        "Only the agent in this chat can change the case while it is live.",
+                    ));
+                }
                 store.update_case(case_id, status, &subject, group).await?;
                 chat::publish_state(store, &self.state.hub, case_id).await?;
                 let resolved_live =

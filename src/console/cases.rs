@@ -14,6 +14,8 @@ use super::http::call;
 pub fn CaseFields(
     case: CaseSummary,
     #[prop(into)] groups: Signal<Vec<Group>>,
+    /// Read-only: a watcher's view of a chat another agent is in, while it is live.
+    locked: bool,
     on_update: Callback<AgentFrame>,
 ) -> impl IntoView {
     let case_id = case.id;
@@ -39,6 +41,8 @@ pub fn CaseFields(
     };
     view! {
         <form class="case-fields" on:submit=update aria-label="Case fields">
+            <fieldset class="form-body" disabled=locked
+                title=locked.then_some("Only the agent in the chat can change the case while it is live.")>
             <label>"Status"
                 <select name="case-status"
                     on:change=move |ev| {
@@ -70,6 +74,7 @@ pub fn CaseFields(
                 "Close tab"
             </label>
             <button type="submit">"Update"</button>
+            </fieldset>
         </form>
     }
 }

@@ -700,9 +700,12 @@ pub fn ConsoleApp() -> impl IntoView {
                             on:click=move |_| send(AgentFrame::EndChat { case_id: id })>"End chat"</button>
                     </Show>
                 </header>
-                {move || case.get().map(|c| view! {
-                    <CaseFields case=c groups=model.groups
-                        on_update=Callback::new(send)/>
+                {move || case.get().map(|c| {
+                    let locked = read_only && c.state != ChatState::Ended;
+                    view! {
+                        <CaseFields case=c groups=model.groups locked=locked
+                            on_update=Callback::new(send)/>
+                    }
                 })}
                 <OfferLog case_id=id/>
                 <Show when=move || state() == Some(ChatState::Ended)>

@@ -54,6 +54,9 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
   await expect(watched.locator(".msg-customer").first()).toHaveText(/Hello from Ada/);
   await expect(watched.getByRole("textbox", { name: "Message", exact: true })).toBeDisabled();
   await expect(watched.getByRole("button", { name: "End chat" })).toHaveCount(0);
+  // The case fields are the agent's in the chat while it is live.
+  await expect(watched.getByRole("form", { name: "Case fields" }).getByLabel("Status")).toBeDisabled();
+  await expect(watched.getByRole("form", { name: "Case fields" }).getByRole("button", { name: "Update" })).toBeDisabled();
   await panel.getByRole("textbox", { name: "Message", exact: true }).fill("Yes, here.");
   await panel.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
   await expect(watched.locator(".msg-theirs").last()).toHaveText(/Yes, here\./);
