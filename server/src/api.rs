@@ -99,6 +99,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
+        .route("/api/logout/everywhere", post(logout_everywhere))
         .route("/api/me", get(me))
         .route("/api/macros", get(list_macros).post(create_macro))
         .route("/api/macros/{id}", put(update_macro).delete(delete_macro))
@@ -156,8 +157,26 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         return Err(HttpError::CrossOrigin);
     }
     if let Some(token) = session_token(&headers) {
-        state.store.delete_session(token).await?;
+        // The session ends here, and so do its open consoles.
+        let ended = state.store.delete_session(token).await?;
+        state.hub.kick_sessions(&[ended]);
     }
+    let clear = cookie("", Duration::ZERO, state.config.secure_cookies);
+    Ok(([(SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
+}
+
+/// Ends every session of the agent (every browser they signed in on) and closes
+/// their consoles.
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Agent(agent): Agent,
+) -> Result<Response, HttpError> {
+    if !same_origin(&headers) {
+        return Err(HttpError::CrossOrigin);
+    }
+    let ended = state.store.end_sessions_of(agent.profile.id, None).await?;
+    state.hub.kick_sessions(&ended);
     let clear = cookie("", Duration::ZERO, state.config.secure_cookies);
     Ok(([(SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
@@ -289,6 +308,7 @@ async fn create_agent(
 
 async fn update_agent(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Admin(me): Admin,
     Path(id): Path<i64>,
     Body(input): Body<AgentInput>,
@@ -323,6 +343,13 @@ async fn update_agent(
         .store
         .update_account(&account, input.password.as_deref())
         .await?;
+    if input.password.is_some() && account.active {
+        // A new password signs the agent out everywhere (but the admin setting their
+        // own keeps the session they are using).
+        let keep = session_token(&headers).filter(|_| id == me.profile.id);
+        let ended = state.store.end_sessions_of(id, keep).await?;
+        state.hub.kick_sessions(&ended);
+    }
     if account.active {
         state.routing.send(Event::AgentUpdated {
             agent: id,

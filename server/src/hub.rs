@@ -32,6 +32,9 @@ struct Conn {
     outbox: mpsc::Sender<Outbound>,
     kicked: Arc<Notify>,
     agent: Option<AgentId>,
+    /// A console's session (the digest of its cookie's token), so that ending the
+    /// session closes the socket.
+    session: Option<Box<str>>,
     cases: HashSet<CaseId>,
 }
 
@@ -91,6 +94,15 @@ impl Hub {
 
     /// Registers a socket: a console when `agent` is set, else a widget.
     pub fn connect(&self, agent: Option<AgentId>) -> Connection {
+        self.register(agent, None)
+    }
+
+    /// Registers a console opened with the session whose token digest is `session`.
+    pub fn connect_console(&self, agent: AgentId, session: &str) -> Connection {
+        self.register(Some(agent), Some(session.into()))
+    }
+
+    fn register(&self, agent: Option<AgentId>, session: Option<Box<str>>) -> Connection {
         let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
         let kicked = Arc::new(Notify::new());
         let mut inner = self.lock();
@@ -102,6 +114,7 @@ impl Hub {
                 outbox: tx.clone(),
                 kicked: kicked.clone(),
                 agent,
+                session,
                 cases: HashSet::new(),
             },
         );
@@ -271,10 +284,29 @@ impl Hub {
     pub fn kick_agent(&self, agent: AgentId) {
         let mut inner = self.lock();
         for id in consoles(&inner, Some(agent)) {
-            if let Some(conn) = inner.conns.get(&id) {
-                conn.kicked.notify_one();
-            }
-            remove(&mut inner, id);
+            kick(&mut inner, id);
+        }
+    }
+
+    /// Closes at once the consoles opened with these sessions (token digests): the
+    /// sessions ended (signed out, password changed, expired).
+    pub fn kick_sessions(&self, sessions: &[String]) {
+        if sessions.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        let ended: Vec<ConnId> = inner
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.session
+                    .as_deref()
+                    .is_some_and(|s| sessions.iter().any(|e| e == s))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            kick(&mut inner, id);
         }
     }
 
@@ -307,9 +339,15 @@ fn deliver(inner: &mut Inner, id: ConnId, frame: Outbound) {
             conn = id,
             "socket fell behind; disconnecting it so it resumes"
         );
-        conn.kicked.notify_one();
-        remove(inner, id);
+        kick(inner, id);
     }
+}
+
+fn kick(inner: &mut Inner, id: ConnId) {
+    if let Some(conn) = inner.conns.get(&id) {
+        conn.kicked.notify_one();
+    }
+    remove(inner, id);
 }
 
 fn remove(inner: &mut Inner, id: ConnId) {

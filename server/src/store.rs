@@ -678,12 +678,41 @@ impl Store {
         }
     }
 
-    pub async fn delete_session(&self, token: &str) -> StoreResult<()> {
+    /// Ends the session of this cookie token; returns its digest (for closing its sockets).
+    pub async fn delete_session(&self, token: &str) -> StoreResult<String> {
+        let digest = secret::digest(token);
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
-            .bind(secret::digest(token))
+            .bind(&digest)
             .execute(&self.write)
             .await?;
-        Ok(())
+        Ok(digest)
+    }
+
+    /// Ends every session of `agent` but the one of `keep` (a cookie token); returns the
+    /// digests of those ended.
+    pub async fn end_sessions_of(
+        &self,
+        agent: AgentId,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let keep = keep.map(secret::digest).unwrap_or_default();
+        Ok(sqlx::query_scalar(
+            "DELETE FROM sessions WHERE agent_id = ? AND token_hash <> ? RETURNING token_hash",
+        )
+        .bind(agent)
+        .bind(keep)
+        .fetch_all(&self.write)
+        .await?)
+    }
+
+    /// Forgets the sessions that expired by `now`; returns their digests.
+    pub async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("DELETE FROM sessions WHERE expires_at <= ? RETURNING token_hash")
+                .bind(now)
+                .fetch_all(&self.write)
+                .await?,
+        )
     }
 
     // --------------------------------------------------------------------- visitors

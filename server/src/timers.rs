@@ -4,6 +4,7 @@
 //!
 //! Both deadlines are data (`cases.customer_gone_at`, `agents.gone_at`), so a restart
 //! changes nothing: this task reads them a few times a second and acts on what is due.
+//! Once a minute it also forgets expired sign-in sessions and closes their consoles.
 
 use std::time::Duration;
 
@@ -16,13 +17,25 @@ use crate::store::{StoreResult, now_ms};
 /// How often deadlines are checked: the most a timeout can run late.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
+/// How often expired sessions are looked for: the most a console outlives its session.
+const SESSIONS_EVERY: Duration = Duration::from_secs(60);
+
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sessions = tokio::time::interval(SESSIONS_EVERY);
+    sessions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        if let Err(error) = sweep(&state).await {
-            tracing::error!(%error, "chat timers failed; trying again");
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(error) = sweep(&state).await {
+                    tracing::error!(%error, "chat timers failed; trying again");
+                }
+            }
+            _ = sessions.tick() => match state.store.purge_expired_sessions(now_ms()).await {
+                Ok(ended) => state.hub.kick_sessions(&ended),
+                Err(error) => tracing::error!(%error, "could not forget expired sessions"),
+            },
         }
     }
 }

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::auth::{same_origin, signed_in_agent};
+use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat;
 use crate::hub::{ConnId, Connection, Outbound, encode};
 use crate::location;
@@ -580,8 +580,12 @@ pub async fn agent_socket(
         Ok(agent) => agent,
         Err(error) => return error.into_response(),
     };
+    // Ending the session (sign-out, a new password, expiry) closes this socket.
+    let session = session_token(&headers)
+        .map(secret::digest)
+        .unwrap_or_default();
     upgrade(ws).on_upgrade(move |socket| async move {
-        let conn = state.hub.connect(Some(agent.profile.id));
+        let conn = state.hub.connect_console(agent.profile.id, &session);
         let mut session = AgentSession {
             state: state.clone(),
             conn: conn.id,

@@ -26,6 +26,12 @@ pub async fn call<T: DeserializeOwned>(
     }
 }
 
+/// Whether Parlor says this browser's session has ended (signed out elsewhere, a new
+/// password, deactivated, expired). `false` when Parlor cannot be reached.
+pub async fn session_ended() -> bool {
+    matches!(fetch("GET", "/api/me", None::<&()>).await, Ok((401, _)))
+}
+
 async fn fetch(
     method: &str,
     url: &str,

@@ -481,6 +481,18 @@ pub fn ConsoleApp() -> impl IntoView {
                     if link != Link::Open {
                         model.link.set(link);
                     }
+                    // A console whose session ended (signed out elsewhere, a new
+                    // password, deactivated, expired) is closed by Parlor: say so on the
+                    // sign-in page rather than reconnecting forever.
+                    if link == Link::Reconnecting {
+                        spawn_local(async {
+                            if http::session_ended().await {
+                                login::signed_out(
+                                    "You were signed out: your session ended elsewhere, your password changed or your account was switched off.",
+                                );
+                            }
+                        });
+                    }
                 }),
             },
         );
@@ -534,9 +546,14 @@ pub fn ConsoleApp() -> impl IntoView {
         model.me.set(Some(agent));
         connect();
     });
-    let sign_out = move |_| {
+    let sign_out = move |everywhere: bool| {
         spawn_local(async move {
-            let _ = http::call::<()>("POST", "/api/logout", None::<&()>).await;
+            let url = if everywhere {
+                "/api/logout/everywhere"
+            } else {
+                "/api/logout"
+            };
+            let _ = http::call::<()>("POST", url, None::<&()>).await;
             if let Some(window) = web_sys::window() {
                 let _ = window.location().reload();
             }
@@ -786,7 +803,9 @@ pub fn ConsoleApp() -> impl IntoView {
                             </button>
                         </Show>
                         <span class="me">{move || model.me.with(|m| m.as_ref().map(|m| m.name.clone()))}</span>
-                        <button type="button" class="sign-out" on:click=sign_out>"Sign out"</button>
+                        <button type="button" class="sign-out" on:click=move |_| sign_out(false)>"Sign out"</button>
+                        <button type="button" class="sign-out-everywhere" title="Sign out on every browser and device"
+                            on:click=move |_| sign_out(true)>"Sign out everywhere"</button>
                     </header>
                     <Show when=move || model.notice.get().is_some()>
                         <p class="notice" role="alert">

@@ -1,0 +1,178 @@
+//! Sessions end when they should, and their open consoles with them: signing out, a new
+//! password, "sign out everywhere", and expiry. A console whose session ended cannot go
+//! on watching chats.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use parlor_protocol::AgentFrame;
+use reqwest::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Whether the socket closes within a few seconds (anything but text frames ends it).
+async fn closes(ws: &mut Ws) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(Message::Text(_))) = ws.next().await {}
+    })
+    .await
+    .is_ok()
+}
+
+async fn me(server: &Server, cookie: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(server.url("/api/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("answers")
+        .status()
+}
+
+async fn post(server: &Server, path: &str, cookie: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(server.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("answers")
+        .status()
+}
+
+async fn add_agent(server: &Server, admin: &str) -> i64 {
+    let response = reqwest::Client::new()
+        .post(server.url("/api/agents"))
+        .header("cookie", admin)
+        .json(&serde_json::json!({
+            "name": "Bea", "email": "bea@example.com", "password": "bea-password-1",
+            "is_admin": false, "active": true, "capacity": 3, "groups": []
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id")
+}
+
+#[tokio::test]
+async fn signing_out_closes_the_open_console_at_once() {
+    let server = Server::start().await;
+    let cookie = server.sign_in().await;
+    let (mut console, _) = server.console(&cookie).await;
+    assert_eq!(
+        post(&server, "/api/logout", &cookie).await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(closes(&mut console).await, "the console closes");
+    assert_eq!(me(&server, &cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_new_password_ends_the_agents_sessions_and_closes_their_consoles() {
+    let server = Server::start().await;
+    let admin = server.sign_in().await;
+    let bea_id = add_agent(&server, &admin).await;
+    let bea = server.sign_in_as("bea@example.com", "bea-password-1").await;
+    let (mut console, _) = server.console(&bea).await;
+    let (mut admin_console, _) = server.console(&admin).await;
+
+    let changed = reqwest::Client::new()
+        .put(server.url(&format!("/api/agents/{bea_id}")))
+        .header("cookie", &admin)
+        .json(&serde_json::json!({
+            "name": "Bea", "email": "bea@example.com", "password": "a-new-password-2",
+            "is_admin": false, "active": true, "capacity": 3, "groups": []
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert!(closes(&mut console).await, "Bea's console closes");
+    assert_eq!(me(&server, &bea).await, StatusCode::UNAUTHORIZED);
+    // The new password works; the admin was not touched.
+    server
+        .sign_in_as("bea@example.com", "a-new-password-2")
+        .await;
+    assert_eq!(me(&server, &admin).await, StatusCode::OK);
+    send(&mut admin_console, &AgentFrame::Ping).await;
+    assert_eq!(
+        recv::<parlor_protocol::ToAgent>(&mut admin_console).await,
+        parlor_protocol::ToAgent::Pong
+    );
+}
+
+#[tokio::test]
+async fn an_admin_setting_their_own_password_keeps_the_session_they_use_and_ends_the_others() {
+    let server = Server::start().await;
+    let here = server.sign_in().await;
+    let elsewhere = server.sign_in().await;
+    let (mut other_console, _) = server.console(&elsewhere).await;
+    let changed = reqwest::Client::new()
+        .put(server.url("/api/agents/1"))
+        .header("cookie", &here)
+        .json(&serde_json::json!({
+            "name": "Admin", "email": "admin@parlor.local", "password": "another-password-3",
+            "is_admin": true, "active": true, "capacity": 3, "groups": []
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert!(closes(&mut other_console).await);
+    assert_eq!(me(&server, &elsewhere).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&server, &here).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session_of_the_agent_only() {
+    let server = Server::start().await;
+    let admin = server.sign_in().await;
+    add_agent(&server, &admin).await;
+    let laptop = server.sign_in_as("bea@example.com", "bea-password-1").await;
+    let phone = server.sign_in_as("bea@example.com", "bea-password-1").await;
+    let (mut laptop_console, _) = server.console(&laptop).await;
+    let (mut phone_console, _) = server.console(&phone).await;
+
+    assert_eq!(
+        post(&server, "/api/logout/everywhere", &phone).await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(closes(&mut laptop_console).await);
+    assert!(closes(&mut phone_console).await);
+    assert_eq!(me(&server, &laptop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&server, &phone).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&server, &admin).await, StatusCode::OK);
+    // Signed out, it is refused like any signed-out call.
+    assert_eq!(
+        post(&server, "/api/logout/everywhere", &phone).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn expired_sessions_are_forgotten_and_their_consoles_closed() {
+    let server = Server::start().await;
+    let state = &server.running.state;
+    let token = state
+        .store
+        .create_session(1, Duration::from_millis(400))
+        .await
+        .expect("session");
+    let cookie = format!("parlor_session={token}");
+    let (mut console, _) = server.console(&cookie).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the minutely sweep does.
+    let ended = state
+        .store
+        .purge_expired_sessions(parlor_server::store::now_ms())
+        .await
+        .expect("purged");
+    assert_eq!(ended.len(), 1, "only the expired session");
+    state.hub.kick_sessions(&ended);
+    assert!(closes(&mut console).await);
+    assert_eq!(me(&server, &cookie).await, StatusCode::UNAUTHORIZED);
+}
