@@ -1,11 +1,12 @@
 //! The HTTP API: agent sign-in with an HttpOnly session cookie, who am I, and what admins
 //! manage: macros, agents, groups, routing settings; and each case's offer log.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use axum::extract::Path;
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
+use axum::extract::{ConnectInfo, Path};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -18,6 +19,7 @@ use parlor_protocol::{
 
 use crate::AppState;
 use crate::auth::{Admin, Agent, Body, SESSION_COOKIE, same_origin, session_token};
+use crate::client;
 use crate::routing::Event;
 use crate::settings::{
     AGENT_GRACE_KEY, CHANNEL_ROUTING_KEY, INACTIVITY_TIMEOUT_KEY, SCREEN_POP_TIMEOUT_KEY,
@@ -46,8 +48,17 @@ pub enum HttpError {
     Malformed(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("Too many wrong passwords. Try again in {} seconds.", retry_secs(*.0))]
+    TooManyAttempts(Duration),
+    #[error("Parlor is busy; please try again in a moment.")]
+    Busy,
     #[error("Something went wrong on our side; please try again.")]
     Store(StoreError),
+}
+
+/// Whole seconds, rounded up: what `Retry-After` says.
+fn retry_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<StoreError> for HttpError {
@@ -56,6 +67,7 @@ impl From<StoreError> for HttpError {
             StoreError::NameTaken | StoreError::EmailTaken => {
                 Self::Conflict(format!("{}.", capitalised(&error.to_string())))
             }
+            StoreError::PasswordsBusy => Self::Busy,
             other => Self::Store(other),
         }
     }
@@ -78,6 +90,8 @@ impl HttpError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,7 +105,18 @@ impl IntoResponse for HttpError {
         let body = ApiError {
             error: self.to_string(),
         };
-        (self.status_code(), Json(body)).into_response()
+        let retry_after = match &self {
+            Self::TooManyAttempts(wait) => Some(retry_secs(*wait)),
+            Self::Busy => Some(1),
+            _ => None,
+        };
+        let mut response = (self.status_code(), Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -135,17 +160,31 @@ fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Body(request): Body<LoginRequest>,
 ) -> Result<Response, HttpError> {
     if !same_origin(&headers) {
         return Err(HttpError::CrossOrigin);
     }
-    let id = state
+    // Guessing is throttled per account and per address before any password is checked.
+    let account = request.email.trim().to_lowercase();
+    let address = client::address_key(&headers, peer.ip(), &state.config);
+    let throttle = &state.limits.login;
+    throttle
+        .check(&account, &address, Instant::now())
+        .map_err(HttpError::TooManyAttempts)?;
+    let Some(id) = state
         .store
         .check_login(&request.email, &request.password)
         .await?
-        .ok_or(HttpError::WrongLogin)?;
+    else {
+        throttle.failed(&account, &address, Instant::now());
+        // Who tried and from where; never what they typed as the password.
+        tracing::warn!(account = %account.chars().take(200).collect::<String>(), %address, "failed sign-in");
+        return Err(HttpError::WrongLogin);
+    };
+    throttle.succeeded(&account);
     let agent = state.store.agent(id).await?.ok_or(HttpError::WrongLogin)?;
     let token = state.store.create_session(id, SESSION_LIFETIME).await?;
     let set_cookie = cookie(&token, SESSION_LIFETIME, state.config.secure_cookies);

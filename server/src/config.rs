@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "PARLOR_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
 
+    /// How many of your own proxies append to that header: the client's address is
+    /// taken this many entries from its right (what the client wrote is on the left).
+    #[arg(long, env = "PARLOR_TRUSTED_PROXIES", default_value_t = 1)]
+    pub trusted_proxies: u32,
+
     /// On SIGTERM or Ctrl-C: how long (seconds) open sockets get to finish and close
     /// before Parlor exits anyway.
     #[arg(long, env = "PARLOR_SHUTDOWN_SECS", default_value_t = 10)]
@@ -91,6 +96,7 @@ impl Config {
             messages_per_ip_per_sec: 50,
             chats_per_ip_per_minute: 30,
             client_ip_header: None,
+            trusted_proxies: 1,
         }
     }
 }

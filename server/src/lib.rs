@@ -5,11 +5,13 @@
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod client;
 pub mod config;
 pub mod dispatch;
 pub mod hub;
 pub mod limits;
 pub mod location;
+pub mod passwords;
 pub mod routing;
 pub mod secret;
 pub mod settings;

@@ -2,11 +2,15 @@
 //! minute, each counted per visitor token and per IP address (a shared office or a
 //! phone network puts many visitors behind one address, so its limits are wider).
 //! Token buckets: a burst is allowed, then a steady rate. A refused frame gets a clear
-//! `too_fast` error and changes nothing.
+//! `too_fast` error and changes nothing. Sign-ins are throttled too ([`LoginThrottle`]).
+//!
+//! Every map here is bounded: a periodic [`Limits::sweep`] forgets what has refilled or
+//! gone quiet, and between sweeps a map that is full refuses new keys rather than grow
+//! (so a flood of new addresses costs its sender, not the server's memory).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use parlor_protocol::{ErrorCode, ProtocolError};
 
@@ -24,8 +28,14 @@ struct Bucket {
     at: Instant,
 }
 
-/// Buckets stop being kept once this many exist and they have refilled.
-const PRUNE_AT: usize = 50_000;
+/// The most keys one map holds between sweeps.
+const MAX_KEYS: usize = 100_000;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// One rate, counted separately per key.
 pub struct Limiter {
@@ -43,13 +53,9 @@ impl Limiter {
 
     /// Takes one from `key`'s bucket; `false` when it is empty.
     pub fn allow(&self, key: &str, now: Instant) -> bool {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() >= PRUNE_AT {
-            let rate = self.rate;
-            buckets.retain(|_, bucket| refill(bucket, rate, now) < rate.burst);
+        let mut buckets = lock(&self.buckets);
+        if !buckets.contains_key(key) && buckets.len() >= MAX_KEYS {
+            return false;
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.rate.burst,
@@ -62,6 +68,17 @@ impl Limiter {
             false
         }
     }
+
+    /// Forgets the buckets that have refilled: they are as good as new.
+    pub fn sweep(&self, now: Instant) {
+        let rate = self.rate;
+        lock(&self.buckets).retain(|_, bucket| refill(bucket, rate, now) < rate.burst);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.buckets).len()
+    }
 }
 
 fn refill(bucket: &mut Bucket, rate: Rate, now: Instant) -> f64 {
@@ -71,12 +88,13 @@ fn refill(bucket: &mut Bucket, rate: Rate, now: Instant) -> f64 {
     bucket.tokens
 }
 
-/// Every limit on what visitors send.
+/// Every limit on what visitors send, and on signing in.
 pub struct Limits {
     messages_per_visitor: Limiter,
     messages_per_ip: Limiter,
     chats_per_visitor: Limiter,
     chats_per_ip: Limiter,
+    pub login: LoginThrottle,
 }
 
 /// A visitor may start 5 chats at once, then one every 2 minutes.
@@ -104,7 +122,21 @@ impl Limits {
                 per_sec: ip_chats / 60.0,
                 burst: ip_chats,
             }),
+            login: LoginThrottle::default(),
         }
+    }
+
+    /// Forgets what no longer limits anyone; run every few seconds.
+    pub fn sweep(&self, now: Instant) {
+        for limiter in [
+            &self.messages_per_visitor,
+            &self.messages_per_ip,
+            &self.chats_per_visitor,
+            &self.chats_per_ip,
+        ] {
+            limiter.sweep(now);
+        }
+        self.login.sweep(now);
     }
 
     /// May this visitor (token) at this address send a message now?
@@ -137,6 +169,90 @@ fn allow_both(
         Ok(())
     } else {
         Err(ProtocolError::new(ErrorCode::TooFast, refusal))
+    }
+}
+
+/// Failed sign-ins, per account and per client address: a few are free, then each
+/// further try must wait twice as long as the one before (1 s, 2 s, 4 s … up to 15
+/// minutes), answered `429` with `Retry-After` without checking the password at all. An
+/// account's count is cleared by a successful sign-in; any count is forgotten after an
+/// hour without failures.
+#[derive(Default)]
+pub struct LoginThrottle {
+    accounts: Mutex<HashMap<String, Failures>>,
+    addresses: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Failures before an account has to wait; an address (an office, a phone network)
+/// gets more.
+const ACCOUNT_FREE_FAILURES: u32 = 5;
+const ADDRESS_FREE_FAILURES: u32 = 20;
+const LONGEST_WAIT: Duration = Duration::from_secs(15 * 60);
+const FORGET_FAILURES_AFTER: Duration = Duration::from_secs(60 * 60);
+
+impl Failures {
+    /// How long after the last failure the next try must wait.
+    fn wait(&self, free: u32) -> Duration {
+        match self.count.checked_sub(free) {
+            None => Duration::ZERO,
+            Some(over) => Duration::from_secs(1_u64 << over.min(20)).min(LONGEST_WAIT),
+        }
+    }
+
+    fn retry_after(&self, free: u32, now: Instant) -> Option<Duration> {
+        let until = self.last + self.wait(free);
+        (now < until).then(|| until - now)
+    }
+}
+
+impl LoginThrottle {
+    /// May `account` sign in from `address` now? Otherwise, how long to wait.
+    pub fn check(&self, account: &str, address: &str, now: Instant) -> Result<(), Duration> {
+        let waits = [
+            lock(&self.accounts)
+                .get(account)
+                .and_then(|f| f.retry_after(ACCOUNT_FREE_FAILURES, now)),
+            lock(&self.addresses)
+                .get(address)
+                .and_then(|f| f.retry_after(ADDRESS_FREE_FAILURES, now)),
+        ];
+        match waits.into_iter().flatten().max() {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// A wrong password (or an unknown account).
+    pub fn failed(&self, account: &str, address: &str, now: Instant) {
+        for (map, key) in [(&self.accounts, account), (&self.addresses, address)] {
+            let mut map = lock(map);
+            if !map.contains_key(key) && map.len() >= MAX_KEYS {
+                continue;
+            }
+            let failures = map.entry(key.to_owned()).or_insert(Failures {
+                count: 0,
+                last: now,
+            });
+            failures.count = failures.count.saturating_add(1);
+            failures.last = now;
+        }
+    }
+
+    /// The right password: the account starts afresh.
+    pub fn succeeded(&self, account: &str) {
+        lock(&self.accounts).remove(account);
+    }
+
+    fn sweep(&self, now: Instant) {
+        for map in [&self.accounts, &self.addresses] {
+            lock(map).retain(|_, f| now.saturating_duration_since(f.last) < FORGET_FAILURES_AFTER);
+        }
     }
 }
 
@@ -179,5 +295,76 @@ mod tests {
         let later = start + Duration::from_secs(3600);
         assert!((0..3).all(|_| limiter.allow("v", later)));
         assert!(!limiter.allow("v", later));
+    }
+
+    #[test]
+    fn refilled_buckets_are_swept_and_a_full_map_refuses_new_keys() {
+        let limiter = Limiter::new(RATE);
+        let start = Instant::now();
+        assert!(limiter.allow("a", start));
+        limiter.sweep(start);
+        assert_eq!(limiter.len(), 1, "a is still short of its burst");
+        limiter.sweep(start + Duration::from_secs(10));
+        assert_eq!(limiter.len(), 0);
+        for i in 0..MAX_KEYS {
+            limiter.allow(&i.to_string(), start);
+        }
+        assert!(!limiter.allow("one more", start));
+        assert!(limiter.allow("0", start), "known keys go on");
+    }
+
+    #[test]
+    fn failed_sign_ins_make_the_account_wait_longer_and_longer() {
+        let throttle = LoginThrottle::default();
+        let start = Instant::now();
+        for _ in 0..ACCOUNT_FREE_FAILURES {
+            assert_eq!(throttle.check("ada", "1.2.3.4", start), Ok(()));
+            throttle.failed("ada", "1.2.3.4", start);
+        }
+        assert_eq!(
+            throttle.check("ada", "1.2.3.4", start),
+            Err(Duration::from_secs(1))
+        );
+        let later = start + Duration::from_secs(1);
+        assert_eq!(throttle.check("ada", "1.2.3.4", later), Ok(()));
+        throttle.failed("ada", "1.2.3.4", later);
+        assert_eq!(
+            throttle.check("ada", "5.6.7.8", later),
+            Err(Duration::from_secs(2)),
+            "from any address"
+        );
+        assert_eq!(
+            throttle.check("grace", "1.2.3.4", later),
+            Ok(()),
+            "other accounts"
+        );
+        throttle.succeeded("ada");
+        assert_eq!(throttle.check("ada", "1.2.3.4", later), Ok(()));
+    }
+
+    #[test]
+    fn the_wait_is_capped_and_failures_are_forgotten_after_an_hour() {
+        let throttle = LoginThrottle::default();
+        let start = Instant::now();
+        for _ in 0..200 {
+            throttle.failed("ada", "1.2.3.4", start);
+        }
+        assert_eq!(throttle.check("ada", "9.9.9.9", start), Err(LONGEST_WAIT));
+        throttle.sweep(start + FORGET_FAILURES_AFTER);
+        assert_eq!(
+            throttle.check("ada", "1.2.3.4", start + FORGET_FAILURES_AFTER),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn one_address_guessing_many_accounts_is_held_back() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        for i in 0..ADDRESS_FREE_FAILURES {
+            throttle.failed(&format!("user{i}"), "1.2.3.4", now);
+        }
+        assert!(throttle.check("someone-new", "1.2.3.4", now).is_err());
+        assert_eq!(throttle.check("someone-new", "5.6.7.8", now), Ok(()));
     }
 }

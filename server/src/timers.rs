@@ -4,7 +4,8 @@
 //!
 //! Both deadlines are data (`cases.customer_gone_at`, `agents.gone_at`), so a restart
 //! changes nothing: this task reads them a few times a second and acts on what is due.
-//! Once a minute it also forgets expired sign-in sessions and closes their consoles.
+//! Once a minute it also forgets expired sign-in sessions and closes their consoles, and
+//! every few seconds the rate limits forget what no longer limits anyone.
 
 use std::time::Duration;
 
@@ -20,11 +21,16 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How often expired sessions are looked for: the most a console outlives its session.
 const SESSIONS_EVERY: Duration = Duration::from_secs(60);
 
+/// How often the rate limits forget what no longer limits anyone.
+const LIMITS_EVERY: Duration = Duration::from_secs(10);
+
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sessions = tokio::time::interval(SESSIONS_EVERY);
     sessions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut limits = tokio::time::interval(LIMITS_EVERY);
+    limits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -36,6 +42,7 @@ pub async fn run(state: AppState) {
                 Ok(ended) => state.hub.kick_sessions(&ended),
                 Err(error) => tracing::error!(%error, "could not forget expired sessions"),
             },
+            _ = limits.tick() => state.limits.sweep(std::time::Instant::now()),
         }
     }
 }

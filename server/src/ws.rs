@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat;
+use crate::client;
 use crate::hub::{ConnId, Connection, Outbound, encode};
 use crate::location;
 use crate::routing::Event;
@@ -50,6 +51,9 @@ impl From<StoreError> for ProtocolError {
             StoreError::AlreadyChatting => (ErrorCode::Conflict, "You already have a chat open."),
             StoreError::EmailTaken => (ErrorCode::Conflict, "That email is already in use."),
             StoreError::NameTaken => (ErrorCode::Conflict, "That name is already used."),
+            StoreError::PasswordsBusy => {
+                (ErrorCode::TooFast, "Parlor is busy; try again in a moment.")
+            }
             StoreError::Database(_) | StoreError::Migration(_) | StoreError::Password(_) => {
                 tracing::error!(%error, "storage failed while handling a frame");
                 (
@@ -225,12 +229,7 @@ pub async fn visitor_socket(
         return (StatusCode::FORBIDDEN, "cross-origin socket refused").into_response();
     }
     let geo = proxy_header(&headers, state.config.geo_header.as_deref()).map(str::to_owned);
-    // Behind a proxy, the address it reports (the first of a list); else the
-    // connection's own.
-    let ip = proxy_header(&headers, state.config.client_ip_header.as_deref())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| peer.ip().to_string());
+    let ip = client::address_key(&headers, peer.ip(), &state.config);
     upgrade(ws).on_upgrade(move |socket| async move {
         let conn = state.hub.connect(None);
         let mut session = VisitorSession {

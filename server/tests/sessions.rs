@@ -176,3 +176,64 @@ async fn expired_sessions_are_forgotten_and_their_consoles_closed() {
     assert!(closes(&mut console).await);
     assert_eq!(me(&server, &cookie).await, StatusCode::UNAUTHORIZED);
 }
+
+async fn login(server: &Server, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/api/login"))
+        .json(&serde_json::json!({ "email": "Admin@Parlor.local", "password": password }))
+        .send()
+        .await
+        .expect("answers")
+}
+
+#[tokio::test]
+async fn guessing_a_password_is_throttled_with_growing_waits_then_the_right_one_works() {
+    let server = Server::start().await;
+    for _ in 0..5 {
+        assert_eq!(
+            login(&server, "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Now even the right password is not checked until the wait is over.
+    let refused = login(&server, PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(refused.headers().get("set-cookie").is_none());
+    let body: serde_json::Value = refused.json().await.expect("a JSON error");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Try again")),
+        "{body}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        login(&server, "guess").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Each further failure doubles the wait.
+    let refused = login(&server, PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(login(&server, PASSWORD).await.status(), StatusCode::OK);
+    // Signed in, the account starts afresh.
+    assert_eq!(
+        login(&server, "guess").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
