@@ -62,6 +62,15 @@ pub struct Config {
     #[arg(long, env = "PARLOR_CHATS_PER_IP_PER_MINUTE", default_value_t = 30)]
     pub chats_per_ip_per_minute: u32,
 
+    /// Frames of any kind one widget's socket may send a second (bursts of 6 s worth);
+    /// a socket that keeps sending past it is closed.
+    #[arg(long, env = "PARLOR_FRAMES_PER_VISITOR_PER_SEC", default_value_t = 10)]
+    pub frames_per_visitor_per_sec: u32,
+
+    /// Frames of any kind one console's socket may send a second (bursts of 3 s worth).
+    #[arg(long, env = "PARLOR_FRAMES_PER_AGENT_PER_SEC", default_value_t = 40)]
+    pub frames_per_agent_per_sec: u32,
+
     /// A request header with the visitor's IP address, set by a reverse proxy in front
     /// of Parlor (e.g. `X-Real-IP`); otherwise the connection's address counts.
     #[arg(long, env = "PARLOR_CLIENT_IP_HEADER")]
@@ -95,6 +104,8 @@ impl Config {
             messages_per_visitor_per_sec: 2,
             messages_per_ip_per_sec: 50,
             chats_per_ip_per_minute: 30,
+            frames_per_visitor_per_sec: 10,
+            frames_per_agent_per_sec: 40,
             client_ip_header: None,
             trusted_proxies: 1,
         }

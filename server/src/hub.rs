@@ -288,6 +288,11 @@ impl Hub {
         }
     }
 
+    /// Drops one socket at once (it fell behind); its client reconnects and resumes.
+    pub fn kick(&self, id: ConnId) {
+        kick(&mut self.lock(), id);
+    }
+
     /// Closes at once the consoles opened with these sessions (token digests): the
     /// sessions ended (signed out, password changed, expired).
     pub fn kick_sessions(&self, sessions: &[String]) {

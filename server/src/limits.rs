@@ -95,6 +95,14 @@ pub struct Limits {
     chats_per_visitor: Limiter,
     chats_per_ip: Limiter,
     pub login: LoginThrottle,
+    /// What one widget's socket may send, frames of every kind together: far above what
+    /// a person typing does (a message, a typing note every few seconds, a ping every
+    /// 20 s), far below a flood.
+    pub visitor_frames: Rate,
+    /// What one console's socket may send: an agent working many chats sends more. The
+    /// burst stays under a socket's outbox (256 frames), so that answering a whole burst
+    /// cannot by itself overflow it.
+    pub agent_frames: Rate,
 }
 
 /// A visitor may start 5 chats at once, then one every 2 minutes.
@@ -123,6 +131,14 @@ impl Limits {
                 burst: ip_chats,
             }),
             login: LoginThrottle::default(),
+            visitor_frames: Rate {
+                per_sec: f64::from(config.frames_per_visitor_per_sec),
+                burst: f64::from(config.frames_per_visitor_per_sec) * 6.0,
+            },
+            agent_frames: Rate {
+                per_sec: f64::from(config.frames_per_agent_per_sec),
+                burst: (f64::from(config.frames_per_agent_per_sec) * 3.0).min(200.0),
+            },
         }
     }
 
@@ -170,6 +186,64 @@ fn allow_both(
     } else {
         Err(ProtocolError::new(ErrorCode::TooFast, refusal))
     }
+}
+
+/// What a socket may still read. Owned by the socket's own task: no lock.
+pub struct FrameBudget {
+    rate: Rate,
+    bucket: Bucket,
+    /// Frames refused since the last one read.
+    refused: u32,
+}
+
+/// What to do with the frame just arrived.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Read,
+    /// Refuse it; `say` for the first of a streak (the rest are refused silently).
+    Refuse {
+        say: bool,
+    },
+    /// The socket keeps sending past its budget: close it.
+    Close,
+}
+
+impl FrameBudget {
+    pub fn new(rate: Rate, now: Instant) -> Self {
+        Self {
+            rate,
+            bucket: Bucket {
+                tokens: rate.burst,
+                at: now,
+            },
+            refused: 0,
+        }
+    }
+
+    pub fn take(&mut self, now: Instant) -> Verdict {
+        if refill(&mut self.bucket, self.rate, now) >= 1.0 {
+            self.bucket.tokens -= 1.0;
+            self.refused = 0;
+            return Verdict::Read;
+        }
+        self.refused += 1;
+        // A whole burst's worth refused in a row: that is not a person.
+        if f64::from(self.refused) > self.rate.burst {
+            Verdict::Close
+        } else {
+            Verdict::Refuse {
+                say: self.refused == 1,
+            }
+        }
+    }
+}
+
+/// The error a refused frame gets.
+pub fn too_fast() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::TooFast,
+        "Too many frames at once: slow down, then try again.",
+    )
 }
 
 /// Failed sign-ins, per account and per client address: a few are free, then each
@@ -366,5 +440,31 @@ mod tests {
         }
         assert!(throttle.check("someone-new", "1.2.3.4", now).is_err());
         assert_eq!(throttle.check("someone-new", "5.6.7.8", now), Ok(()));
+    }
+
+    #[test]
+    fn a_socket_over_its_frame_budget_is_told_once_then_closed() {
+        let start = Instant::now();
+        let mut budget = FrameBudget::new(RATE, start);
+        assert!((0..3).all(|_| budget.take(start) == Verdict::Read));
+        assert_eq!(budget.take(start), Verdict::Refuse { say: true });
+        assert_eq!(budget.take(start), Verdict::Refuse { say: false });
+        assert_eq!(budget.take(start), Verdict::Refuse { say: false });
+        assert_eq!(budget.take(start), Verdict::Close);
+    }
+
+    #[test]
+    fn a_socket_that_slows_down_is_read_again() {
+        let start = Instant::now();
+        let mut budget = FrameBudget::new(RATE, start);
+        (0..3).for_each(|_| assert_eq!(budget.take(start), Verdict::Read));
+        assert_eq!(budget.take(start), Verdict::Refuse { say: true });
+        let later = start + Duration::from_millis(500);
+        assert_eq!(budget.take(later), Verdict::Read);
+        assert_eq!(
+            budget.take(later),
+            Verdict::Refuse { say: true },
+            "a new streak"
+        );
     }
 }

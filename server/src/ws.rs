@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -20,13 +20,14 @@ use parlor_protocol::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
 use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat;
 use crate::client;
 use crate::hub::{ConnId, Connection, Outbound, encode};
+use crate::limits::{FrameBudget, Rate, Verdict, too_fast};
 use crate::location;
 use crate::routing::Event;
 use crate::secret;
@@ -94,6 +95,8 @@ trait Session {
     type Reply: Serialize;
 
     fn outbox(&self) -> &mpsc::Sender<Outbound>;
+    fn state(&self) -> &AppState;
+    fn conn(&self) -> ConnId;
     fn error_frame(error: ProtocolError) -> Self::Reply;
     async fn handle(&mut self, frame: Self::Frame) -> Result<(), ProtocolError>;
     async fn on_close(&mut self);
@@ -107,13 +110,32 @@ trait Session {
             Err(error) => Err(error),
         };
         if let Err(error) = result {
-            reply(self.outbox(), &Self::error_frame(error)).await;
+            self.refuse(error);
         }
     }
 
     async fn on_binary(&mut self) {
         let error = ProtocolError::new(ErrorCode::Malformed, "Frames are JSON text.");
-        reply(self.outbox(), &Self::error_frame(error)).await;
+        self.refuse(error);
+    }
+
+    /// Answers with an error frame.
+    fn refuse(&self, error: ProtocolError) {
+        self.reply(&Self::error_frame(error));
+    }
+
+    /// Sends a frame on this socket's own outbox, in order with everything published to
+    /// it. A client that stopped reading is not waited for (this socket's reader, its
+    /// heartbeat and shutdown would wait with it): its socket is dropped and it resumes.
+    fn reply(&self, frame: &impl Serialize) {
+        let Some(frame) = encode(frame) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox().try_send(frame) {
+            tracing::warn!(
+                conn = self.conn(),
+                "socket fell behind; disconnecting it so it resumes"
+            );
+            self.state().hub.kick(self.conn());
+        }
     }
 }
 
@@ -128,10 +150,25 @@ fn upgrade(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 /// Close code telling a client that Parlor is restarting: reconnect and resume.
 const CLOSE_RESTARTING: u16 = 1012;
 
+/// Close code for a socket that kept sending past its frame budget.
+const CLOSE_POLICY: u16 = 1008;
+
 /// Runs a socket until either side closes it, it falls silent for two heartbeats, the
-/// hub drops it for falling behind, or Parlor shuts down. On shutdown the frames
-/// already queued are still written, then the client is told to come back.
-async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mut impl Session) {
+/// hub drops it for falling behind, it keeps sending past its frame budget, or Parlor
+/// shuts down. On shutdown the frames already queued are still written, then the
+/// client is told to come back.
+///
+/// Every frame read costs one from the socket's `budget`, checked before the frame is
+/// even parsed (so before any database work): over it, the frame is refused with a
+/// `too_fast` error (said once per streak), and a socket that goes on is closed with
+/// code 1008.
+async fn run(
+    socket: WebSocket,
+    conn: Connection,
+    state: &AppState,
+    session: &mut impl Session,
+    budget: Rate,
+) {
     let Connection {
         id,
         mut outbox,
@@ -140,17 +177,25 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
     } = conn;
     let (mut sink, mut stream) = socket.split();
     let hub = state.hub.clone();
+    let (refuse_tx, mut refuse_rx) = oneshot::channel::<CloseFrame>();
     let mut writer = tokio::spawn(async move {
         let closing = hub.wait_closing();
         tokio::pin!(closing);
         let mut restarting = false;
         loop {
+            // Biased: what is queued goes out before a refusal's close frame.
             let frame = tokio::select! {
+                biased;
                 frame = outbox.recv() => frame,
                 () = &mut closing, if !restarting => {
                     restarting = true;
                     outbox.close();
                     continue;
+                }
+                Ok(close) = &mut refuse_rx => {
+                    let _ = sink.send(Message::Close(Some(close))).await;
+                    let _ = sink.close().await;
+                    return;
                 }
             };
             let Some(frame) = frame else { break };
@@ -176,12 +221,28 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
     tokio::pin!(quiet);
     let closing = state.hub.wait_closing();
     tokio::pin!(closing);
+    let mut budget = FrameBudget::new(budget, Instant::now());
+    let mut refused = false;
     loop {
         tokio::select! {
             incoming = stream.next() => {
                 quiet.as_mut().reset(tokio::time::Instant::now() + silence);
                 match incoming {
-                    Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => match budget.take(Instant::now()) {
+                        Verdict::Read => session.on_text(text.as_str()).await,
+                        Verdict::Refuse { say } => if say {
+                            session.refuse(too_fast());
+                        },
+                        Verdict::Close => {
+                            tracing::warn!(conn = id, "closing a socket that kept sending past its frame budget");
+                            let _ = refuse_tx.send(CloseFrame {
+                                code: CLOSE_POLICY,
+                                reason: "Too many frames: slow down".into(),
+                            });
+                            refused = true;
+                            break;
+                        }
+                    },
                     Some(Ok(Message::Binary(_))) => session.on_binary().await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -197,7 +258,25 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
         }
     }
     let leaving = state.hub.disconnect(id);
-    if state.hub.is_closing() && !writer.is_finished() {
+    if refused {
+        // The close frame goes out first; then what the client already sent is read and
+        // dropped until it answers the close, so the connection is not reset under the
+        // close frame (a reset would throw it away unread).
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    } else if state.hub.is_closing() && !writer.is_finished() {
         // Let the writer send what is queued and the close frame, within the bound.
         let bound = Duration::from_secs(state.config.shutdown_secs);
         if tokio::time::timeout(bound, &mut writer).await.is_err() {
@@ -208,13 +287,6 @@ async fn run(socket: WebSocket, conn: Connection, state: &AppState, session: &mu
     }
     session.on_close().await;
     drop(leaving);
-}
-
-async fn reply(outbox: &mpsc::Sender<Outbound>, frame: &impl Serialize) {
-    if let Some(frame) = encode(frame) {
-        // Fails only when the socket is closing; nothing is left to tell.
-        let _ = outbox.send(frame).await;
-    }
 }
 
 // ------------------------------------------------------------------------------ widget
@@ -240,8 +312,10 @@ pub async fn visitor_socket(
             ip,
             token: None,
             visitor: None,
+            typed: None,
         };
-        run(socket, conn, &state, &mut session).await;
+        let budget = state.limits.visitor_frames;
+        run(socket, conn, &state, &mut session, budget).await;
     })
 }
 
@@ -261,6 +335,8 @@ struct VisitorSession {
     token: Option<String>,
     /// Set once the visitor has started a chat.
     visitor: Option<VisitorId>,
+    /// When a typing note was last relayed from this widget.
+    typed: Option<Instant>,
 }
 
 impl Session for VisitorSession {
@@ -269,6 +345,14 @@ impl Session for VisitorSession {
 
     fn outbox(&self) -> &mpsc::Sender<Outbound> {
         &self.outbox
+    }
+
+    fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    fn conn(&self) -> ConnId {
+        self.conn
     }
 
     fn error_frame(error: ProtocolError) -> ToVisitor {
@@ -328,20 +412,16 @@ impl Session for VisitorSession {
                     .as_ref()
                     .filter(|chat| chat.case.state == ChatState::Queued)
                     .map(|chat| chat.case.id);
-                reply(
-                    &self.outbox,
-                    &ToVisitor::Welcome {
-                        token,
-                        chat,
-                        groups,
-                        heartbeat_secs: self.state.config.heartbeat_secs,
-                        form: widget.fields.clone(),
-                        greeting: widget.greeting.clone(),
-                        online: self.state.routing.online(),
-                        queue_when_offline: widget.queue_when_offline,
-                    },
-                )
-                .await;
+                self.reply(&ToVisitor::Welcome {
+                    token,
+                    chat,
+                    groups,
+                    heartbeat_secs: self.state.config.heartbeat_secs,
+                    form: widget.fields.clone(),
+                    greeting: widget.greeting.clone(),
+                    online: self.state.routing.online(),
+                    queue_when_offline: widget.queue_when_offline,
+                });
                 if let Some(case) = waiting {
                     self.state.routing.tell_position(case);
                 }
@@ -389,7 +469,7 @@ impl Session for VisitorSession {
                 self.visitor = Some(started.visitor);
                 // A retried start finds the chat already there, perhaps left meanwhile.
                 let chat_view = self.follow(started.case, 0, !started.new).await?;
-                reply(&self.outbox, &ToVisitor::ChatStarted { chat: chat_view }).await;
+                self.reply(&ToVisitor::ChatStarted { chat: chat_view });
                 if started.new {
                     self.state.routing.send(Event::ChatQueued {
                         case: started.case,
@@ -427,14 +507,10 @@ impl Session for VisitorSession {
                     .await
                     .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 self.visitor = Some(left.visitor);
-                reply(
-                    &self.outbox,
-                    &ToVisitor::MessageLeft {
-                        case_id: left.case,
-                        client_id,
-                    },
-                )
-                .await;
+                self.reply(&ToVisitor::MessageLeft {
+                    case_id: left.case,
+                    client_id,
+                });
             }
             VisitorFrame::Send { client_id, body } => {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
@@ -453,11 +529,14 @@ impl Session for VisitorSession {
                         .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 if !new {
                     // A retry: answer the sender alone with what was stored the first time.
-                    reply(&self.outbox, &ToVisitor::Message { message }).await;
+                    self.reply(&ToVisitor::Message { message });
                 }
             }
-            VisitorFrame::Ping => reply(&self.outbox, &ToVisitor::Pong).await,
+            VisitorFrame::Ping => self.reply(&ToVisitor::Pong),
             VisitorFrame::Typing => {
+                if !typing_due(&mut self.typed) {
+                    return Ok(());
+                }
                 let (case, _) = self.live_case().await?;
                 self.state
                     .hub
@@ -561,6 +640,21 @@ impl VisitorSession {
     }
 }
 
+/// The most often a typing note is relayed from one side of a chat. Clients send one
+/// every 2 s while someone types, so every honest note passes; a flood does not reach
+/// the other side (or the database).
+const TYPING_RELAY_EVERY: Duration = Duration::from_millis(1500);
+
+/// Whether a typing note is due, given when the last was relayed; records it if so.
+fn typing_due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < TYPING_RELAY_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
 fn say_hello() -> ProtocolError {
     ProtocolError::new(ErrorCode::Unauthorized, "Say hello first.")
 }
@@ -591,8 +685,10 @@ pub async fn agent_socket(
             outbox: conn.reply.clone(),
             agent,
             joined: false,
+            typed: HashMap::new(),
         };
-        run(socket, conn, &state, &mut session).await;
+        let budget = state.limits.agent_frames;
+        run(socket, conn, &state, &mut session, budget).await;
     })
 }
 
@@ -603,6 +699,8 @@ struct AgentSession {
     agent: AgentRecord,
     /// Whether routing counts this console (after `hello`).
     joined: bool,
+    /// When a typing note was last relayed from this console, per chat.
+    typed: HashMap<CaseId, Option<Instant>>,
 }
 
 impl AgentSession {
@@ -630,6 +728,14 @@ impl Session for AgentSession {
 
     fn outbox(&self) -> &mpsc::Sender<Outbound> {
         &self.outbox
+    }
+
+    fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    fn conn(&self) -> ConnId {
+        self.conn
     }
 
     fn error_frame(error: ProtocolError) -> ToAgent {
@@ -678,17 +784,13 @@ impl Session for AgentSession {
                             .await?,
                     );
                 }
-                reply(
-                    &self.outbox,
-                    &ToAgent::Welcome {
-                        agent: agent.profile.clone(),
-                        routing: agent.routing,
-                        channel_routing: self.state.settings.get().channel_routing,
-                        chats,
-                        heartbeat_secs: self.state.config.heartbeat_secs,
-                    },
-                )
-                .await;
+                self.reply(&ToAgent::Welcome {
+                    agent: agent.profile.clone(),
+                    routing: agent.routing,
+                    channel_routing: self.state.settings.get().channel_routing,
+                    chats,
+                    heartbeat_secs: self.state.config.heartbeat_secs,
+                });
                 self.state.routing.send(Event::AgentConnected {
                     agent: self.me(),
                     routing: agent.routing,
@@ -759,12 +861,21 @@ impl Session for AgentSession {
                         .await
                         .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 if !new {
-                    reply(&self.outbox, &ToAgent::Message { message }).await;
+                    self.reply(&ToAgent::Message { message });
                 }
             }
-            AgentFrame::Ping => reply(&self.outbox, &ToAgent::Pong).await,
+            AgentFrame::Ping => self.reply(&ToAgent::Pong),
             AgentFrame::Typing { case_id } => {
+                // Notes for chats this console is not in stay out of the map (it is
+                // checked below, once the note is due).
+                let mut typed = self.typed.get(&case_id).copied().flatten();
+                if !typing_due(&mut typed) {
+                    return Ok(());
+                }
                 self.my_live_chat(case_id).await?;
+                self.typed
+                    .retain(|_, at| at.is_some_and(|at| at.elapsed() < TYPING_RELAY_EVERY));
+                self.typed.insert(case_id, typed);
                 let typing = ToVisitor::Typing {
                     name: self.agent.profile.name.clone(),
                 };
@@ -787,7 +898,7 @@ impl Session for AgentSession {
                 store.case_for(Caller::Agent(self.me()), case_id).await?;
                 self.state.hub.follow(self.conn, case_id);
                 let chat = store.chat_for(Caller::Agent(self.me()), case_id, 0).await?;
-                reply(&self.outbox, &ToAgent::Watching { chat }).await;
+                self.reply(&ToAgent::Watching { chat });
             }
             AgentFrame::CloseTab { case_id } => self.close_tab(case_id).await?,
             AgentFrame::UpdateCase {
@@ -860,7 +971,7 @@ impl AgentSession {
                 .send_agent(self.me(), &ToAgent::TabClosed { case_id });
         } else {
             self.state.hub.unfollow(self.conn, case_id);
-            reply(&self.outbox, &ToAgent::TabClosed { case_id }).await;
+            self.reply(&ToAgent::TabClosed { case_id });
         }
         Ok(())
     }

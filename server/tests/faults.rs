@@ -41,6 +41,7 @@ impl Parlor {
             .env("PARLOR_SHUTDOWN_SECS", "3")
             // Twenty customers on one address, sending fast: far over a person's pace.
             .env("PARLOR_MESSAGES_PER_VISITOR_PER_SEC", "1000")
+            .env("PARLOR_FRAMES_PER_VISITOR_PER_SEC", "1000")
             .env("PARLOR_MESSAGES_PER_IP_PER_SEC", "100000")
             .env("PARLOR_CHATS_PER_IP_PER_MINUTE", "100000")
             .env("RUST_LOG", "error")

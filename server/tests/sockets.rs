@@ -433,28 +433,6 @@ async fn an_ignored_screen_pop_switches_routing_off_and_the_chat_waits() {
     ));
 }
 
-/// A visitor in a chat the admin has accepted: (agent socket, visitor socket, case).
-async fn accepted_chat(server: &Server) -> (Ws, Ws, i64) {
-    let mut agent = server.agent().await;
-    let (mut visitor, _) = server.visitor().await;
-    send(&mut visitor, &start_chat("first")).await;
-    recv::<ToVisitor>(&mut visitor).await;
-    let case_id = match recv::<ToAgent>(&mut agent).await {
-        ToAgent::Offer { offer } => offer.case_id,
-        other => panic!("expected an offer, got {other:?}"),
-    };
-    send(&mut agent, &AgentFrame::Accept { case_id }).await;
-    loop {
-        if let ToAgent::ChatOpened { .. } = recv::<ToAgent>(&mut agent).await {
-            break;
-        }
-    }
-    // The joined message and the new state.
-    recv::<ToVisitor>(&mut visitor).await;
-    recv::<ToVisitor>(&mut visitor).await;
-    (agent, visitor, case_id)
-}
-
 #[tokio::test]
 async fn liquid_in_a_reply_is_filled_in_and_a_mistake_is_refused_with_why() {
     let server = Server::start().await;

@@ -271,3 +271,25 @@ pub async fn visitor_error(ws: &mut Ws) -> parlor_protocol::ProtocolError {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// A visitor in a chat the admin has accepted: (agent socket, visitor socket, case).
+pub async fn accepted_chat(server: &Server) -> (Ws, Ws, i64) {
+    let mut agent = server.agent().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    let case_id = match recv::<ToAgent>(&mut agent).await {
+        ToAgent::Offer { offer } => offer.case_id,
+        other => panic!("expected an offer, got {other:?}"),
+    };
+    send(&mut agent, &AgentFrame::Accept { case_id }).await;
+    loop {
+        if let ToAgent::ChatOpened { .. } = recv::<ToAgent>(&mut agent).await {
+            break;
+        }
+    }
+    // The joined message and the new state.
+    recv::<ToVisitor>(&mut visitor).await;
+    recv::<ToVisitor>(&mut visitor).await;
+    (agent, visitor, case_id)
+}
