@@ -105,8 +105,6 @@
     frame.setAttribute("allow", "autoplay");
     var params = { host: location.origin, title: title };
     if (color) params.color = color;
-    var token = store("local", TOKEN_KEY);
-    if (token) params.token = token;
     frame.src = origin + "/widget/#" + new URLSearchParams(params);
     root.insertBefore(frame, launcher);
     return frame;
@@ -142,6 +140,8 @@
     var message = event.data || {};
     if (message.parlor === "ready") {
       frameReady = true;
+      // The visitor's token goes to the panel this way only, never in its URL.
+      tellFrame({ parlor: "hello", token: store("local", TOKEN_KEY) });
       if (identity) tellFrame({ parlor: "identify", visitor: identity });
       if (isOpen) tellFrame({ parlor: "opened" });
     } else if (message.parlor === "token" && /^[0-9a-f]{48}$/.test(message.token)) {

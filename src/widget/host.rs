@@ -51,10 +51,12 @@ impl EventDetail<'_> {
     }
 }
 
-/// What the parent window may tell the panel: the loader's `identify` and `opened`, or
-/// the console's `preview` with the settings being edited.
+/// What the parent window may tell the panel: the loader's `hello` (with the visitor
+/// token it keeps), `identify` and `opened`, or the console's `preview` with the settings
+/// being edited.
 pub struct FromParent {
     pub parlor: String,
+    pub token: Option<String>,
     pub visitor: BTreeMap<String, String>,
     pub settings: Option<WidgetSettings>,
 }
@@ -64,6 +66,7 @@ impl FromJson for FromParent {
         let f = json.fields()?;
         Some(Self {
             parlor: f.field("parlor")?,
+            token: f.field("token")?,
             visitor: f.field_or_default("visitor")?,
             settings: f.field("settings")?,
         })
@@ -165,17 +168,25 @@ thread_local! {
     static TOKEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The visitor token. On a host page the loader keeps it, in the page's own storage
-/// (browsers that block storage in third-party frames, such as Safari or Chrome without
-/// third-party cookies, give this frame none that lasts), and hands it over in the
-/// fragment; `Parlor('shutdown')` forgets it there, and so forgets the visitor. The frame's
-/// own storage is used only when the widget is opened on its own. Once the server has
-/// answered, the token it gave is kept in memory for reconnects.
+/// The visitor token: only ever one Parlor issued to this browser. On a host page the
+/// loader keeps it, in the page's own storage (browsers that block storage in
+/// third-party frames, such as Safari or Chrome without third-party cookies, give this
+/// frame none that lasts), and hands it over by `postMessage` after the handshake
+/// ([`keep_token`]); `Parlor('shutdown')` forgets it there, and so forgets the visitor.
+/// Never from the frame's URL: a link with a token in it would make whoever opens it
+/// chat under a token its sender knows. The frame's own storage is used only when the
+/// widget is opened on its own. Once the server has answered, the token it gave is kept
+/// in memory for reconnects.
 pub fn load_token() -> Option<String> {
     TOKEN
         .with_borrow(Clone::clone)
-        .or_else(|| fragment_param("token"))
         .or_else(|| own_storage()?.get_item(TOKEN_KEY).ok().flatten())
+}
+
+/// The token the loader handed over (checked by the loader's origin, see
+/// [`listen_to_parent`]).
+pub fn keep_token(token: Option<String>) {
+    TOKEN.with_borrow_mut(|kept| *kept = token);
 }
 
 pub fn save_token(token: &str) {

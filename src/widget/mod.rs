@@ -610,41 +610,60 @@ pub fn start() {
         }
         return;
     }
-    let socket = Socket::connect(
-        "/ws/visitor",
-        Handlers {
-            on_open: Box::new({
-                let handle = handle.clone();
-                move |socket| handle.with(|w| w.hello(socket))
-            }),
-            on_frame: Box::new({
-                let handle = handle.clone();
-                move |socket, text| handle.with(|w| w.on_frame(socket, text))
-            }),
-            on_link: Box::new(handle.act(|w, link| w.change(|s| s.link = link))),
-        },
-    );
-    *widget.socket.borrow_mut() = Some(socket);
-    if let Some(page) = host::fragment_param("host") {
-        host::listen_to_parent(
-            page,
-            handle.act(
-                |w, message: host::FromParent| match message.parlor.as_str() {
-                    "identify" => w.change(|s| s.known = message.visitor),
-                    "opened" => host::focus_first_field(),
-                    _ => {}
-                },
-            ),
-        );
-        // Escape closes the panel from anywhere in it; the loader gives the launcher focus.
-        if let Some(window) = web_sys::window() {
-            dom::listen(&window, "keydown", |ev: KeyboardEvent| {
-                if ev.key() == "Escape" {
-                    host::tell_host("close");
+    let connect = {
+        let handle = handle.clone();
+        move || {
+            handle.with(|w| {
+                if w.socket.borrow().is_some() {
+                    return;
                 }
+                let socket = Socket::connect(
+                    "/ws/visitor",
+                    Handlers {
+                        on_open: Box::new({
+                            let handle = handle.clone();
+                            move |socket| handle.with(|w| w.hello(socket))
+                        }),
+                        on_frame: Box::new({
+                            let handle = handle.clone();
+                            move |socket, text| handle.with(|w| w.on_frame(socket, text))
+                        }),
+                        on_link: Box::new(handle.act(|w, link| w.change(|s| s.link = link))),
+                    },
+                );
+                *w.socket.borrow_mut() = Some(socket);
             });
         }
-        host::tell_host("ready");
+    };
+    match host::fragment_param("host") {
+        // On a host page the socket waits for the loader's hello, which brings the
+        // visitor's token (or none yet).
+        Some(page) => {
+            host::listen_to_parent(
+                page,
+                handle.act(
+                    move |w, message: host::FromParent| match message.parlor.as_str() {
+                        "hello" => {
+                            host::keep_token(message.token);
+                            connect();
+                        }
+                        "identify" => w.change(|s| s.known = message.visitor),
+                        "opened" => host::focus_first_field(),
+                        _ => {}
+                    },
+                ),
+            );
+            // Escape closes the panel from anywhere in it; the loader gives the launcher focus.
+            if let Some(window) = web_sys::window() {
+                dom::listen(&window, "keydown", |ev: KeyboardEvent| {
+                    if ev.key() == "Escape" {
+                        host::tell_host("close");
+                    }
+                });
+            }
+            host::tell_host("ready");
+        }
+        None => connect(),
     }
     widget.change(|_| {});
 }
