@@ -1,6 +1,7 @@
 //! What a valid piece of chat text is. The server enforces these rules; the widget and
 //! the console apply the same ones before sending, so a person sees the problem at once.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The longest chat message, in characters.
@@ -41,10 +42,40 @@ impl fmt::Display for TextError {
 
 impl std::error::Error for TextError {}
 
-/// A chat message body: not blank, at most [`MAX_MESSAGE_CHARS`]. It is kept exactly as
-/// written (line breaks included); nothing in it is ever markup.
-pub fn check_message(body: &str) -> Result<(), TextError> {
+/// Whether a character changes how text around it is shown while being invisible
+/// itself: the bidirectional overrides, embeddings and isolates (U+202E makes
+/// `gpj.exe` of `exe.jpg`) and the zero-width and soft characters that hide inside a
+/// name or an address (`Ad\u{200B}min`). The joiners (U+200C, U+200D) and the plain
+/// direction marks (U+200E, U+200F) stay: scripts and emoji need them, and they reorder
+/// nothing.
+pub fn is_spoofing(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{180E}'
+    )
+}
+
+/// The text without the characters of [`is_spoofing`].
+pub fn neutralise(text: &str) -> Cow<'_, str> {
+    if text.chars().any(is_spoofing) {
+        Cow::Owned(text.chars().filter(|&c| !is_spoofing(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A chat message body: not blank, at most [`MAX_MESSAGE_CHARS`]. It is kept as written
+/// (line breaks included), less the characters that would disguise it
+/// ([`neutralise`]); nothing in it is ever markup. Returns the body to keep.
+pub fn check_message(body: &str) -> Result<String, TextError> {
     const FIELD: &str = "message";
+    let body = neutralise(body);
     if body.trim().is_empty() {
         return Err(TextError::Empty { field: FIELD });
     }
@@ -60,11 +91,13 @@ pub fn check_message(body: &str) -> Result<(), TextError> {
     {
         return Err(TextError::ControlCharacters { field: FIELD });
     }
-    Ok(())
+    Ok(body.into_owned())
 }
 
-/// A one-line field (a name, a subject): trimmed, not empty, no line breaks.
+/// A one-line field (a name, a subject): trimmed, not empty, no line breaks, and without
+/// the characters that would disguise it ([`neutralise`]).
 pub fn one_line(value: &str, field: &'static str, max: usize) -> Result<String, TextError> {
+    let value = neutralise(value);
     let value = value.trim();
     if value.is_empty() {
         return Err(TextError::Empty { field });
@@ -106,13 +139,16 @@ mod tests {
 
     #[test]
     fn a_message_keeps_its_line_breaks_and_markup_characters() {
-        assert_eq!(check_message("line one\nline <b>two</b> *x*"), Ok(()));
+        assert_eq!(
+            check_message("line one\nline <b>two</b> *x*").as_deref(),
+            Ok("line one\nline <b>two</b> *x*")
+        );
     }
 
     #[test]
     fn a_message_over_the_limit_is_refused_counting_characters_not_bytes() {
         let at_limit = "é".repeat(MAX_MESSAGE_CHARS);
-        assert_eq!(check_message(&at_limit), Ok(()));
+        assert!(check_message(&at_limit).is_ok());
         let over = format!("{at_limit}é");
         assert!(matches!(
             check_message(&over),
@@ -156,5 +192,29 @@ mod tests {
             error.to_string(),
             "The subject is too long (at most 200 characters)."
         );
+    }
+
+    #[test]
+    fn characters_that_disguise_text_are_taken_out_of_messages_and_names() {
+        assert_eq!(
+            check_message("see invoice_\u{202E}fdp.exe").as_deref(),
+            Ok("see invoice_fdp.exe")
+        );
+        assert_eq!(
+            check_message("www.exam\u{200B}ple.com \u{2066}x\u{2069}").as_deref(),
+            Ok("www.example.com x")
+        );
+        assert_eq!(
+            one_line("Ad\u{200B}min\u{FEFF}", "name", 100).as_deref(),
+            Ok("Admin")
+        );
+        assert_eq!(
+            one_line("\u{202E} \u{200B}", "name", 100),
+            Err(TextError::Empty { field: "name" })
+        );
+        // Joiners and direction marks are part of scripts and emoji.
+        let family =
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} \u{0645}\u{200C}\u{0646} \u{200F}";
+        assert_eq!(check_message(family).as_deref(), Ok(family));
     }
 }

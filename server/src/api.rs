@@ -227,8 +227,8 @@ async fn me(Agent(agent): Agent) -> Json<AgentProfile> {
 fn checked_macro(input: &MacroInput) -> Result<(String, String), HttpError> {
     let invalid = |e: parlor_protocol::TextError| HttpError::Invalid(e.to_string());
     let name = one_line(&input.name, "name", MAX_NAME_CHARS).map_err(invalid)?;
-    check_message(&input.body).map_err(invalid)?;
-    Ok((name, input.body.clone()))
+    let body = check_message(&input.body).map_err(invalid)?;
+    Ok((name, body))
 }
 
 async fn list_macros(

@@ -515,7 +515,7 @@ impl Session for VisitorSession {
             VisitorFrame::Send { client_id, body } => {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
-                check_message(&body).map_err(fail)?;
+                let body = check_message(&body).map_err(fail)?;
                 let token = self.token.as_deref().ok_or_else(say_hello)?;
                 self.state
                     .limits
@@ -571,7 +571,7 @@ impl VisitorSession {
         let answers = form
             .check(answers)
             .map_err(|problem| ProtocolError::new(ErrorCode::Invalid, problem.message))?;
-        check_message(&body).map_err(invalid)?;
+        let body = check_message(&body).map_err(invalid)?;
         Ok(NewChat {
             customer_name: answers.name,
             subject: answers.subject,
@@ -831,7 +831,7 @@ impl Session for AgentSession {
             } => {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
-                check_message(&body).map_err(fail)?;
+                let body = check_message(&body).map_err(fail)?;
                 let case = self
                     .my_live_chat(case_id)
                     .await

@@ -1131,3 +1131,48 @@ async fn new_chats_from_one_address_are_limited_with_a_clear_error() {
     let (_, welcome) = server.widget(Some(token), 0).await;
     assert!(matches!(welcome, ToVisitor::Welcome { chat: None, .. }));
 }
+
+#[tokio::test]
+async fn text_that_would_disguise_itself_arrives_without_its_hidden_characters() {
+    let server = Server::start().await;
+    let mut agent = server.agent().await;
+    let (mut visitor, _) = server.visitor().await;
+    send(
+        &mut visitor,
+        &start_with("s1", "Ad\u{200B}min\u{202E}", "Hi \u{2066}there\u{2069}"),
+    )
+    .await;
+    let offer = loop {
+        if let ToAgent::Offer { offer } = recv::<ToAgent>(&mut agent).await {
+            break offer;
+        }
+    };
+    assert_eq!(offer.customer_name, "Admin");
+    send(
+        &mut agent,
+        &AgentFrame::Accept {
+            case_id: offer.case_id,
+        },
+    )
+    .await;
+    let chat = loop {
+        if let ToAgent::ChatOpened { chat } = recv::<ToAgent>(&mut agent).await {
+            break chat;
+        }
+    };
+    assert_eq!(chat.messages[0].body, "Hi there");
+    send(
+        &mut visitor,
+        &VisitorFrame::Send {
+            client_id: "m1".into(),
+            body: "open invoice_\u{202E}fdp.exe at www.exa\u{200B}mple.com".into(),
+        },
+    )
+    .await;
+    loop {
+        if let ToAgent::Message { message } = recv::<ToAgent>(&mut agent).await {
+            assert_eq!(message.body, "open invoice_fdp.exe at www.example.com");
+            break;
+        }
+    }
+}

@@ -70,7 +70,7 @@ mod leptos_composer {
                 return;
             }
             match check_message(&text) {
-                Ok(()) => {
+                Ok(text) => {
                     on_send.run(text);
                     draft.set(String::new());
                     set_problem.set(None);

@@ -104,7 +104,7 @@ impl Composer {
             return;
         }
         match check_message(&text) {
-            Ok(()) => {
+            Ok(text) => {
                 self.input.set_value("");
                 self.show_count();
                 self.show_problem(None);
