@@ -12,7 +12,7 @@ data=$(mktemp -d)
 port=${PARLOR_BENCH_PORT:-18181}
 password=bench-admin-password
 # Every simulated customer comes from this one address: lift the per-address limits.
-PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 \
+PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 PARLOR_CONNECTIONS_PER_IP=0 \
 PARLOR_ADDR=127.0.0.1:$port PARLOR_DATA_DIR=$data PARLOR_ADMIN_PASSWORD=$password \
   RUST_LOG=${RUST_LOG:-warn} target/release/parlor >"$data/server.log" 2>&1 &
 server=$!

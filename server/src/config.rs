@@ -71,6 +71,22 @@ pub struct Config {
     #[arg(long, env = "PARLOR_FRAMES_PER_AGENT_PER_SEC", default_value_t = 40)]
     pub frames_per_agent_per_sec: u32,
 
+    /// Open connections one address may hold (sockets and HTTP together); 0 for no
+    /// limit. Not counted with `--client-ip-header`: behind a proxy every connection
+    /// comes from the proxy.
+    #[arg(long, env = "PARLOR_CONNECTIONS_PER_IP", default_value_t = 200)]
+    pub connections_per_ip: u32,
+
+    /// How long (seconds) a client has to send a request's headers before its
+    /// connection is closed (slow clients hold sockets otherwise).
+    #[arg(long, env = "PARLOR_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Open connections in all; more are closed at once. Keep it under the process's
+    /// open-file limit (`ulimit -n`).
+    #[arg(long, env = "PARLOR_MAX_CONNECTIONS", default_value_t = 15_000)]
+    pub max_connections: u32,
+
     /// A request header with the visitor's IP address, set by a reverse proxy in front
     /// of Parlor (e.g. `X-Real-IP`); otherwise the connection's address counts.
     #[arg(long, env = "PARLOR_CLIENT_IP_HEADER")]
@@ -106,6 +122,9 @@ impl Config {
             chats_per_ip_per_minute: 30,
             frames_per_visitor_per_sec: 10,
             frames_per_agent_per_sec: 40,
+            connections_per_ip: 200,
+            header_timeout_secs: 10,
+            max_connections: 15_000,
             client_ip_header: None,
             trusted_proxies: 1,
         }

@@ -14,6 +14,7 @@ pub mod location;
 pub mod passwords;
 pub mod routing;
 pub mod secret;
+pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod templates;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::any;
-use axum::serve::ListenerExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
@@ -130,20 +130,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config: Arc::new(config),
     };
     tokio::spawn(timers::run(state.clone()));
-    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Frames go out as soon as they are written: no waiting to fill a segment.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
+    // Behind a proxy every connection comes from the proxy: count none per address.
+    let per_ip = if state.config.client_ip_header.is_some() {
+        0
+    } else {
+        state.config.connections_per_ip
+    };
+    let admission = serve::Admission::new(per_ip, state.config.max_connections);
     let hub = state.hub.clone();
-    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: sockets are told to reconnect");
-        hub.close_all();
-    });
-    let server = tokio::spawn(shut_down_gracefully(state.clone(), serving.into_future()));
+    let header_timeout = std::time::Duration::from_secs(state.config.header_timeout_secs);
+    let serving = serve::serve(
+        listener,
+        app(state.clone()),
+        admission,
+        header_timeout,
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: sockets are told to reconnect");
+            hub.close_all();
+        },
+    );
+    let server = tokio::spawn(shut_down_gracefully(state.clone(), serving));
     Ok(Running {
         addr,
         state,

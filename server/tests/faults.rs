@@ -39,9 +39,10 @@ impl Parlor {
             .env("PARLOR_ADDR", addr)
             .env("PARLOR_ADMIN_PASSWORD", PASSWORD)
             .env("PARLOR_SHUTDOWN_SECS", "3")
-            // Twenty customers on one address, sending fast: far over a person's pace.
+            // Many customers on one address, sending fast: far over a person's pace.
             .env("PARLOR_MESSAGES_PER_VISITOR_PER_SEC", "1000")
             .env("PARLOR_FRAMES_PER_VISITOR_PER_SEC", "1000")
+            .env("PARLOR_CONNECTIONS_PER_IP", "0")
             .env("PARLOR_MESSAGES_PER_IP_PER_SEC", "100000")
             .env("PARLOR_CHATS_PER_IP_PER_MINUTE", "100000")
             .env("RUST_LOG", "error")

@@ -141,3 +141,64 @@ async fn an_agents_flood_is_refused_too_only_later() {
     );
     assert!(pongs < 1_000, "{pongs} pongs");
 }
+
+/// Whether the server closes this raw connection within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    read.is_ok()
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start_with(|config| config.header_timeout_secs = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(server.running.addr)
+        .await
+        .expect("connects");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: parlor\r\n")
+        .await
+        .expect("writes");
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)).await,
+        "the connection is closed"
+    );
+}
+
+#[tokio::test]
+async fn one_address_holds_only_so_many_connections() {
+    let server = Server::start_with(|config| config.connections_per_ip = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(server.running.addr)
+                .await
+                .expect("connects"),
+        );
+    }
+    let mut fourth = tokio::net::TcpStream::connect(server.running.addr)
+        .await
+        .expect("the kernel accepts it");
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(2)).await,
+        "the fourth is closed at once"
+    );
+    // The first three are still served, and a closed one frees its place.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut widget, welcome) = server.widget(None, 0).await;
+    assert!(matches!(
+        welcome,
+        parlor_protocol::ToVisitor::Welcome { .. }
+    ));
+    send(&mut widget, &VisitorFrame::Ping).await;
+}
