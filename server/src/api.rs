@@ -18,7 +18,7 @@ use parlor_protocol::{
 };
 
 use crate::AppState;
-use crate::auth::{Admin, Agent, Body, SESSION_COOKIE, same_origin, session_token};
+use crate::auth::{Admin, Agent, Body, same_origin, session_token};
 use crate::client;
 use crate::routing::Event;
 use crate::settings::{
@@ -68,6 +68,9 @@ impl From<StoreError> for HttpError {
                 Self::Conflict(format!("{}.", capitalised(&error.to_string())))
             }
             StoreError::PasswordsBusy => Self::Busy,
+            StoreError::LastAdmin => {
+                Self::Conflict("Parlor needs at least one active admin.".into())
+            }
             other => Self::Store(other),
         }
     }
@@ -148,10 +151,11 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+fn cookie(value: &str, max_age: Duration, config: &crate::Config) -> HeaderValue {
+    let secure = if config.secure() { "; Secure" } else { "" };
     let text = format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        config.session_cookie(),
         max_age.as_secs()
     );
     // Built from hex and digits only, so it is always a valid header value.
@@ -187,7 +191,7 @@ async fn login(
     throttle.succeeded(&account);
     let agent = state.store.agent(id).await?.ok_or(HttpError::WrongLogin)?;
     let token = state.store.create_session(id, SESSION_LIFETIME).await?;
-    let set_cookie = cookie(&token, SESSION_LIFETIME, state.config.secure_cookies);
+    let set_cookie = cookie(&token, SESSION_LIFETIME, &state.config);
     Ok(([(SET_COOKIE, set_cookie)], Json(agent.profile)).into_response())
 }
 
@@ -195,12 +199,12 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     if !same_origin(&headers) {
         return Err(HttpError::CrossOrigin);
     }
-    if let Some(token) = session_token(&headers) {
+    if let Some(token) = session_token(&headers, state.config.session_cookie()) {
         // The session ends here, and so do its open consoles.
         let ended = state.store.delete_session(token).await?;
         state.hub.kick_sessions(&[ended]);
     }
-    let clear = cookie("", Duration::ZERO, state.config.secure_cookies);
+    let clear = cookie("", Duration::ZERO, &state.config);
     Ok(([(SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 
@@ -216,7 +220,7 @@ async fn logout_everywhere(
     }
     let ended = state.store.end_sessions_of(agent.profile.id, None).await?;
     state.hub.kick_sessions(&ended);
-    let clear = cookie("", Duration::ZERO, state.config.secure_cookies);
+    let clear = cookie("", Duration::ZERO, &state.config);
     Ok(([(SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 
@@ -277,7 +281,8 @@ async fn delete_macro(
 
 /// The most chats one agent can be given at once.
 const MAX_CAPACITY: u32 = 50;
-const MIN_PASSWORD_CHARS: usize = 8;
+/// The shortest password an agent may have.
+pub const MIN_PASSWORD_CHARS: usize = 8;
 
 async fn checked_account(
     state: &AppState,
@@ -364,20 +369,6 @@ async fn update_agent(
             "You cannot deactivate yourself or take your own admin role; ask another admin.".into(),
         ));
     }
-    if loses_admin {
-        let admins = state
-            .store
-            .accounts()
-            .await?
-            .iter()
-            .filter(|a| a.is_admin && a.active)
-            .count();
-        if admins <= 1 {
-            return Err(HttpError::Conflict(
-                "Parlor needs at least one active admin.".into(),
-            ));
-        }
-    }
     state
         .store
         .update_account(&account, input.password.as_deref())
@@ -385,7 +376,8 @@ async fn update_agent(
     if input.password.is_some() && account.active {
         // A new password signs the agent out everywhere (but the admin setting their
         // own keeps the session they are using).
-        let keep = session_token(&headers).filter(|_| id == me.profile.id);
+        let keep =
+            session_token(&headers, state.config.session_cookie()).filter(|_| id == me.profile.id);
         let ended = state.store.end_sessions_of(id, keep).await?;
         state.hub.kick_sessions(&ended);
     }

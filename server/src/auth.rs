@@ -13,8 +13,6 @@ use crate::AppState;
 use crate::api::HttpError;
 use crate::store::AgentRecord;
 
-pub const SESSION_COOKIE: &str = "parlor_session";
-
 /// Whether a browser request comes from Parlor's own pages. Requests without an
 /// `Origin` (not from a browser page) carry no victim's cookie and pass.
 pub fn same_origin(headers: &HeaderMap) -> bool {
@@ -31,14 +29,15 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host))
 }
 
-/// The session token of the request's cookie.
-pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+/// The session token of the request's cookie (named `cookie`, see
+/// [`crate::Config::session_cookie`]).
+pub fn session_token<'h>(headers: &'h HeaderMap, cookie: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .find_map(|pair| pair.trim().strip_prefix(cookie)?.strip_prefix('='))
 }
 
 /// The agent whose session cookie this request carries.
@@ -46,7 +45,8 @@ pub async fn signed_in_agent(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<AgentRecord, HttpError> {
-    let token = session_token(headers).ok_or(HttpError::SignedOut)?;
+    let token =
+        session_token(headers, state.config.session_cookie()).ok_or(HttpError::SignedOut)?;
     state
         .store
         .session_agent(token)
@@ -143,10 +143,14 @@ mod tests {
     #[test]
     fn the_session_token_is_found_among_other_cookies() {
         let h = headers(&[("cookie", "theme=dark; parlor_session=abc123; x=y")]);
-        assert_eq!(session_token(&h), Some("abc123"));
+        assert_eq!(session_token(&h, "parlor_session"), Some("abc123"));
         assert_eq!(
-            session_token(&headers(&[("cookie", "parlor_sessionx=1")])),
+            session_token(
+                &headers(&[("cookie", "parlor_sessionx=1")]),
+                "parlor_session"
+            ),
             None
         );
+        assert_eq!(session_token(&h, "__Host-parlor_session"), None);
     }
 }

@@ -43,6 +43,14 @@ pub struct Config {
     #[arg(long, env = "PARLOR_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// The address people reach Parlor at, such as `https://chat.example.com`. Requests
+    /// for any other host are refused (DNS rebinding); over HTTPS the session cookie is
+    /// `__Host-` prefixed and `Secure`, and browsers are told to keep to HTTPS (HSTS).
+    /// Without it, a Parlor listening on a loopback address answers only to loopback
+    /// host names.
+    #[arg(long, env = "PARLOR_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<PublicUrl>,
+
     /// Clients ping this often (seconds); a socket silent for twice as long is closed.
     #[arg(long, env = "PARLOR_HEARTBEAT_SECS", default_value_t = parlor_protocol::HEARTBEAT_SECS,
           value_parser = clap::value_parser!(u32).range(1..=3600))]
@@ -115,6 +123,7 @@ impl Config {
             admin_email: "admin@parlor.local".into(),
             admin_password: None,
             secure_cookies: false,
+            public_url: None,
             heartbeat_secs: parlor_protocol::HEARTBEAT_SECS,
             shutdown_secs: 10,
             messages_per_visitor_per_sec: 2,
@@ -128,5 +137,121 @@ impl Config {
             client_ip_header: None,
             trusted_proxies: 1,
         }
+    }
+}
+
+/// Where Parlor is reached: its scheme and its host (with the port, if any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub https: bool,
+    pub host: String,
+}
+
+fn public_url(value: &str) -> Result<PublicUrl, String> {
+    let (https, rest) = if let Some(rest) = value.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = value.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err("the public URL starts with https:// (or http://)".into());
+    };
+    let host = rest.trim_end_matches('/');
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !valid {
+        return Err(format!(
+            "{value} is not an origin such as https://chat.example.com"
+        ));
+    }
+    Ok(PublicUrl {
+        https,
+        host: host.to_ascii_lowercase(),
+    })
+}
+
+impl Config {
+    /// Whether the session cookie must only travel over HTTPS.
+    pub fn secure(&self) -> bool {
+        self.secure_cookies || self.public_url.as_ref().is_some_and(|u| u.https)
+    }
+
+    /// The session cookie's name: `__Host-` prefixed over HTTPS, so that no other
+    /// host (a subdomain, a plain-HTTP page) can set or shadow it.
+    pub fn session_cookie(&self) -> &'static str {
+        if self.secure() {
+            "__Host-parlor_session"
+        } else {
+            "parlor_session"
+        }
+    }
+
+    /// The host names requests may carry (without the port), or `None` for any.
+    pub fn allowed_hosts(&self) -> Option<Vec<String>> {
+        if let Some(url) = &self.public_url {
+            return Some(vec![without_port(&url.host).to_owned()]);
+        }
+        self.addr.ip().is_loopback().then(|| {
+            ["localhost", "127.0.0.1", "[::1]"]
+                .map(str::to_owned)
+                .to_vec()
+        })
+    }
+}
+
+/// `chat.example.com` of `chat.example.com:8443`, `[::1]` of `[::1]:8080`.
+pub fn without_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => &host[..colon],
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_url_is_an_origin() {
+        assert_eq!(
+            public_url("https://Chat.Example.com/"),
+            Ok(PublicUrl {
+                https: true,
+                host: "chat.example.com".into()
+            })
+        );
+        assert!(public_url("chat.example.com").is_err());
+        assert!(public_url("https://chat.example.com/path?x").is_err());
+        assert!(public_url("https://").is_err());
+    }
+
+    #[test]
+    fn hosts_are_compared_without_their_port() {
+        assert_eq!(without_port("chat.example.com:8443"), "chat.example.com");
+        assert_eq!(without_port("[::1]:8080"), "[::1]");
+        assert_eq!(without_port("[::1]"), "[::1]");
+        assert_eq!(without_port("localhost"), "localhost");
+    }
+
+    #[test]
+    fn over_https_the_cookie_is_host_prefixed_and_secure() {
+        let mut config = Config::for_data_dir("data".into());
+        assert_eq!(config.session_cookie(), "parlor_session");
+        assert_eq!(
+            config.allowed_hosts().map(|h| h.len()),
+            Some(3),
+            "loopback only"
+        );
+        config.public_url = public_url("https://chat.example.com").ok();
+        assert!(config.secure());
+        assert_eq!(config.session_cookie(), "__Host-parlor_session");
+        assert_eq!(
+            config.allowed_hosts(),
+            Some(vec!["chat.example.com".to_owned()])
+        );
+        config.public_url = None;
+        config.addr = "0.0.0.0:8080".parse().expect("address");
+        assert_eq!(config.allowed_hosts(), None);
     }
 }

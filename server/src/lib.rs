@@ -22,13 +22,19 @@ pub mod timers;
 pub mod web;
 pub mod ws;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::{REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
+use axum::middleware;
 use axum::routing::any;
+use tower::util::option_layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
@@ -57,6 +63,16 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("the Liquid dialect does not build: {0}")]
     Templates(#[from] liquid::Error),
+    #[error(
+        "PARLOR_ADMIN_PASSWORD needs at least {} characters",
+        api::MIN_PASSWORD_CHARS
+    )]
+    AdminPassword,
+    #[error("cannot write the admin password to {path}: {source}")]
+    AdminPasswordFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -66,12 +82,37 @@ pub enum StartError {
 
 /// The whole service.
 pub fn app(state: AppState) -> Router {
+    let hosts = state.config.allowed_hosts().map(Arc::from);
+    // Over HTTPS, browsers keep to it for a year.
+    let hsts = state
+        .config
+        .public_url
+        .as_ref()
+        .is_some_and(|url| url.https)
+        .then(|| {
+            SetResponseHeaderLayer::overriding(
+                STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            )
+        });
     Router::new()
         .route("/ws/visitor", any(ws::visitor_socket))
         .route("/ws/agent", any(ws::agent_socket))
         .merge(api::router())
         .merge(web::router(&state))
         .layer(CompressionLayer::new())
+        // No response is ever read as another type than it says, and Parlor's own
+        // addresses (case ids in a console URL) do not travel to other sites.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(option_layer(hsts))
+        .layer(middleware::from_fn_with_state(hosts, web::allowed_host))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(state)
@@ -81,8 +122,9 @@ pub fn app(state: AppState) -> Router {
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
-    /// The admin account made on this start (an empty database): email and password.
-    pub new_admin: Option<(String, String)>,
+    /// The admin account made on this start (an empty database): its email, and its
+    /// password when Parlor chose it (not when `PARLOR_ADMIN_PASSWORD` did).
+    pub new_admin: Option<(String, Option<String>)>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -94,14 +136,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => Store::open_dir(&config.data_dir).await?,
     };
     let new_admin = if store.agent_count().await? == 0 {
-        let password = config
+        if let Some(chosen) = &config.admin_password
+            && chosen.chars().count() < api::MIN_PASSWORD_CHARS
+        {
+            return Err(StartError::AdminPassword);
+        }
+        let generated = config
             .admin_password
-            .clone()
-            .unwrap_or_else(|| secret::token()[..16].to_owned());
+            .is_none()
+            .then(|| secret::token()[..16].to_owned());
+        let password = config.admin_password.as_ref().or(generated.as_ref());
         store
-            .create_agent(&config.admin_email, "Admin", &password, true)
+            .create_agent(
+                &config.admin_email,
+                "Admin",
+                password.map_or("", String::as_str),
+                true,
+            )
             .await?;
-        Some((config.admin_email.clone(), password))
+        Some((config.admin_email.clone(), generated))
     } else {
         None
     };
@@ -162,16 +215,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// Starts Parlor and tells the person running it where everything is.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let admin_email = config.admin_email.clone();
+    let data_dir = config.data_dir.clone();
     let running = start(config).await?;
     let base = format!("http://{}", running.addr);
     println!("Parlor is running.");
     println!("  Agent console: {base}/console/");
     println!("  Demo site:     {base}/demo");
     match &running.new_admin {
-        Some((email, password)) => {
+        // A password Parlor chose is shown on a terminal only: where the output goes to
+        // a log, it goes to a file only this user can read instead.
+        Some((email, Some(password))) if std::io::stdout().is_terminal() => {
             println!("  Admin login:   {email} / {password}   (printed once; keep it)")
         }
-        None => println!("  Admin login:   {admin_email} (password as printed on first start)"),
+        Some((email, Some(password))) => {
+            let path = data_dir.join("admin-password.txt");
+            write_private(&path, password).map_err(|source| StartError::AdminPasswordFile {
+                path: path.clone(),
+                source,
+            })?;
+            println!(
+                "  Admin login:   {email} / the password in {} (only you can read it; delete it once noted)",
+                path.display()
+            );
+        }
+        Some((email, None)) => println!("  Admin login:   {email} / the password you set"),
+        None => println!("  Admin login:   {admin_email} (password as shown on first start)"),
     }
     match running.server.await {
         Ok(result) => result.map_err(|source| StartError::Listen {
@@ -183,6 +251,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             Ok(())
         }
     }
+}
+
+/// Writes `text` to a new file that only this user can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")
 }
 
 /// Runs the server until a shutdown signal, then: no new connections, HTTP requests

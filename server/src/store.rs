@@ -31,6 +31,8 @@ pub enum StoreError {
     Password(String),
     #[error("too many passwords are being checked at once")]
     PasswordsBusy,
+    #[error("Parlor needs at least one active admin")]
+    LastAdmin,
     #[error("no such case")]
     CaseNotFound,
     #[error("the chat has ended")]
@@ -518,6 +520,7 @@ impl Store {
             None => None,
         };
         let mut tx = self.write.begin().await?;
+        let admins_before = active_admins(&mut tx).await?;
         let done = sqlx::query(
             "UPDATE agents SET name = ?, email = ?, is_admin = ?, active = ?, capacity = ?, \
              password_hash = COALESCE(?, password_hash) WHERE id = ?",
@@ -555,6 +558,11 @@ impl Store {
                 .bind(account.id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        // Checked inside the write, so two admins demoting each other at once cannot
+        // both succeed (the writes take turns).
+        if admins_before > 0 && active_admins(&mut tx).await? == 0 {
+            return Err(StoreError::LastAdmin);
         }
         tx.commit().await?;
         Ok(true)
@@ -1403,6 +1411,15 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
         group_id: row.get("group_id"),
         offer: offer_agent.zip(offer_expires),
     }
+}
+
+/// How many active admins there are, read inside a write.
+async fn active_admins(tx: &mut sqlx::SqliteConnection) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE is_admin AND active")
+            .fetch_one(tx)
+            .await?,
+    )
 }
 
 #[cfg(test)]

@@ -237,3 +237,30 @@ const DEMO_PAGE: &str = r#"<!doctype html>
 </body>
 </html>
 "#;
+
+/// Refuses a request for a host Parlor does not serve (`Config::allowed_hosts`): a page
+/// of another site whose name was pointed at this machine (DNS rebinding) reaches a
+/// local Parlor with its own name in `Host`, and is turned away here.
+pub async fn allowed_host(
+    State(hosts): State<Option<std::sync::Arc<[String]>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(hosts) = hosts else {
+        return next.run(request).await;
+    };
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::config::without_port)
+        .map(str::to_ascii_lowercase);
+    match host {
+        Some(host) if hosts.contains(&host) => next.run(request).await,
+        _ => (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            "This Parlor does not answer to that host name.",
+        )
+            .into_response(),
+    }
+}

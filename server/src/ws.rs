@@ -55,6 +55,10 @@ impl From<StoreError> for ProtocolError {
             StoreError::PasswordsBusy => {
                 (ErrorCode::TooFast, "Parlor is busy; try again in a moment.")
             }
+            StoreError::LastAdmin => (
+                ErrorCode::Conflict,
+                "Parlor needs at least one active admin.",
+            ),
             StoreError::Database(_) | StoreError::Migration(_) | StoreError::Password(_) => {
                 tracing::error!(%error, "storage failed while handling a frame");
                 (
@@ -674,7 +678,7 @@ pub async fn agent_socket(
         Err(error) => return error.into_response(),
     };
     // Ending the session (sign-out, a new password, expiry) closes this socket.
-    let session = session_token(&headers)
+    let session = session_token(&headers, state.config.session_cookie())
         .map(secret::digest)
         .unwrap_or_default();
     upgrade(ws).on_upgrade(move |socket| async move {

@@ -237,3 +237,59 @@ async fn guessing_a_password_is_throttled_with_growing_waits_then_the_right_one_
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn two_admins_switching_each_other_off_at_once_leave_one_admin() {
+    let server = Server::start().await;
+    let first = server.sign_in().await;
+    let made = reqwest::Client::new()
+        .post(server.url("/api/agents"))
+        .header("cookie", &first)
+        .json(&serde_json::json!({
+            "name": "Second", "email": "second@example.com", "password": "second-password",
+            "is_admin": true, "active": true, "capacity": 3, "groups": []
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let second = server
+        .sign_in_as("second@example.com", "second-password")
+        .await;
+    let switch_off = |cookie: String, id: i64, name: &'static str, email: &'static str| {
+        let url = server.url(&format!("/api/agents/{id}"));
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .header("cookie", cookie)
+                .json(&serde_json::json!({
+                    "name": name, "email": email, "is_admin": true,
+                    "active": false, "capacity": 3, "groups": []
+                }))
+                .send()
+                .await
+                .expect("answers")
+                .status()
+        }
+    };
+    let (a, b) = tokio::join!(
+        switch_off(first.clone(), 2, "Second", "second@example.com"),
+        switch_off(second.clone(), 1, "Admin", "admin@parlor.local"),
+    );
+    let mut statuses = [a, b];
+    statuses.sort();
+    // One wins; the other is refused (or, signed out by the first, cannot even ask).
+    assert_eq!(statuses[0], StatusCode::OK, "{statuses:?}");
+    assert_ne!(statuses[1], StatusCode::OK, "{statuses:?}");
+    let admins = server
+        .running
+        .state
+        .store
+        .accounts()
+        .await
+        .expect("accounts")
+        .iter()
+        .filter(|a| a.is_admin && a.active)
+        .count();
+    assert_eq!(admins, 1);
+}
