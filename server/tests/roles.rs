@@ -187,22 +187,7 @@ async fn nobody_but_the_agent_in_a_live_chat_can_write_to_it_or_change_it() {
 #[tokio::test]
 async fn an_ended_chat_is_a_case_any_agent_can_update() {
     let server = Server::start().await;
-    let (mut agent, mut visitor, case_id) = {
-        let mut agent = server.agent().await;
-        let (mut visitor, _) = server.visitor().await;
-        send(&mut visitor, &start_chat("first")).await;
-        let case_id = loop {
-            if let ToAgent::Offer { offer } = recv::<ToAgent>(&mut agent).await {
-                break offer.case_id;
-            }
-        };
-        send(&mut agent, &AgentFrame::Accept { case_id }).await;
-        while !matches!(
-            recv::<ToAgent>(&mut agent).await,
-            ToAgent::ChatOpened { .. }
-        ) {}
-        (agent, visitor, case_id)
-    };
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
     send(&mut visitor, &parlor_protocol::VisitorFrame::EndChat).await;
     while !matches!(
         recv::<ToAgent>(&mut agent).await,
@@ -275,24 +260,8 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
     let group = json!({ "name": "Billing" });
     let ann = json!({ "name": "Ann", "email": "ann@example.com", "is_admin": false,
         "active": true, "capacity": 3, "groups": [] });
-    let chat: serde_json::Value = client
-        .get(server.url("/api/settings/chat"))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
-    let widget: serde_json::Value = client
-        .get(server.url("/api/settings/widget"))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let chat: serde_json::Value = server.get_json("/api/settings/chat", &admin).await;
+    let widget: serde_json::Value = server.get_json("/api/settings/widget", &admin).await;
     let (_, visitor_welcome) = server.widget(None, 0).await;
     drop(visitor_welcome);
 
@@ -302,101 +271,29 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
     let no_content = StatusCode::NO_CONTENT;
     let signed_out = StatusCode::UNAUTHORIZED;
     let forbidden = StatusCode::FORBIDDEN;
+    let not_found = StatusCode::NOT_FOUND;
+    // Every route behind a sign-in (signing in and out are tested in sessions.rs).
     // (method, path, body, [signed out, agent, admin, admin from another site])
+    #[rustfmt::skip]
     let table: Vec<(&str, String, Option<serde_json::Value>, [StatusCode; 4])> = vec![
         ("GET", "/api/me".into(), None, [signed_out, ok, ok, ok]),
         ("GET", "/api/macros".into(), None, [signed_out, ok, ok, ok]),
-        (
-            "POST",
-            "/api/macros".into(),
-            Some(macro_body.clone()),
-            [signed_out, forbidden, created, forbidden],
-        ),
-        (
-            "PUT",
-            "/api/macros/1".into(),
-            Some(macro_body),
-            [signed_out, forbidden, ok, forbidden],
-        ),
-        (
-            "DELETE",
-            "/api/macros/1".into(),
-            None,
-            [signed_out, forbidden, no_content, forbidden],
-        ),
-        (
-            "GET",
-            "/api/agents".into(),
-            None,
-            [signed_out, forbidden, ok, forbidden],
-        ),
-        (
-            "PUT",
-            format!("/api/agents/{ann_id}"),
-            Some(ann),
-            [signed_out, forbidden, ok, forbidden],
-        ),
+        ("POST", "/api/macros".into(), Some(macro_body.clone()), [signed_out, forbidden, created, forbidden]),
+        ("PUT", "/api/macros/1".into(), Some(macro_body), [signed_out, forbidden, ok, forbidden]),
+        ("DELETE", "/api/macros/1".into(), None, [signed_out, forbidden, no_content, forbidden]),
+        ("GET", "/api/agents".into(), None, [signed_out, forbidden, ok, forbidden]),
+        ("PUT", format!("/api/agents/{ann_id}"), Some(ann), [signed_out, forbidden, ok, forbidden]),
         ("GET", "/api/groups".into(), None, [signed_out, ok, ok, ok]),
-        (
-            "POST",
-            "/api/groups".into(),
-            Some(group.clone()),
-            [signed_out, forbidden, created, forbidden],
-        ),
-        (
-            "PUT",
-            "/api/groups/1".into(),
-            Some(group),
-            [signed_out, forbidden, ok, forbidden],
-        ),
-        (
-            "GET",
-            "/api/settings/routing".into(),
-            None,
-            [signed_out, ok, ok, ok],
-        ),
-        (
-            "PUT",
-            "/api/settings/routing".into(),
-            Some(routing),
-            [signed_out, forbidden, ok, forbidden],
-        ),
-        (
-            "GET",
-            "/api/settings/chat".into(),
-            None,
-            [signed_out, ok, ok, ok],
-        ),
-        (
-            "PUT",
-            "/api/settings/chat".into(),
-            Some(chat),
-            [signed_out, forbidden, ok, forbidden],
-        ),
-        (
-            "GET",
-            "/api/settings/widget".into(),
-            None,
-            [signed_out, ok, ok, ok],
-        ),
-        (
-            "PUT",
-            "/api/settings/widget".into(),
-            Some(widget),
-            [signed_out, forbidden, ok, forbidden],
-        ),
+        ("POST", "/api/groups".into(), Some(group.clone()), [signed_out, forbidden, created, forbidden]),
+        ("PUT", "/api/groups/1".into(), Some(group), [signed_out, forbidden, ok, forbidden]),
+        ("GET", "/api/settings/routing".into(), None, [signed_out, ok, ok, ok]),
+        ("PUT", "/api/settings/routing".into(), Some(routing), [signed_out, forbidden, ok, forbidden]),
+        ("GET", "/api/settings/chat".into(), None, [signed_out, ok, ok, ok]),
+        ("PUT", "/api/settings/chat".into(), Some(chat), [signed_out, forbidden, ok, forbidden]),
+        ("GET", "/api/settings/widget".into(), None, [signed_out, ok, ok, ok]),
+        ("PUT", "/api/settings/widget".into(), Some(widget), [signed_out, forbidden, ok, forbidden]),
         ("GET", "/api/cases".into(), None, [signed_out, ok, ok, ok]),
-        (
-            "GET",
-            "/api/cases/999/offers".into(),
-            None,
-            [
-                signed_out,
-                StatusCode::NOT_FOUND,
-                StatusCode::NOT_FOUND,
-                StatusCode::NOT_FOUND,
-            ],
-        ),
+        ("GET", "/api/cases/999/offers".into(), None, [signed_out, not_found, not_found, not_found]),
     ];
     for (method, path, body, expected) in table {
         for (caller, want) in [SignedOut, Agent, Admin, AdminFromAnotherSite]
@@ -455,14 +352,6 @@ async fn a_malformed_body_gets_the_same_json_error_as_every_other_refusal() {
             "{error}"
         );
     }
-    let macros: Vec<serde_json::Value> = client
-        .get(server.url("/api/macros"))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let macros: Vec<serde_json::Value> = server.get_json("/api/macros", &admin).await;
     assert!(macros.is_empty(), "nothing was stored");
 }

@@ -186,6 +186,20 @@ async fn login(server: &Server, password: &str) -> reqwest::Response {
         .expect("answers")
 }
 
+/// A sign-in refused with `429`, no cookie, a JSON reason and `Retry-After: secs`.
+async fn told_to_wait(refused: reqwest::Response, secs: &str) {
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(retry_after, Some(secs));
+    assert!(refused.headers().get("set-cookie").is_none());
+    let body: serde_json::Value = refused.json().await.expect("a JSON error");
+    let reason = body["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("Try again"), "{body}");
+}
+
 #[tokio::test]
 async fn guessing_a_password_is_throttled_with_growing_waits_then_the_right_one_works() {
     let server = Server::start().await;
@@ -196,23 +210,7 @@ async fn guessing_a_password_is_throttled_with_growing_waits_then_the_right_one_
         );
     }
     // Now even the right password is not checked until the wait is over.
-    let refused = login(&server, PASSWORD).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        refused
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("1")
-    );
-    assert!(refused.headers().get("set-cookie").is_none());
-    let body: serde_json::Value = refused.json().await.expect("a JSON error");
-    assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("Try again")),
-        "{body}"
-    );
+    told_to_wait(login(&server, PASSWORD).await, "1").await;
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
@@ -220,15 +218,7 @@ async fn guessing_a_password_is_throttled_with_growing_waits_then_the_right_one_
         StatusCode::UNAUTHORIZED
     );
     // Each further failure doubles the wait.
-    let refused = login(&server, PASSWORD).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        refused
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("2")
-    );
+    told_to_wait(login(&server, PASSWORD).await, "2").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(login(&server, PASSWORD).await.status(), StatusCode::OK);
     // Signed in, the account starts afresh.

@@ -556,15 +556,7 @@ async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
     let bob = server.sign_in_as("bob@example.com", "bob-password").await;
     let refused = create(&bob, "Bob's", "mine").await.expect("answers");
     assert_eq!(refused.status(), 403);
-    let listed: Vec<parlor_protocol::Macro> = client
-        .get(server.url("/api/macros"))
-        .header("cookie", &bob)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let listed: Vec<parlor_protocol::Macro> = server.get_json("/api/macros", &bob).await;
     let names: Vec<&str> = listed.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
         names,

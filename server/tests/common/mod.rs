@@ -74,6 +74,19 @@ impl Server {
         widget_at(self.running.addr, token, since).await
     }
 
+    /// `GET path` with `cookie`, read as JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, cookie: &str) -> T {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json")
+    }
+
     pub async fn visitor(&self) -> (Ws, String) {
         match self.widget(None, 0).await {
             (
