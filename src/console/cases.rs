@@ -27,16 +27,25 @@ pub fn CaseFields(
             .find(|g| Some(&g.name) == group_name.as_ref())
             .map(|g| g.id)
     }));
-    // Like the help desk: checked unless the agent unchecks it to keep working.
-    let close_tab = RwSignal::new(true);
+    // While the customer is there, closing the tab puts them back in the queue: the box
+    // starts unchecked then, and checked once the chat has ended (the help desk kept it
+    // checked, and warned agents to uncheck it before updating a live case).
+    let live = case.state == ChatState::Active;
+    let close_tab = RwSignal::new(case.state == ChatState::Ended);
     let update = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        let (status, close) = (status.get_untracked(), close_tab.get_untracked());
+        if let Some(question) = requeue_question(live, status, close)
+            && !confirmed(question)
+        {
+            return;
+        }
         on_update.run(AgentFrame::UpdateCase {
             case_id,
-            status: status.get_untracked(),
+            status,
             subject: subject.get_untracked(),
             group: group.get_untracked(),
-            close_tab: close_tab.get_untracked(),
+            close_tab: close,
         });
     };
     view! {
@@ -77,6 +86,27 @@ pub fn CaseFields(
             </fieldset>
         </form>
     }
+}
+
+/// What to ask before an Update that would put a live customer back in the queue.
+fn requeue_question(live: bool, status: CaseStatus, close_tab: bool) -> Option<&'static str> {
+    match (live, close_tab, status) {
+        (false, _, _) => None,
+        (true, true, _) => Some(
+            "Close the tab of this live chat? The customer is told you left and goes back in the queue.",
+        ),
+        (true, false, CaseStatus::Resolved) => Some(
+            "Resolve this live chat? The customer is told they were placed back in the queue.",
+        ),
+        (true, false, _) => None,
+    }
+}
+
+/// The browser's own yes/no question: modal, keyboard-reachable, read by screen readers.
+fn confirmed(question: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.confirm_with_message(question).ok())
+        .unwrap_or(false)
 }
 
 fn chat_line(case: &CaseSummary) -> String {

@@ -68,7 +68,8 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
   const fields = panel.getByRole("form", { name: "Case fields" });
   const alanBefore = await systemMessages(alan);
   await fields.getByLabel("Status").selectOption("Pending");
-  await fields.getByLabel("Close tab").uncheck();
+  // While the chat is live the box starts unchecked: updating keeps the customer.
+  await expect(fields.getByLabel("Close tab")).not.toBeChecked();
   await fields.getByRole("button", { name: "Update" }).click();
   await expect(fields.getByLabel("Status")).toHaveValue("Pending");
   await expect(tab(agent, "Alan")).toBeVisible();
@@ -82,8 +83,10 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
   await expect(tab(agent, "Alan")).toHaveCount(0);
   await acceptScreenPop(agent, "Alan Turing", "Machine question");
 
-  // Update with Close tab checked does the same.
+  // Update with Close tab checked does the same, once the agent confirms it.
   await expect(panel.locator(".case-subject")).toHaveText("Machine question");
+  await fields.getByLabel("Close tab").check();
+  agent.once("dialog", (dialog) => dialog.accept());
   await fields.getByRole("button", { name: "Update" }).click();
   await expect(tab(agent, "Alan")).toHaveCount(0);
   await expect(alan.locator(".msg-system").last()).toHaveText("Admin left the chat. You are back in the queue.");
@@ -92,7 +95,7 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
   // Resolving Ada's live case places her back in the queue.
   await tab(agent, "Ada").locator(".case-tab").click();
   await fields.getByLabel("Status").selectOption("Resolved");
-  await fields.getByLabel("Close tab").uncheck();
+  agent.once("dialog", (dialog) => dialog.accept());
   await fields.getByRole("button", { name: "Update" }).click();
   await expect(ada.locator(".msg-system").last()).toHaveText("You have been placed back in the queue.");
   await expect(ada.locator(".chat-status")).toContainText("in the queue");
@@ -130,6 +133,44 @@ test("an admin rewords a system message and it is used from the next chat on; al
   await expect(widget.locator(".msg-system").last()).toHaveText("Admin is here to help.");
   await widget.getByRole("button", { name: "End chat" }).click();
   await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+  await customerContext.close();
+  await agentContext.close();
+});
+
+test("an Update that would put a live customer back in the queue asks first, and Close tab starts unchecked while live", async ({ browser }) => {
+  const agentContext = await browser.newContext();
+  const agent = await agentContext.newPage();
+  await signIn(agent);
+  const customerContext = await browser.newContext();
+  const widget = await openWidget(await customerContext.newPage());
+  await startChat(widget, "Grace Hopper", "Refund", "Where is my refund?");
+  await acceptScreenPop(agent, "Grace Hopper", "Refund");
+  const panel = agent.getByRole("tabpanel");
+  const fields = panel.getByRole("form", { name: "Case fields" });
+  const closeTab = fields.getByLabel("Close tab");
+  await expect(closeTab).not.toBeChecked();
+  const before = await systemMessages(widget);
+
+  // Checked, Update asks; saying no changes nothing.
+  await closeTab.check();
+  const asked = new Promise<string>((resolve) =>
+    agent.once("dialog", (dialog) => {
+      resolve(dialog.message());
+      void dialog.dismiss();
+    }),
+  );
+  await fields.getByRole("button", { name: "Update" }).click();
+  expect(await asked).toContain("back in the queue");
+  await expect(tab(agent, "Grace")).toBeVisible();
+  await expect(widget.locator(".chat-status")).toContainText("You are chatting with Admin");
+  expect(await systemMessages(widget)).toBe(before);
+
+  // Once the chat has ended, closing the tab is what Update does by default.
+  await panel.getByRole("button", { name: "End chat" }).click();
+  await expect(panel.locator(".chat-status")).toContainText("Admin ended the chat.");
+  await expect(closeTab).toBeChecked();
+  await fields.getByRole("button", { name: "Update" }).click();
+  await expect(tab(agent, "Grace")).toHaveCount(0);
   await customerContext.close();
   await agentContext.close();
 });
