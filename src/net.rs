@@ -29,6 +29,11 @@ pub struct Handlers {
     pub on_open: Box<dyn Fn(&Socket)>,
     pub on_frame: FrameHandler,
     pub on_link: Box<dyn Fn(Link)>,
+    /// Called instead of reconnecting when Parlor closes the socket for good: the
+    /// console's session ended ([`parlor_protocol::CLOSE_SESSION_ENDED`]) or its agent
+    /// was switched off ([`parlor_protocol::CLOSE_ACCOUNT_OFF`]). Without it, the link
+    /// reconnects whatever the code.
+    pub on_ended: Option<Box<dyn Fn(u16)>>,
 }
 
 struct State {
@@ -151,7 +156,20 @@ impl Socket {
         };
         let on_close = {
             let socket = self.clone();
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| socket.lost())
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+                let code = event.dyn_ref::<web_sys::CloseEvent>().map(|e| e.code());
+                let for_good = matches!(
+                    code,
+                    Some(parlor_protocol::CLOSE_SESSION_ENDED | parlor_protocol::CLOSE_ACCOUNT_OFF)
+                );
+                match (&socket.handlers.on_ended, code) {
+                    (Some(ended), Some(code)) if for_good => {
+                        socket.stop_heartbeat();
+                        ended(code);
+                    }
+                    _ => socket.lost(),
+                }
+            })
         };
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -258,6 +258,13 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// closes a socket it has heard nothing on for twice the interval.
 pub const HEARTBEAT_SECS: u32 = 20;
 
+/// Close code of a console whose sign-in session ended (signed out here or everywhere,
+/// a new password, expiry): the console goes to the sign-in page, it does not reconnect.
+pub const CLOSE_SESSION_ENDED: u16 = 4401;
+
+/// Close code of a console whose agent was switched off by an admin.
+pub const CLOSE_ACCOUNT_OFF: u16 = 4403;
+
 fn heartbeat_secs() -> u32 {
     HEARTBEAT_SECS
 }

@@ -4,9 +4,12 @@
 //! last `seq`), so one slow reader never stalls the others.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use parlor_protocol::{AgentId, CaseId, ToAgent, ToVisitor};
+use parlor_protocol::{
+    AgentId, CLOSE_ACCOUNT_OFF, CLOSE_SESSION_ENDED, CaseId, ToAgent, ToVisitor,
+};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -24,13 +27,16 @@ pub struct Connection {
     pub outbox: mpsc::Receiver<Outbound>,
     /// Sends on this socket's own outbox, in order with everything published to it.
     pub reply: mpsc::Sender<Outbound>,
-    /// Notified when the hub drops this socket for falling behind.
+    /// Notified when the hub drops this socket (it fell behind, or its session ended).
     pub kicked: Arc<Notify>,
+    /// Why, as the close code to send (0: none, the client simply reconnects).
+    pub why: Arc<AtomicU16>,
 }
 
 struct Conn {
     outbox: mpsc::Sender<Outbound>,
     kicked: Arc<Notify>,
+    why: Arc<AtomicU16>,
     agent: Option<AgentId>,
     /// A console's session (the digest of its cookie's token), so that ending the
     /// session closes the socket.
@@ -105,6 +111,7 @@ impl Hub {
     fn register(&self, agent: Option<AgentId>, session: Option<Box<str>>) -> Connection {
         let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
         let kicked = Arc::new(Notify::new());
+        let why = Arc::new(AtomicU16::new(0));
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -113,6 +120,7 @@ impl Hub {
             Conn {
                 outbox: tx.clone(),
                 kicked: kicked.clone(),
+                why: why.clone(),
                 agent,
                 session,
                 cases: HashSet::new(),
@@ -123,6 +131,7 @@ impl Hub {
             outbox: rx,
             reply: tx,
             kicked,
+            why,
         }
     }
 
@@ -284,7 +293,7 @@ impl Hub {
     pub fn kick_agent(&self, agent: AgentId) {
         let mut inner = self.lock();
         for id in consoles(&inner, Some(agent)) {
-            kick(&mut inner, id);
+            kick_for(&mut inner, id, CLOSE_ACCOUNT_OFF);
         }
     }
 
@@ -311,7 +320,7 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for id in ended {
-            kick(&mut inner, id);
+            kick_for(&mut inner, id, CLOSE_SESSION_ENDED);
         }
     }
 
@@ -349,7 +358,13 @@ fn deliver(inner: &mut Inner, id: ConnId, frame: Outbound) {
 }
 
 fn kick(inner: &mut Inner, id: ConnId) {
+    kick_for(inner, id, 0);
+}
+
+/// Drops a socket, saying why with a close code (0: none).
+fn kick_for(inner: &mut Inner, id: ConnId, code: u16) {
     if let Some(conn) = inner.conns.get(&id) {
+        conn.why.store(code, Ordering::Relaxed);
         conn.kicked.notify_one();
     }
     remove(inner, id);

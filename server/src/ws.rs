@@ -177,6 +177,7 @@ async fn run(
         id,
         mut outbox,
         kicked,
+        why,
         ..
     } = conn;
     let (mut sink, mut stream) = socket.split();
@@ -226,7 +227,8 @@ async fn run(
     let closing = state.hub.wait_closing();
     tokio::pin!(closing);
     let mut budget = FrameBudget::new(budget, Instant::now());
-    let mut refused = false;
+    // Set when this side closes the socket with a reason for the client.
+    let mut close_with = None;
     loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -239,11 +241,10 @@ async fn run(
                         },
                         Verdict::Close => {
                             tracing::warn!(conn = id, "closing a socket that kept sending past its frame budget");
-                            let _ = refuse_tx.send(CloseFrame {
+                            close_with = Some(CloseFrame {
                                 code: CLOSE_POLICY,
                                 reason: "Too many frames: slow down".into(),
                             });
-                            refused = true;
                             break;
                         }
                     },
@@ -256,13 +257,21 @@ async fn run(
                 tracing::debug!(conn = id, "closing a socket silent for two heartbeats");
                 break;
             }
-            () = kicked.notified() => break,
+            () = kicked.notified() => {
+                // A session that ended says so, so its console stops reconnecting.
+                close_with = match why.load(std::sync::atomic::Ordering::Relaxed) {
+                    0 => None,
+                    code => Some(CloseFrame { code, reason: "Signed out".into() }),
+                };
+                break;
+            }
             () = &mut closing => break,
             _ = &mut writer => break,
         }
     }
     let leaving = state.hub.disconnect(id);
-    if refused {
+    if let Some(close) = close_with {
+        let _ = refuse_tx.send(close);
         // The close frame goes out first; then what the client already sent is read and
         // dropped until it answers the close, so the connection is not reset under the
         // close frame (a reset would throw it away unread).

@@ -12,13 +12,20 @@ use parlor_protocol::AgentFrame;
 use reqwest::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Whether the socket closes within a few seconds (anything but text frames ends it).
+/// Whether the socket is closed within a few seconds with the code that tells a console
+/// its session ended (so it goes to the sign-in page instead of reconnecting).
 async fn closes(ws: &mut Ws) -> bool {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(Message::Text(_))) = ws.next().await {}
+    let code = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => continue,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                _ => return None,
+            }
+        }
     })
-    .await
-    .is_ok()
+    .await;
+    code == Ok(Some(parlor_protocol::CLOSE_SESSION_ENDED))
 }
 
 async fn me(server: &Server, cookie: &str) -> StatusCode {

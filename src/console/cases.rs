@@ -95,9 +95,9 @@ fn requeue_question(live: bool, status: CaseStatus, close_tab: bool) -> Option<&
         (true, true, _) => Some(
             "Close the tab of this live chat? The customer is told you left and goes back in the queue.",
         ),
-        (true, false, CaseStatus::Resolved) => Some(
-            "Resolve this live chat? The customer is told they were placed back in the queue.",
-        ),
+        (true, false, CaseStatus::Resolved) => {
+            Some("Resolve this live chat? The customer is told they were placed back in the queue.")
+        }
         (true, false, _) => None,
     }
 }

@@ -79,6 +79,10 @@ struct CaseTab {
     read_only: bool,
 }
 
+/// What the sign-in page says when a console's session ended.
+const SESSION_ENDED: &str =
+    "You were signed out: you signed out elsewhere, your password changed or your session expired.";
+
 /// A screen pop on screen, with its local deadline.
 #[derive(Clone, Debug)]
 struct ShownOffer {
@@ -487,13 +491,19 @@ pub fn ConsoleApp() -> impl IntoView {
                     if link == Link::Reconnecting {
                         spawn_local(async {
                             if http::session_ended().await {
-                                login::signed_out(
-                                    "You were signed out: your session ended elsewhere, your password changed or your account was switched off.",
-                                );
+                                login::signed_out(SESSION_ENDED);
                             }
                         });
                     }
                 }),
+                // Parlor says why it closed the socket for good.
+                on_ended: Some(Box::new(|code| {
+                    login::signed_out(if code == parlor_protocol::CLOSE_ACCOUNT_OFF {
+                        "Your account was deactivated. Ask an admin if that is a mistake."
+                    } else {
+                        SESSION_ENDED
+                    });
+                })),
             },
         );
         socket.set_value(Some(link));

@@ -629,6 +629,7 @@ pub fn start() {
                             move |socket, text| handle.with(|w| w.on_frame(socket, text))
                         }),
                         on_link: Box::new(handle.act(|w, link| w.change(|s| s.link = link))),
+                        on_ended: None,
                     },
                 );
                 *w.socket.borrow_mut() = Some(socket);
