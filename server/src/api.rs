@@ -228,10 +228,20 @@ async fn me(Agent(agent): Agent) -> Json<AgentProfile> {
     Json(agent.profile)
 }
 
-fn checked_macro(input: &MacroInput) -> Result<(String, String), HttpError> {
+/// A macro's name and body as they are saved: the body must be a valid message whose
+/// Liquid reads, or it would fail every time an agent sends it.
+async fn checked_macro(
+    state: &AppState,
+    input: &MacroInput,
+) -> Result<(String, String), HttpError> {
     let invalid = |e: parlor_protocol::TextError| HttpError::Invalid(e.to_string());
     let name = one_line(&input.name, "name", MAX_NAME_CHARS).map_err(invalid)?;
     let body = check_message(&input.body).map_err(invalid)?;
+    state
+        .templates
+        .check_macro(&body)
+        .await
+        .map_err(|e| HttpError::Invalid(format!("Not saved. {e}")))?;
     Ok((name, body))
 }
 
@@ -247,7 +257,7 @@ async fn create_macro(
     _: Admin,
     Body(input): Body<MacroInput>,
 ) -> Result<(StatusCode, Json<Macro>), HttpError> {
-    let (name, body) = checked_macro(&input)?;
+    let (name, body) = checked_macro(&state, &input).await?;
     Ok((
         StatusCode::CREATED,
         Json(state.store.create_macro(&name, &body).await?),
@@ -260,7 +270,7 @@ async fn update_macro(
     Path(id): Path<i64>,
     Body(input): Body<MacroInput>,
 ) -> Result<Json<Macro>, HttpError> {
-    let (name, body) = checked_macro(&input)?;
+    let (name, body) = checked_macro(&state, &input).await?;
     let updated = state.store.update_macro(id, &name, &body).await?;
     updated.map(Json).ok_or(HttpError::NotFound("macro"))
 }

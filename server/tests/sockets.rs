@@ -546,6 +546,25 @@ async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
     assert_eq!(empty.status(), 422);
     let body: serde_json::Value = empty.json().await.expect("json");
     assert_eq!(body["error"], "The message is empty.");
+    // Liquid that would fail every send is refused at save, naming the problem.
+    for broken in [
+        "Hi {{ customer.frist_name }}",
+        "{% if %}x",
+        "{{ 'now' | date: '%99Y' }}",
+    ] {
+        let refused = create(&admin, "Broken", broken).await.expect("answers");
+        assert_eq!(refused.status(), 422, "{broken}");
+        let body: serde_json::Value = refused.json().await.expect("json");
+        let reason = body["error"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("Not saved."), "{reason}");
+    }
+    let fine = create(
+        &admin,
+        "Fine",
+        "Hi {{ customer.first_name | default: 'there' }}",
+    )
+    .await;
+    assert_eq!(fine.expect("answers").status(), 201);
 
     let state = &server.running.state;
     state
@@ -560,7 +579,7 @@ async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
     let names: Vec<&str> = listed.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
         names,
-        ["Greeting"],
+        ["Fine", "Greeting"],
         "agents read macros; nothing else was stored"
     );
 }

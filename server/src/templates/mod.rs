@@ -90,6 +90,23 @@ impl Templates {
         Ok(Self { parser })
     }
 
+    /// Whether a macro's Liquid reads: the same check as sending it, against a sample
+    /// chat (a macro is saved before any chat it will be used in). Only how long the
+    /// text would grow is left to the send, where the real names are known.
+    pub async fn check_macro(self: &Arc<Self>, body: &str) -> Result<(), TemplateError> {
+        let sample = Context {
+            customer_name: "Grace Hopper".into(),
+            customer_email: Some("grace@example.com".into()),
+            agent_name: "Ada Lovelace".into(),
+            case_id: 1,
+            case_subject: "A subject".into(),
+        };
+        match self.render_off_workers(body.to_owned(), sample).await {
+            Ok(_) | Err(TemplateError::TooLong) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The message with its variables filled in, rendered on the blocking pool. Text
     /// without `{{` or `{%` is returned as it is, without parsing.
     pub async fn render_off_workers(
