@@ -60,8 +60,13 @@ mod leptos_composer {
         /// The text area, for callers that move focus to it.
         #[prop(optional)]
         input: Option<NodeRef<Textarea>>,
+        /// What is wrong with the message, shown under the box until the text changes:
+        /// the composer's own checks, and the caller's (why the server refused it).
+        #[prop(optional)]
+        problem: Option<RwSignal<Option<String>>>,
     ) -> impl IntoView {
-        let (problem, set_problem) = signal(None::<String>);
+        let problem = problem.unwrap_or_else(|| RwSignal::new(None));
+        let set_problem = problem.write_only();
         let last_typing = StoredValue::new(0.0_f64);
         let input = input.unwrap_or_default();
         let send = move || {

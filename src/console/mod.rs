@@ -73,6 +73,8 @@ struct CaseTab {
     unread: bool,
     /// What the agent is writing in this chat, kept while they look at another tab.
     draft: RwSignal<String>,
+    /// Why the last reply was not sent (a Liquid mistake), shown under the composer.
+    refusal: RwSignal<Option<String>>,
     /// Until when "customer is typing" shows (browser clock).
     typing_until: f64,
     /// Opened read-only: I watch, I cannot write, the customer was not told.
@@ -279,7 +281,8 @@ impl Model {
             // The link answers pings itself.
             ToAgent::Pong => {}
             ToAgent::Error { error } => match error.client_id {
-                // Refused for its text (a Liquid mistake, say): back into the draft, with why.
+                // Refused for its text (a Liquid mistake, say): back into the draft, with
+                // why under the composer, where the agent fixes it.
                 Some(id) if error.code == ErrorCode::Invalid => {
                     self.tabs.update(|tabs| {
                         for tab in tabs.iter_mut() {
@@ -289,11 +292,11 @@ impl Model {
                                         *d = unsent.body;
                                     }
                                 });
+                                tab.refusal
+                                    .set(Some(format!("Not sent. {}", error.message)));
                             }
                         }
                     });
-                    self.notice
-                        .set(Some(format!("Not sent: {}", error.message)));
                 }
                 Some(id) => self.tabs.update(|tabs| {
                     for tab in tabs.iter_mut() {
@@ -328,6 +331,7 @@ impl Model {
                         transcript,
                         unread: false,
                         draft: RwSignal::new(String::new()),
+                        refusal: RwSignal::new(None),
                         typing_until: 0.0,
                         read_only,
                     });
@@ -648,9 +652,11 @@ pub fn ConsoleApp() -> impl IntoView {
     let selected = Memo::new(move |_| model.selected.get());
     let case_view = move || {
         let id = selected.get()?;
-        let draft = model
-            .tabs
-            .with_untracked(|tabs| tabs.iter().find(|t| t.case.id == id).map(|t| t.draft))?;
+        let (draft, refusal) = model.tabs.with_untracked(|tabs| {
+            tabs.iter()
+                .find(|t| t.case.id == id)
+                .map(|t| (t.draft, t.refusal))
+        })?;
         let case = Memo::new(move |_| {
             model.tabs.with(|tabs| {
                 tabs.iter()
@@ -744,7 +750,7 @@ pub fn ConsoleApp() -> impl IntoView {
                 <p class="typing" aria-live="polite">
                     {move || typing().then_some("The customer is typing…")}
                 </p>
-                <Composer draft=draft on_send=on_send on_typing=on_typing enabled=live input=input
+                <Composer draft=draft on_send=on_send on_typing=on_typing enabled=live input=input problem=refusal
                     placeholder="Type a reply — Enter sends, Shift+Enter for a new line">
                     <MacroPicker macros=model.macros on_pick=on_pick/>
                 </Composer>

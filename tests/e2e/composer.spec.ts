@@ -92,11 +92,14 @@ test("the composer sends on Enter, keeps text as text, links www. and https:// U
     "https://shop.example.org/orders/1042",
   );
 
-  // A Liquid mistake is not sent: the agent sees why and keeps the draft.
+  // A Liquid mistake is not sent: the agent sees why under the composer, naming the
+  // variable and what there is, and keeps the draft.
   const sentBefore = await widget.locator(".msg-agent").count();
   await reply.fill("Hello {{ customer.frist_name }}");
   await reply.press("Enter");
-  await expect(agent.locator(".notice")).toContainText("Not sent");
+  const problem = caseView.locator(".composer-problem");
+  await expect(problem).toContainText("Not sent.");
+  await expect(problem).toContainText("{{ customer.frist_name }} is not a variable (customer has email, first_name, name)");
   await expect(reply).toHaveValue("Hello {{ customer.frist_name }}");
   await expect(widget.locator(".msg-agent")).toHaveCount(sentBefore);
 

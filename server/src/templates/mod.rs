@@ -141,7 +141,7 @@ impl Templates {
         let template = self
             .parser
             .parse(body)
-            .map_err(|e| TemplateError::Invalid(first_line(&e.to_string())))?;
+            .map_err(|e| TemplateError::Invalid(explain(&e.to_string())))?;
         let first_name = first_word(&context.customer_name);
         let agent_first_name = first_word(&context.agent_name);
         let globals = liquid::object!({
@@ -165,7 +165,7 @@ impl Templates {
             if out.overflowed || error.contains(OVER_LIMIT) {
                 return Err(TemplateError::TooLong);
             }
-            return Err(TemplateError::Invalid(first_line(&error)));
+            return Err(TemplateError::Invalid(explain(&error)));
         }
         let output = String::from_utf8(out.bytes)
             .map_err(|_| TemplateError::Invalid("the result is not text".into()))?;
@@ -185,6 +185,50 @@ fn first_word(name: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Liquid's error as the agent can act on it: which variable or filter is unknown (and
+/// what there is instead), or where the syntax goes wrong. Liquid says it over several
+/// lines of context; anything else keeps its first line.
+fn explain(message: &str) -> String {
+    let context = |key: &str| {
+        message
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(key))
+            .map(str::trim)
+    };
+    let first = first_line(message);
+    let explained = if first.contains("Unknown index") {
+        context("variable=")
+            .zip(context("requested index="))
+            .map(|(variable, index)| {
+                let known = context("available indexes=")
+                    .map(|known| {
+                        let mut names: Vec<&str> = known.split(", ").collect();
+                        names.sort_unstable();
+                        format!(" ({variable} has {})", names.join(", "))
+                    })
+                    .unwrap_or_default();
+                format!("{{{{ {variable}.{index} }}}} is not a variable{known}.")
+            })
+    } else if first.contains("Unknown variable") {
+        context("requested variable=").map(|variable| {
+            format!("{{{{ {variable} }}}} is not a variable (there are customer, agent and case).")
+        })
+    } else if first.contains("Unknown filter") {
+        context("requested filter=").map(|filter| format!("\"{filter}\" is not a filter."))
+    } else {
+        // A syntax error: ` --> line:column` and `= what was expected`.
+        message.split_once("--> ").map(|(_, rest)| {
+            let at = rest.split_whitespace().next().unwrap_or("?");
+            let what = context("= ").unwrap_or("a mistake");
+            format!(
+                "at line:column {at}: {}",
+                what.trim_end_matches('.').to_lowercase()
+            )
+        })
+    };
+    explained.map_or(first, |text| text.chars().take(300).collect())
 }
 
 /// Liquid's errors run over several lines of context; the first says what is wrong.
@@ -263,13 +307,36 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_variable_is_refused_with_its_name() {
+    fn an_unknown_variable_is_refused_with_its_name_and_what_there_is() {
         match render("Hi {{ customer.frist_name }}") {
-            Err(TemplateError::Invalid(message)) => {
-                assert!(message.contains("Unknown"), "{message}")
-            }
+            Err(TemplateError::Invalid(message)) => assert_eq!(
+                message,
+                "{{ customer.frist_name }} is not a variable (customer has email, first_name, name)."
+            ),
             other => panic!("expected an error, got {other:?}"),
         }
+        assert_eq!(
+            render("{{ custom.name }}"),
+            Err(TemplateError::Invalid(
+                "{{ custom }} is not a variable (there are customer, agent and case).".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_unknown_filter_and_a_syntax_error_say_which_and_where() {
+        assert_eq!(
+            render("{{ customer.name | upcasee }}"),
+            Err(TemplateError::Invalid(
+                "\"upcasee\" is not a filter.".into()
+            ))
+        );
+        assert_eq!(
+            render("{% if %}x"),
+            Err(TemplateError::Invalid(
+                "at line:column 1:6: value expected".into()
+            ))
+        );
     }
 
     #[test]
