@@ -26,9 +26,16 @@ use tower::ServiceExt;
 
 /// Open connections, per address and in all.
 pub struct Admission {
-    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<Open>,
     max_per_ip: u32,
     max_total: u32,
+}
+
+/// The counts, kept together so that one lock covers both.
+#[derive(Default)]
+struct Open {
+    per_ip: HashMap<IpAddr, u32>,
+    total: u32,
 }
 
 impl Admission {
@@ -36,14 +43,14 @@ impl Admission {
     /// the proxy's).
     pub fn new(max_per_ip: u32, max_total: u32) -> Arc<Self> {
         Arc::new(Self {
-            per_ip: Mutex::new(HashMap::new()),
+            open: Mutex::default(),
             max_per_ip,
             max_total,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
-        self.per_ip
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -51,12 +58,12 @@ impl Admission {
     /// A ticket for one more connection from `ip`, if the limits allow it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
         let mut open = self.lock();
-        let total: u32 = open.values().sum();
-        let from_ip = open.get(&ip).copied().unwrap_or(0);
-        if total >= self.max_total || (self.max_per_ip > 0 && from_ip >= self.max_per_ip) {
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if open.total >= self.max_total || (self.max_per_ip > 0 && from_ip >= self.max_per_ip) {
             return None;
         }
-        *open.entry(ip).or_insert(0) += 1;
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        open.total += 1;
         Some(Ticket {
             admission: self.clone(),
             ip,
@@ -65,7 +72,7 @@ impl Admission {
 
     /// Connections open now.
     pub fn open(&self) -> u32 {
-        self.lock().values().sum()
+        self.lock().total
     }
 }
 
@@ -78,10 +85,11 @@ pub struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut open = self.admission.lock();
-        if let Some(count) = open.get_mut(&self.ip) {
+        open.total -= 1;
+        if let Some(count) = open.per_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.ip);
+                open.per_ip.remove(&self.ip);
             }
         }
     }

@@ -713,7 +713,7 @@ struct AgentSession {
     /// Whether routing counts this console (after `hello`).
     joined: bool,
     /// When a typing note was last relayed from this console, per chat.
-    typed: HashMap<CaseId, Option<Instant>>,
+    typed: HashMap<CaseId, Instant>,
 }
 
 impl AgentSession {
@@ -881,14 +881,13 @@ impl Session for AgentSession {
             AgentFrame::Typing { case_id } => {
                 // Notes for chats this console is not in stay out of the map (it is
                 // checked below, once the note is due).
-                let mut typed = self.typed.get(&case_id).copied().flatten();
+                let mut typed = self.typed.get(&case_id).copied();
                 if !typing_due(&mut typed) {
                     return Ok(());
                 }
                 self.my_live_chat(case_id).await?;
-                self.typed
-                    .retain(|_, at| at.is_some_and(|at| at.elapsed() < TYPING_RELAY_EVERY));
-                self.typed.insert(case_id, typed);
+                self.typed.retain(|_, at| at.elapsed() < TYPING_RELAY_EVERY);
+                self.typed.extend(typed.map(|at| (case_id, at)));
                 let typing = ToVisitor::Typing {
                     name: self.agent.profile.name.clone(),
                 };
