@@ -18,7 +18,7 @@ use parlor_protocol::{
 };
 
 use crate::AppState;
-use crate::auth::{Admin, Agent, Body, same_origin, session_token};
+use crate::auth::{Admin, Agent, Body, SameOrigin, session_token};
 use crate::client;
 use crate::routing::Event;
 use crate::settings::{
@@ -165,12 +165,10 @@ fn cookie(value: &str, max_age: Duration, config: &crate::Config) -> HeaderValue
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: SameOrigin,
     headers: HeaderMap,
     Body(request): Body<LoginRequest>,
 ) -> Result<Response, HttpError> {
-    if !same_origin(&headers) {
-        return Err(HttpError::CrossOrigin);
-    }
     // Guessing is throttled per account and per address before any password is checked.
     let account = request.email.trim().to_lowercase();
     let address = client::address_key(&headers, peer.ip(), &state.config);
@@ -195,10 +193,11 @@ async fn login(
     Ok(([(SET_COOKIE, set_cookie)], Json(agent.profile)).into_response())
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
-    if !same_origin(&headers) {
-        return Err(HttpError::CrossOrigin);
-    }
+async fn logout(
+    State(state): State<AppState>,
+    _: SameOrigin,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
     if let Some(token) = session_token(&headers, state.config.session_cookie()) {
         // The session ends here, and so do its open consoles.
         let ended = state.store.delete_session(token).await?;
@@ -212,12 +211,9 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 /// their consoles.
 async fn logout_everywhere(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: SameOrigin,
     Agent(agent): Agent,
 ) -> Result<Response, HttpError> {
-    if !same_origin(&headers) {
-        return Err(HttpError::CrossOrigin);
-    }
     let ended = state.store.end_sessions_of(agent.profile.id, None).await?;
     state.hub.kick_sessions(&ended);
     let clear = cookie("", Duration::ZERO, &state.config);

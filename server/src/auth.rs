@@ -54,6 +54,22 @@ pub async fn signed_in_agent(
         .ok_or(HttpError::SignedOut)
 }
 
+/// A request from Parlor's own pages (or from no browser page at all): what every call
+/// that signs in or out or changes something needs, checked before who is calling.
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, HttpError> {
+        if same_origin(&parts.headers) {
+            Ok(Self)
+        } else {
+            Err(HttpError::CrossOrigin)
+        }
+    }
+}
+
 /// A signed-in agent (admins included).
 pub struct Agent(pub AgentRecord);
 
@@ -73,9 +89,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
-        if !same_origin(&parts.headers) {
-            return Err(HttpError::CrossOrigin);
-        }
+        SameOrigin::from_request_parts(parts, state).await?;
         let agent = signed_in_agent(state, &parts.headers).await?;
         if agent.profile.is_admin {
             Ok(Self(agent))

@@ -193,17 +193,7 @@ async fn an_ended_chat_is_a_case_any_agent_can_update() {
         recv::<ToAgent>(&mut agent).await,
         ToAgent::State { case } if case.state == ChatState::Ended
     ) {}
-    server
-        .running
-        .state
-        .store
-        .create_agent("bea@example.com", "Bea", "agent-password-1", false)
-        .await
-        .expect("agent made");
-    let cookie = server
-        .sign_in_as("bea@example.com", "agent-password-1")
-        .await;
-    let (mut bea, _) = server.console(&cookie).await;
+    let mut bea = server.second_agent("bea@example.com").await;
     send(&mut bea, &AgentFrame::Watch { case_id }).await;
     send(
         &mut bea,
@@ -240,18 +230,15 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
     let server = Server::start().await;
     let admin = server.sign_in().await;
     let client = reqwest::Client::new();
-    let made = client
-        .post(server.url("/api/agents"))
-        .header("cookie", &admin)
-        .json(
-            &json!({ "name": "Ann", "email": "ann@example.com", "password": "agent-password-1",
-            "is_admin": false, "active": true, "capacity": 3, "groups": [] }),
+    let (made, account) = server
+        .post_agent(
+            &admin,
+            json!({ "name": "Ann", "email": "ann@example.com", "password": "agent-password-1",
+                "is_admin": false, "active": true, "capacity": 3, "groups": [] }),
         )
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(made.status(), StatusCode::CREATED);
-    let ann_id = made.json::<serde_json::Value>().await.expect("json")["id"].clone();
+        .await;
+    assert_eq!(made, StatusCode::CREATED);
+    let ann_id = account["id"].clone();
     let agent = server
         .sign_in_as("ann@example.com", "agent-password-1")
         .await;
@@ -272,7 +259,8 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
     let signed_out = StatusCode::UNAUTHORIZED;
     let forbidden = StatusCode::FORBIDDEN;
     let not_found = StatusCode::NOT_FOUND;
-    // Every route behind a sign-in (signing in and out are tested in sessions.rs).
+    // Every route behind a sign-in (signing in and out are tested in sessions.rs; signing
+    // out everywhere is here too).
     // (method, path, body, [signed out, agent, admin, admin from another site])
     #[rustfmt::skip]
     let table: Vec<(&str, String, Option<serde_json::Value>, [StatusCode; 4])> = vec![
@@ -294,6 +282,8 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
         ("PUT", "/api/settings/widget".into(), Some(widget), [signed_out, forbidden, ok, forbidden]),
         ("GET", "/api/cases".into(), None, [signed_out, ok, ok, ok]),
         ("GET", "/api/cases/999/offers".into(), None, [signed_out, not_found, not_found, not_found]),
+        // Last: it ends the callers' sessions (as another site, it is refused first).
+        ("POST", "/api/logout/everywhere".into(), None, [signed_out, no_content, no_content, forbidden]),
     ];
     for (method, path, body, expected) in table {
         for (caller, want) in [SignedOut, Agent, Admin, AdminFromAnotherSite]

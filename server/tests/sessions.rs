@@ -49,20 +49,17 @@ async fn post(server: &Server, path: &str, cookie: &str) -> StatusCode {
 }
 
 async fn add_agent(server: &Server, admin: &str) -> i64 {
-    let response = reqwest::Client::new()
-        .post(server.url("/api/agents"))
-        .header("cookie", admin)
-        .json(&serde_json::json!({
-            "name": "Bea", "email": "bea@example.com", "password": "bea-password-1",
-            "is_admin": false, "active": true, "capacity": 3, "groups": []
-        }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<serde_json::Value>().await.expect("json")["id"]
-        .as_i64()
-        .expect("id")
+    let (status, account) = server
+        .post_agent(
+            admin,
+            serde_json::json!({
+                "name": "Bea", "email": "bea@example.com", "password": "bea-password-1",
+                "is_admin": false, "active": true, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    account["id"].as_i64().expect("id")
 }
 
 #[tokio::test]
@@ -87,17 +84,17 @@ async fn a_new_password_ends_the_agents_sessions_and_closes_their_consoles() {
     let (mut console, _) = server.console(&bea).await;
     let (mut admin_console, _) = server.console(&admin).await;
 
-    let changed = reqwest::Client::new()
-        .put(server.url(&format!("/api/agents/{bea_id}")))
-        .header("cookie", &admin)
-        .json(&serde_json::json!({
-            "name": "Bea", "email": "bea@example.com", "password": "a-new-password-2",
-            "is_admin": false, "active": true, "capacity": 3, "groups": []
-        }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(changed.status(), StatusCode::OK);
+    let changed = server
+        .put_agent(
+            &admin,
+            bea_id,
+            serde_json::json!({
+                "name": "Bea", "email": "bea@example.com", "password": "a-new-password-2",
+                "is_admin": false, "active": true, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(changed, StatusCode::OK);
     assert!(closes(&mut console).await, "Bea's console closes");
     assert_eq!(me(&server, &bea).await, StatusCode::UNAUTHORIZED);
     // The new password works; the admin was not touched.
@@ -118,17 +115,17 @@ async fn an_admin_setting_their_own_password_keeps_the_session_they_use_and_ends
     let here = server.sign_in().await;
     let elsewhere = server.sign_in().await;
     let (mut other_console, _) = server.console(&elsewhere).await;
-    let changed = reqwest::Client::new()
-        .put(server.url("/api/agents/1"))
-        .header("cookie", &here)
-        .json(&serde_json::json!({
-            "name": "Admin", "email": "admin@parlor.local", "password": "another-password-3",
-            "is_admin": true, "active": true, "capacity": 3, "groups": []
-        }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(changed.status(), StatusCode::OK);
+    let changed = server
+        .put_agent(
+            &here,
+            1,
+            serde_json::json!({
+                "name": "Admin", "email": "admin@parlor.local", "password": "another-password-3",
+                "is_admin": true, "active": true, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(changed, StatusCode::OK);
     assert!(closes(&mut other_console).await);
     assert_eq!(me(&server, &elsewhere).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&server, &here).await, StatusCode::OK);
@@ -239,39 +236,28 @@ async fn guessing_a_password_is_throttled_with_growing_waits_then_the_right_one_
 async fn two_admins_switching_each_other_off_at_once_leave_one_admin() {
     let server = Server::start().await;
     let first = server.sign_in().await;
-    let made = reqwest::Client::new()
-        .post(server.url("/api/agents"))
-        .header("cookie", &first)
-        .json(&serde_json::json!({
-            "name": "Second", "email": "second@example.com", "password": "second-password",
-            "is_admin": true, "active": true, "capacity": 3, "groups": []
-        }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(made.status(), StatusCode::CREATED);
+    let (made, _) = server
+        .post_agent(
+            &first,
+            serde_json::json!({
+                "name": "Second", "email": "second@example.com", "password": "second-password",
+                "is_admin": true, "active": true, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(made, StatusCode::CREATED);
     let second = server
         .sign_in_as("second@example.com", "second-password")
         .await;
-    let switch_off = |cookie: String, id: i64, name: &'static str, email: &'static str| {
-        let url = server.url(&format!("/api/agents/{id}"));
-        async move {
-            reqwest::Client::new()
-                .put(url)
-                .header("cookie", cookie)
-                .json(&serde_json::json!({
-                    "name": name, "email": email, "is_admin": true,
-                    "active": false, "capacity": 3, "groups": []
-                }))
-                .send()
-                .await
-                .expect("answers")
-                .status()
-        }
+    let switch_off = |name: &str, email: &str| {
+        serde_json::json!({
+            "name": name, "email": email, "is_admin": true,
+            "active": false, "capacity": 3, "groups": []
+        })
     };
     let (a, b) = tokio::join!(
-        switch_off(first.clone(), 2, "Second", "second@example.com"),
-        switch_off(second.clone(), 1, "Admin", "admin@parlor.local"),
+        server.put_agent(&first, 2, switch_off("Second", "second@example.com")),
+        server.put_agent(&second, 1, switch_off("Admin", "admin@parlor.local")),
     );
     let mut statuses = [a, b];
     statuses.sort();

@@ -584,42 +584,6 @@ async fn only_admins_change_macros_and_bad_ones_get_a_clear_error() {
     );
 }
 
-impl Server {
-    /// Makes an agent account and opens their console socket.
-    async fn second_agent(&self, email: &str) -> Ws {
-        self.running
-            .state
-            .store
-            .create_agent(email, "Bea", "bea-password-1", false)
-            .await
-            .expect("agent made");
-        let cookie = self.sign_in_as(email, "bea-password-1").await;
-        self.console(&cookie).await.0
-    }
-
-    /// An admin's `PUT /api/agents/{id}`; its status.
-    async fn put_agent(
-        &self,
-        cookie: &str,
-        id: i64,
-        body: serde_json::Value,
-    ) -> reqwest::StatusCode {
-        reqwest::Client::new()
-            .put(self.url(&format!("/api/agents/{id}")))
-            .header("cookie", cookie)
-            .json(&body)
-            .send()
-            .await
-            .expect("answers")
-            .status()
-    }
-
-    async fn put_routing(&self, channel_routing: bool, secs: u32) -> reqwest::StatusCode {
-        let cookie = self.sign_in().await;
-        put_routing_at(self.running.addr, &cookie, channel_routing, secs).await
-    }
-}
-
 /// The next queue position the widget hears.
 async fn position(ws: &mut Ws) -> u32 {
     first_of(ws, |frame| match frame {

@@ -23,25 +23,12 @@ async fn put_widget(server: &Server, cookie: &str, body: &serde_json::Value) -> 
         .expect("answers")
 }
 
-/// An agent's `GET` of an API path, as JSON.
-async fn get_json<T: serde::de::DeserializeOwned>(server: &Server, cookie: &str, path: &str) -> T {
-    reqwest::Client::new()
-        .get(server.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("JSON")
-}
-
 async fn get_widget(server: &Server, cookie: &str) -> WidgetSettings {
-    get_json(server, cookie, "/api/settings/widget").await
+    server.get_json("/api/settings/widget", cookie).await
 }
 
 async fn recent_cases(server: &Server, cookie: &str) -> Vec<CaseSummary> {
-    get_json(server, cookie, "/api/cases").await
+    server.get_json("/api/cases", cookie).await
 }
 
 fn strict_form() -> serde_json::Value {

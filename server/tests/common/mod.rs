@@ -74,6 +74,57 @@ impl Server {
         widget_at(self.running.addr, token, since).await
     }
 
+    /// Makes an agent account and opens their console socket.
+    pub async fn second_agent(&self, email: &str) -> Ws {
+        self.running
+            .state
+            .store
+            .create_agent(email, "Bea", "bea-password-1", false)
+            .await
+            .expect("agent made");
+        let cookie = self.sign_in_as(email, "bea-password-1").await;
+        self.console(&cookie).await.0
+    }
+
+    /// An admin's `PUT /api/agents/{id}`; its status.
+    pub async fn put_agent(
+        &self,
+        cookie: &str,
+        id: i64,
+        body: serde_json::Value,
+    ) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .put(self.url(&format!("/api/agents/{id}")))
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .expect("answers")
+            .status()
+    }
+
+    pub async fn put_routing(&self, channel_routing: bool, secs: u32) -> reqwest::StatusCode {
+        let cookie = self.sign_in().await;
+        put_routing_at(self.running.addr, &cookie, channel_routing, secs).await
+    }
+
+    /// An admin's `POST /api/agents`: its status and the account it answered.
+    pub async fn post_agent(
+        &self,
+        cookie: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/agents"))
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .expect("answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// `GET path` with `cookie`, read as JSON.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str, cookie: &str) -> T {
         reqwest::Client::new()
