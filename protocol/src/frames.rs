@@ -158,9 +158,20 @@ pub struct WaitingChat {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat {
     pub case: CaseSummary,
-    /// In `seq` order: all of them, or those after the `since` the client sent.
+    /// In `seq` order: the latest page of those after the `since` the client sent (see
+    /// [`PAGE_MESSAGES`]). Sequence numbers have no gaps, so a first `seq` above 1 means
+    /// there are earlier messages (`load_earlier`), and one above the client's `since`
+    /// + 1 means its copy no longer joins up with this page: it starts over from it.
     pub messages: Vec<ChatMessage>,
 }
+
+/// The most messages one page of a transcript holds: what `hello`, `watch` and an
+/// accepted chat send, and each `load_earlier` answer.
+pub const PAGE_MESSAGES: usize = 50;
+
+/// A page also stops once its messages' text passes this many bytes (it always holds
+/// at least one message), so a page of long messages stays a small frame.
+pub const PAGE_BYTES: usize = 64 * 1024;
 
 /// A chat routed to one agent, waiting for Accept (the screen pop).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,6 +337,9 @@ pub enum VisitorFrame {
     Typing,
     /// The customer pressed End chat.
     EndChat,
+    /// The page of the chat's messages just before `before` (the first `seq` the widget
+    /// holds): answered with `earlier`.
+    LoadEarlier { before: Seq },
     /// The heartbeat: answered with `pong`.
     Ping,
 }
@@ -387,6 +401,11 @@ pub enum ToVisitor {
     Queue {
         position: u32,
     },
+    /// The answer to `load_earlier`: a page of messages, in `seq` order; none when there
+    /// are no earlier ones.
+    Earlier {
+        messages: Vec<ChatMessage>,
+    },
     /// The answer to `ping`.
     Pong,
     Error {
@@ -445,6 +464,12 @@ pub enum AgentFrame {
     /// left and puts the chat back in the queue.
     CloseTab {
         case_id: CaseId,
+    },
+    /// The page of a case's messages just before `before`: answered with `earlier`. Any
+    /// agent may, as for `watch`.
+    LoadEarlier {
+        case_id: CaseId,
+        before: Seq,
     },
     /// The case fields' Update button, with the Close tab box.
     UpdateCase {
@@ -527,6 +552,11 @@ pub enum ToAgent {
     /// The customer is typing in this chat.
     Typing {
         case_id: CaseId,
+    },
+    /// The answer to `load_earlier`: a page of the case's messages, in `seq` order.
+    Earlier {
+        case_id: CaseId,
+        messages: Vec<ChatMessage>,
     },
     /// The answer to `ping`.
     Pong,

@@ -679,6 +679,9 @@ impl FromJson for ToVisitor {
             "queue" => Self::Queue {
                 position: f.field("position")?,
             },
+            "earlier" => Self::Earlier {
+                messages: f.field("messages")?,
+            },
             "error" => Self::Error {
                 error: f.field("error")?,
             },
@@ -742,6 +745,9 @@ impl ToJson for VisitorFrame {
             ),
             Self::Typing => Json::Str("typing".to_owned()),
             Self::EndChat => Json::Str("end_chat".to_owned()),
+            Self::LoadEarlier { before } => {
+                Json::tagged("load_earlier", vec![("before", before.to_json())])
+            }
             Self::Ping => Json::Str("ping".to_owned()),
         }
     }
@@ -861,6 +867,12 @@ mod tests {
                 name: "Bea".to_owned(),
             },
             ToVisitor::Queue { position: 12 },
+            ToVisitor::Earlier {
+                messages: vec![message(3, Author::System)],
+            },
+            ToVisitor::Earlier {
+                messages: Vec::new(),
+            },
             ToVisitor::Pong,
             ToVisitor::Error {
                 error: ProtocolError::new(ErrorCode::TooFast, "Slow down.").for_send("c9"),
@@ -908,6 +920,7 @@ mod tests {
             },
             VisitorFrame::Typing,
             VisitorFrame::EndChat,
+            VisitorFrame::LoadEarlier { before: 51 },
             VisitorFrame::Ping,
         ]
     }

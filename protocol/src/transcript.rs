@@ -33,6 +33,31 @@ impl Transcript {
         self.messages.last().map_or(0, |m| m.seq)
     }
 
+    /// The first `seq` held: where `load_earlier` asks from.
+    pub fn first_seq(&self) -> Seq {
+        self.messages.first().map_or(0, |m| m.seq)
+    }
+
+    /// Whether the chat has messages before the first one held. Sequence numbers start
+    /// at 1 and have no gaps, so this needs no word from the server.
+    pub fn has_earlier(&self) -> bool {
+        self.first_seq() > 1
+    }
+
+    /// Takes a page the server sent on (re)joining the chat: the latest messages after
+    /// the `since` this copy asked from. When the page does not join up with what is
+    /// held (more came meanwhile than one page holds), the copy starts over from the
+    /// page, so it never shows a hole; what went is one `load_earlier` away.
+    pub fn resume(&mut self, page: Vec<ChatMessage>) {
+        if page
+            .first()
+            .is_some_and(|first| !self.messages.is_empty() && first.seq > self.last_seq() + 1)
+        {
+            self.messages.clear();
+        }
+        self.extend(page);
+    }
+
     /// Adds a message where its `seq` puts it; one already held is ignored. Returns
     /// whether it was new. A message confirming one of ours ends its pending state.
     /// Whether the message with this `seq` is here already.
@@ -103,6 +128,43 @@ mod tests {
         let seqs: Vec<Seq> = t.messages().iter().map(|m| m.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
         assert_eq!(t.last_seq(), 3);
+    }
+
+    fn seqs(t: &Transcript) -> Vec<Seq> {
+        t.messages().iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn a_page_that_joins_up_extends_the_copy() {
+        let mut t = Transcript::default();
+        t.resume(vec![message(4, "d"), message(5, "e")]);
+        assert!(t.has_earlier());
+        t.resume(vec![message(6, "f")]);
+        assert_eq!(seqs(&t), [4, 5, 6]);
+        t.extend([message(2, "b"), message(3, "c")]);
+        assert_eq!(seqs(&t), [2, 3, 4, 5, 6]);
+        t.extend([message(1, "a")]);
+        assert!(!t.has_earlier());
+    }
+
+    #[test]
+    fn a_page_that_leaves_a_hole_replaces_the_copy_but_keeps_my_pending_messages() {
+        let mut t = Transcript::default();
+        t.extend([message(1, "a"), message(2, "b")]);
+        t.add_pending("mine".into(), "on its way".into());
+        t.resume(vec![message(60, "x"), message(61, "y")]);
+        assert_eq!(seqs(&t), [60, 61]);
+        assert!(t.has_earlier());
+        assert_eq!(t.pending().len(), 1);
+    }
+
+    #[test]
+    fn an_empty_page_changes_nothing() {
+        let mut t = Transcript::default();
+        t.extend([message(1, "a")]);
+        t.resume(Vec::new());
+        assert_eq!(seqs(&t), [1]);
+        assert!(!Transcript::default().has_earlier());
     }
 
     #[test]

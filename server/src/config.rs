@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, env = "PARLOR_FRAMES_PER_AGENT_PER_SEC", default_value_t = 40)]
     pub frames_per_agent_per_sec: u32,
 
+    /// The most messages of customers and agents one chat case keeps; past it a send is
+    /// refused with a clear error (ending the chat always works).
+    #[arg(long, env = "PARLOR_MAX_MESSAGES_PER_CASE", default_value_t = crate::store::CASE_MESSAGES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_messages_per_case: u32,
+
     /// Open connections one address may hold (sockets and HTTP together); 0 for no
     /// limit. Not counted with `--client-ip-header`: behind a proxy every connection
     /// comes from the proxy.
@@ -131,6 +137,7 @@ impl Config {
             chats_per_ip_per_minute: 30,
             frames_per_visitor_per_sec: 10,
             frames_per_agent_per_sec: 40,
+            max_messages_per_case: crate::store::CASE_MESSAGES,
             connections_per_ip: 200,
             header_timeout_secs: 10,
             max_connections: 15_000,

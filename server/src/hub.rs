@@ -1,10 +1,11 @@
 //! The hub: every open widget and console socket, and which chats each one follows.
 //! Publishing a frame serialises it once and queues it on each follower's bounded
-//! outbox; a socket whose outbox is full is disconnected (its client resumes from its
-//! last `seq`), so one slow reader never stalls the others.
+//! outbox; a socket whose outbox is full (in frames or in bytes) is disconnected (its
+//! client resumes from its last `seq`), so one slow reader never stalls the others nor
+//! makes the server hold an unbounded backlog for it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use parlor_protocol::{
@@ -19,14 +20,92 @@ pub type Outbound = Arc<str>;
 /// How many frames may wait for one slow socket before it is dropped.
 pub const OUTBOX_FRAMES: usize = 256;
 
+/// How many bytes of frames may wait for one slow socket before it is dropped: a few
+/// pages of transcript. A single larger frame (a console's welcome with many chats)
+/// still goes to a socket that has nothing waiting.
+pub const OUTBOX_BYTES: usize = 1024 * 1024;
+
 pub type ConnId = u64;
+
+/// The sending end of a socket's outbox, bounded in frames and in bytes.
+#[derive(Clone)]
+pub struct Outbox {
+    frames: mpsc::Sender<Outbound>,
+    /// Bytes queued and not yet taken by the socket's writer.
+    bytes: Arc<AtomicUsize>,
+}
+
+/// The socket writer's end of its outbox.
+pub struct OutboxReader {
+    frames: mpsc::Receiver<Outbound>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// The socket is too far behind: its outbox holds as many frames or bytes as it may.
+#[derive(Debug)]
+pub struct Behind;
+
+fn outbox() -> (Outbox, OutboxReader) {
+    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            frames: tx,
+            bytes: bytes.clone(),
+        },
+        OutboxReader { frames: rx, bytes },
+    )
+}
+
+impl Outbox {
+    /// Queues a frame without waiting. A socket already closing takes it silently.
+    pub fn push(&self, frame: Outbound) -> Result<(), Behind> {
+        let len = frame.len();
+        let waiting = self.bytes.fetch_add(len, Ordering::AcqRel);
+        if waiting > 0 && waiting + len > OUTBOX_BYTES {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(Behind);
+        }
+        match self.frames.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                self.bytes.fetch_sub(len, Ordering::AcqRel);
+                match refused {
+                    mpsc::error::TrySendError::Full(_) => Err(Behind),
+                    mpsc::error::TrySendError::Closed(_) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl OutboxReader {
+    /// The next frame to write; `None` once closed and empty.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let frame = self.frames.recv().await?;
+        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    /// The next frame if one is queued (for tests and tools).
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let frame = self.frames.try_recv().ok()?;
+        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    /// Takes no more frames; those queued can still be read.
+    pub fn close(&mut self) {
+        self.frames.close();
+    }
+}
 
 /// What a socket session keeps to hear from the hub.
 pub struct Connection {
     pub id: ConnId,
-    pub outbox: mpsc::Receiver<Outbound>,
+    pub outbox: OutboxReader,
     /// Sends on this socket's own outbox, in order with everything published to it.
-    pub reply: mpsc::Sender<Outbound>,
+    pub reply: Outbox,
     /// Notified when the hub drops this socket (it fell behind, or its session ended).
     pub kicked: Arc<Notify>,
     /// Why, as the close code to send (0: none, the client simply reconnects).
@@ -34,7 +113,7 @@ pub struct Connection {
 }
 
 struct Conn {
-    outbox: mpsc::Sender<Outbound>,
+    outbox: Outbox,
     kicked: Arc<Notify>,
     why: Arc<AtomicU16>,
     agent: Option<AgentId>,
@@ -109,7 +188,7 @@ impl Hub {
     }
 
     fn register(&self, agent: Option<AgentId>, session: Option<Box<str>>) -> Connection {
-        let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
+        let (tx, rx) = outbox();
         let kicked = Arc::new(Notify::new());
         let why = Arc::new(AtomicU16::new(0));
         let mut inner = self.lock();
@@ -348,7 +427,7 @@ fn deliver(inner: &mut Inner, id: ConnId, frame: Outbound) {
     let Some(conn) = inner.conns.get(&id) else {
         return;
     };
-    if conn.outbox.try_send(frame).is_err() {
+    if conn.outbox.push(frame).is_err() {
         tracing::warn!(
             conn = id,
             "socket fell behind; disconnecting it so it resumes"
@@ -423,7 +502,7 @@ mod tests {
                 .expect("console hears")
                 .contains("\"a\"")
         );
-        assert!(stranger.outbox.try_recv().is_err());
+        assert!(stranger.outbox.try_recv().is_none());
     }
 
     #[test]
@@ -435,8 +514,47 @@ mod tests {
         hub.follow(quick.id, 7);
         for _ in 0..=OUTBOX_FRAMES {
             hub.publish(7, &visitor_frame(), &agent_frame());
-            assert!(quick.outbox.try_recv().is_ok());
+            assert!(quick.outbox.try_recv().is_some());
         }
         assert_eq!(hub.len(), 1);
+    }
+
+    fn big_frame(bytes: usize) -> ToVisitor {
+        ToVisitor::Error {
+            error: ProtocolError::new(ErrorCode::Invalid, "x".repeat(bytes)),
+        }
+    }
+
+    #[test]
+    fn a_socket_with_a_megabyte_waiting_is_dropped_though_few_frames_wait() {
+        let hub = Hub::default();
+        let slow = hub.connect(None);
+        let mut quick = hub.connect(None);
+        hub.follow(slow.id, 7);
+        hub.follow(quick.id, 7);
+        let frame = big_frame(200 * 1024);
+        for _ in 0..OUTBOX_BYTES / (200 * 1024) {
+            hub.publish(7, &frame, &agent_frame());
+            assert!(quick.outbox.try_recv().is_some());
+        }
+        assert_eq!(hub.len(), 2, "five frames of 200 KiB fit");
+        hub.publish(7, &frame, &agent_frame());
+        assert_eq!(hub.len(), 1, "the sixth does not: the slow socket went");
+        assert!(quick.outbox.try_recv().is_some());
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_bound_still_reaches_a_socket_with_nothing_waiting() {
+        let hub = Hub::default();
+        let mut reader = hub.connect(None);
+        hub.follow(reader.id, 7);
+        for _ in 0..3 {
+            hub.publish(7, &big_frame(OUTBOX_BYTES + 1), &agent_frame());
+            assert!(reader.outbox.try_recv().is_some(), "taken as it came");
+        }
+        assert_eq!(hub.len(), 1);
+        hub.publish(7, &big_frame(OUTBOX_BYTES + 1), &agent_frame());
+        hub.publish(7, &visitor_frame(), &agent_frame());
+        assert_eq!(hub.len(), 0, "nothing more fits behind it");
     }
 }

@@ -134,7 +134,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let store = match &config.database_url {
         Some(url) => Store::open(url).await?,
         None => Store::open_dir(&config.data_dir).await?,
-    };
+    }
+    .with_case_cap(config.max_messages_per_case);
     let new_admin = if store.agent_count().await? == 0 {
         if let Some(chosen) = &config.admin_password
             && chosen.chars().count() < api::MIN_PASSWORD_CHARS

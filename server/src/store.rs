@@ -12,7 +12,7 @@ use std::time::Duration;
 use parlor_protocol::{
     AgentAccount, AgentId, AgentProfile, Answer, Author, CaseId, CaseStatus, CaseSummary, Channel,
     Chat, ChatMessage, ChatState, EndedBy, Group, GroupId, Macro, Millis, OfferClosed,
-    OfferLogEntry, Seq,
+    OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -45,6 +45,8 @@ pub enum StoreError {
     AlreadyChatting,
     #[error("that name is already used")]
     NameTaken,
+    #[error("the case holds {0} messages, the most it keeps")]
+    CaseFull(Seq),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -123,7 +125,13 @@ pub struct Store {
     writes: mpsc::Sender<Write>,
     /// Argon2 hashing, a few at a time.
     passwords: Arc<Passwords>,
+    /// The most messages of customers and agents one case keeps.
+    case_cap: Seq,
 }
+
+/// How many messages of customers and agents a case keeps unless configured otherwise:
+/// hours of lively chat, and a bound on what one chat can make the server hold.
+pub const CASE_MESSAGES: u32 = 5_000;
 
 /// One message waiting to be appended, and who waits for the outcome.
 struct Append {
@@ -131,6 +139,9 @@ struct Append {
     client_id: String,
     author: Author,
     body: String,
+    /// Refused once the case holds this many messages (Parlor's own are never refused:
+    /// a chat can always end).
+    cap: Seq,
     reply: oneshot::Sender<StoreResult<(ChatMessage, bool)>>,
 }
 
@@ -280,6 +291,7 @@ async fn append_one(
         client_id,
         author,
         body,
+        cap,
         ..
     } = append;
     let existing = sqlx::query(
@@ -298,14 +310,21 @@ async fn append_one(
             Err(StoreError::ClientIdTaken)
         });
     }
-    let state: Option<String> = sqlx::query_scalar("SELECT chat_state FROM cases WHERE id = ?")
-        .bind(case)
-        .fetch_optional(&mut *tx)
-        .await?;
-    match state.as_deref() {
-        None => return Ok(Err(StoreError::CaseNotFound)),
-        Some("ended") if *author != Author::System => return Ok(Err(StoreError::ChatEnded)),
-        _ => {}
+    let state: Option<(String, Seq)> =
+        sqlx::query_as("SELECT chat_state, last_seq FROM cases WHERE id = ?")
+            .bind(case)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((state, last_seq)) = state else {
+        return Ok(Err(StoreError::CaseNotFound));
+    };
+    if *author != Author::System {
+        if state == "ended" {
+            return Ok(Err(StoreError::ChatEnded));
+        }
+        if last_seq >= *cap {
+            return Ok(Err(StoreError::CaseFull(*cap)));
+        }
     }
     let message = insert_message(tx, *case, client_id, author, body, now_ms()).await?;
     Ok(Ok((message, true)))
@@ -355,7 +374,15 @@ impl Store {
             checkpoint,
             writes,
             passwords: Arc::default(),
+            case_cap: Seq::from(CASE_MESSAGES),
         })
+    }
+
+    /// Sets how many messages of customers and agents one case keeps.
+    #[must_use]
+    pub fn with_case_cap(mut self, messages: u32) -> Self {
+        self.case_cap = Seq::from(messages);
+        self
     }
 
     /// Waits for writes in progress, then closes the database.
@@ -845,26 +872,54 @@ impl Store {
         Ok(row.map(|row| case_record(&row)))
     }
 
-    /// The case and its messages after `since`, if `caller` may see it.
+    /// The case and the latest page of its messages after `since`, if `caller` may see
+    /// it.
     pub async fn chat_for(&self, caller: Caller, case: CaseId, since: Seq) -> StoreResult<Chat> {
         let record = self.case_for(caller, case).await?;
-        let messages = self.messages_since(case, since).await?;
+        let messages = self.page(case, since, Seq::MAX).await?;
         Ok(Chat {
             case: record.summary,
             messages,
         })
     }
 
-    async fn messages_since(&self, case: CaseId, since: Seq) -> StoreResult<Vec<ChatMessage>> {
+    /// The page of a case's messages just before `before`, if `caller` may see the case.
+    pub async fn earlier_for(
+        &self,
+        caller: Caller,
+        case: CaseId,
+        before: Seq,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        self.case_for(caller, case).await?;
+        self.page(case, 0, before).await
+    }
+
+    /// The latest messages with `after < seq < before`, in `seq` order: at most
+    /// [`PAGE_MESSAGES`], and no more once their text passes [`PAGE_BYTES`] (at least
+    /// one). Newest first from the index, so a long case costs no more than a short one.
+    async fn page(&self, case: CaseId, after: Seq, before: Seq) -> StoreResult<Vec<ChatMessage>> {
         let rows = sqlx::query(
             "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-             FROM messages WHERE case_id = ? AND seq > ? ORDER BY seq",
+             FROM messages WHERE case_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(case)
-        .bind(since)
+        .bind(after)
+        .bind(before)
+        .bind(PAGE_MESSAGES as i64)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.iter().map(message_from_row).collect())
+        let mut bytes = 0;
+        let mut page: Vec<ChatMessage> = rows
+            .iter()
+            .map(message_from_row)
+            .take_while(|m| {
+                let first = bytes == 0;
+                bytes += m.body.len().max(1);
+                first || bytes <= PAGE_BYTES
+            })
+            .collect();
+        page.reverse();
+        Ok(page)
     }
 
     /// The summaries of these cases (in no particular order).
@@ -918,6 +973,7 @@ impl Store {
                 client_id: client_id.to_owned(),
                 author: author.clone(),
                 body: body.to_owned(),
+                cap: self.case_cap,
                 reply,
             },
             result: None,

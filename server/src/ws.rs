@@ -20,13 +20,13 @@ use parlor_protocol::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::AppState;
 use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat;
 use crate::client;
-use crate::hub::{ConnId, Connection, Outbound, encode};
+use crate::hub::{ConnId, Connection, Outbox, encode};
 use crate::limits::{FrameBudget, Rate, Verdict, too_fast};
 use crate::location;
 use crate::routing::Event;
@@ -59,6 +59,15 @@ impl From<StoreError> for ProtocolError {
                 ErrorCode::Conflict,
                 "Parlor needs at least one active admin.",
             ),
+            StoreError::CaseFull(most) => {
+                return ProtocolError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "This chat is full: it has reached {most} messages, the most one chat \
+                         keeps. End it and start a new one."
+                    ),
+                );
+            }
             StoreError::Database(_) | StoreError::Migration(_) | StoreError::Password(_) => {
                 tracing::error!(%error, "storage failed while handling a frame");
                 (
@@ -98,7 +107,7 @@ trait Session {
     /// The frame type this socket writes, for errors.
     type Reply: Serialize;
 
-    fn outbox(&self) -> &mpsc::Sender<Outbound>;
+    fn outbox(&self) -> &Outbox;
     fn state(&self) -> &AppState;
     fn conn(&self) -> ConnId;
     fn error_frame(error: ProtocolError) -> Self::Reply;
@@ -133,7 +142,7 @@ trait Session {
     /// heartbeat and shutdown would wait with it): its socket is dropped and it resumes.
     fn reply(&self, frame: &impl Serialize) {
         let Some(frame) = encode(frame) else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox().try_send(frame) {
+        if self.outbox().push(frame).is_err() {
             tracing::warn!(
                 conn = self.conn(),
                 "socket fell behind; disconnecting it so it resumes"
@@ -326,6 +335,7 @@ pub async fn visitor_socket(
             token: None,
             visitor: None,
             typed: None,
+            case: None,
         };
         let budget = state.limits.visitor_frames;
         run(socket, conn, &state, &mut session, budget).await;
@@ -340,7 +350,7 @@ fn proxy_header<'h>(headers: &'h HeaderMap, name: Option<&str>) -> Option<&'h st
 struct VisitorSession {
     state: AppState,
     conn: ConnId,
-    outbox: mpsc::Sender<Outbound>,
+    outbox: Outbox,
     geo: Option<String>,
     /// The visitor's IP address, for rate limits.
     ip: String,
@@ -348,6 +358,8 @@ struct VisitorSession {
     token: Option<String>,
     /// Set once the visitor has started a chat.
     visitor: Option<VisitorId>,
+    /// The chat this widget follows (live, or just ended and still on screen).
+    case: Option<CaseId>,
     /// When a typing note was last relayed from this widget.
     typed: Option<Instant>,
 }
@@ -356,7 +368,7 @@ impl Session for VisitorSession {
     type Frame = VisitorFrame;
     type Reply = ToVisitor;
 
-    fn outbox(&self) -> &mpsc::Sender<Outbound> {
+    fn outbox(&self) -> &Outbox {
         &self.outbox
     }
 
@@ -409,7 +421,11 @@ impl Session for VisitorSession {
                     Some((token, visitor)) => {
                         self.visitor = Some(visitor);
                         let chat = match store.live_case_of(visitor).await? {
-                            Some(case) => Some(self.follow(case, since, true).await?),
+                            Some(case) => {
+                                let chat = self.follow(case, since, true).await?;
+                                self.case = Some(case);
+                                Some(chat)
+                            }
                             None => None,
                         };
                         (token, chat)
@@ -482,6 +498,7 @@ impl Session for VisitorSession {
                 self.visitor = Some(started.visitor);
                 // A retried start finds the chat already there, perhaps left meanwhile.
                 let chat_view = self.follow(started.case, 0, !started.new).await?;
+                self.case = Some(started.case);
                 self.reply(&ToVisitor::ChatStarted { chat: chat_view });
                 if started.new {
                     self.state.routing.send(Event::ChatQueued {
@@ -546,6 +563,15 @@ impl Session for VisitorSession {
                 }
             }
             VisitorFrame::Ping => self.reply(&ToVisitor::Pong),
+            VisitorFrame::LoadEarlier { before } => {
+                self.token.as_ref().ok_or_else(say_hello)?;
+                let not_found = || ProtocolError::new(ErrorCode::NotFound, "There is no chat.");
+                let (visitor, case) = self.visitor.zip(self.case).ok_or_else(not_found)?;
+                let messages = store
+                    .earlier_for(Caller::Visitor(visitor), case, before)
+                    .await?;
+                self.reply(&ToVisitor::Earlier { messages });
+            }
             VisitorFrame::Typing => {
                 if !typing_due(&mut self.typed) {
                     return Ok(());
@@ -708,7 +734,7 @@ pub async fn agent_socket(
 struct AgentSession {
     state: AppState,
     conn: ConnId,
-    outbox: mpsc::Sender<Outbound>,
+    outbox: Outbox,
     agent: AgentRecord,
     /// Whether routing counts this console (after `hello`).
     joined: bool,
@@ -739,7 +765,7 @@ impl Session for AgentSession {
     type Frame = AgentFrame;
     type Reply = ToAgent;
 
-    fn outbox(&self) -> &mpsc::Sender<Outbound> {
+    fn outbox(&self) -> &Outbox {
         &self.outbox
     }
 
@@ -911,6 +937,13 @@ impl Session for AgentSession {
                 self.state.hub.follow(self.conn, case_id);
                 let chat = store.chat_for(Caller::Agent(self.me()), case_id, 0).await?;
                 self.reply(&ToAgent::Watching { chat });
+            }
+            AgentFrame::LoadEarlier { case_id, before } => {
+                // Any agent may read any case (as `watch`), so the page needs no more.
+                let messages = store
+                    .earlier_for(Caller::Agent(self.me()), case_id, before)
+                    .await?;
+                self.reply(&ToAgent::Earlier { case_id, messages });
             }
             AgentFrame::CloseTab { case_id } => self.close_tab(case_id).await?,
             AgentFrame::UpdateCase {

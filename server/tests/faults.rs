@@ -309,7 +309,7 @@ impl Customer {
             since: 0,
         };
         send(&mut ws, &hello).await;
-        let stored: Vec<(Seq, String)> = match recv::<ToVisitor>(&mut ws).await {
+        let mut stored: Vec<(Seq, String)> = match recv::<ToVisitor>(&mut ws).await {
             ToVisitor::Welcome {
                 chat: Some(chat), ..
             } => chat
@@ -319,6 +319,23 @@ impl Customer {
                 .collect(),
             other => panic!("customer {}: expected the chat, got {other:?}", self.number),
         };
+        // The welcome holds the latest page; the rest comes a page at a time.
+        while let Some(&(first, _)) = stored.first().filter(|(seq, _)| *seq > 1) {
+            send(&mut ws, &VisitorFrame::LoadEarlier { before: first }).await;
+            let page = loop {
+                match recv::<ToVisitor>(&mut ws).await {
+                    ToVisitor::Earlier { messages } => break messages,
+                    ToVisitor::Error { error } => panic!("customer {}: {error:?}", self.number),
+                    _ => {}
+                }
+            };
+            assert!(
+                !page.is_empty(),
+                "customer {}: no page before {first}",
+                self.number
+            );
+            stored.splice(0..0, page.into_iter().map(|m| (m.seq, m.client_id)));
+        }
         let n = self.number;
         let seqs: Vec<Seq> = stored.iter().map(|(seq, _)| *seq).collect();
         let expected: Vec<Seq> = (1..=stored.len() as Seq).collect();

@@ -20,6 +20,8 @@ enum Outcome {
     /// Nothing but the sender's own routing switch may change (Disable switches it
     /// off, whatever the case).
     OwnRoutingOnly,
+    /// Read-only: any agent may read any case, as with `watch`.
+    Reads,
 }
 
 fn frames(case_id: i64) -> Vec<(AgentFrame, Outcome)> {
@@ -61,6 +63,7 @@ fn frames(case_id: i64) -> Vec<(AgentFrame, Outcome)> {
         (AgentFrame::Accept { case_id }, Refused(ErrorCode::Conflict)),
         (AgentFrame::Disable { case_id }, OwnRoutingOnly),
         (AgentFrame::CloseTab { case_id }, OwnTabCloses),
+        (AgentFrame::LoadEarlier { case_id, before: 2 }, Reads),
     ]
 }
 
@@ -77,6 +80,10 @@ async fn expect_outcome(ws: &mut Ws, role: &str, frame: &AgentFrame, outcome: Ou
             }
             (ToAgent::TabClosed { .. }, Outcome::OwnTabCloses) => return,
             (ToAgent::Pong, Outcome::OwnRoutingOnly) => return,
+            (ToAgent::Earlier { messages, .. }, Outcome::Reads) => {
+                assert_eq!(messages.len(), 1, "{role}: the first message");
+                return;
+            }
             (
                 ToAgent::Message { .. }
                 | ToAgent::Offer { .. }

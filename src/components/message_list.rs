@@ -1,4 +1,5 @@
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use parlor_protocol::{AgentId, Author, CaseId, ChatMessage, Segment, Seq, Transcript, segments};
 use web_sys::Element;
@@ -113,42 +114,108 @@ fn item_el(line: &Line<'_>) -> Option<Element> {
     Some(item)
 }
 
+/// What the "Earlier messages" button asks for: the page before this `seq`.
+pub type OnEarlier = Box<dyn Fn(Seq)>;
+
+const EARLIER: &str = "Earlier messages";
+
+/// The first line of the list while the chat has messages before those held: a button
+/// that asks for the page before them.
+struct EarlierLine {
+    item: Element,
+    button: web_sys::HtmlButtonElement,
+    /// The first `seq` held: the button asks for what comes before it.
+    first: Rc<Cell<Seq>>,
+}
+
+impl EarlierLine {
+    fn create(on_earlier: OnEarlier) -> Option<Self> {
+        let item = dom::el("li", "msg-earlier")?;
+        let button: web_sys::HtmlButtonElement = dom::typed("button", "")?;
+        button.set_type("button");
+        button.set_text_content(Some(EARLIER));
+        dom::append(&item, &[&button]);
+        dom::set_hidden(&item, true);
+        let first = Rc::new(Cell::new(0));
+        dom::listen::<web_sys::Event>(&button, "click", {
+            let first = first.clone();
+            let button = button.clone();
+            move |_| {
+                // Until the page arrives (the next `show`): one request per click.
+                button.set_disabled(true);
+                button.set_text_content(Some("Loading…"));
+                on_earlier(first.get());
+            }
+        });
+        Some(Self {
+            item,
+            button,
+            first,
+        })
+    }
+
+    fn show(&self, transcript: &Transcript) {
+        dom::set_hidden(&self.item, !transcript.has_earlier());
+        if self.first.replace(transcript.first_seq()) != transcript.first_seq()
+            || !self.button.disabled()
+        {
+            self.button.set_disabled(false);
+            dom::set_text(&self.button, EARLIER);
+        }
+    }
+}
+
 /// A chat's messages in an `<ol>`, oldest first, then the viewer's own messages still
 /// on their way. Every text is a text node: nothing a person writes becomes markup.
 /// Showing a changed transcript touches only the lines that changed: a new message adds
 /// one item and the rest keep their nodes (and whatever the reader selected in them).
+/// A long chat comes a page at a time: while there are messages before those held, the
+/// list starts with an "Earlier messages" button, and a page added above keeps what
+/// the reader sees where it was.
 pub struct Messages {
     list: Element,
     viewer: Viewer,
     shown: RefCell<Vec<Shown>>,
+    earlier: Option<EarlierLine>,
 }
 
 impl Messages {
     /// Fills `list` (an `<ol>`) from now on; whatever it held goes. (A Leptos view
-    /// rebuilt in place for another chat hands over the same `<ol>`.)
-    pub fn new(list: Element, viewer: Viewer) -> Self {
+    /// rebuilt in place for another chat hands over the same `<ol>`.) Without
+    /// `on_earlier`, only the messages held are shown.
+    pub fn new(list: Element, viewer: Viewer, on_earlier: Option<OnEarlier>) -> Self {
         list.set_text_content(None);
+        let earlier = on_earlier.and_then(EarlierLine::create);
+        if let Some(line) = &earlier {
+            dom::append(&list, &[&line.item]);
+        }
         Self {
             list,
             viewer,
             shown: RefCell::new(Vec::new()),
+            earlier,
         }
     }
 
     /// A new `<ol class="messages">`, filled from now on.
-    pub fn create(viewer: Viewer) -> Option<Self> {
+    pub fn create(viewer: Viewer, on_earlier: Option<OnEarlier>) -> Option<Self> {
         let list = dom::el("ol", "messages")?;
         dom::set_attr(&list, "aria-live", "polite");
         dom::set_attr(&list, "aria-label", "Messages");
-        Some(Self::new(list, viewer))
+        Some(Self::new(list, viewer, on_earlier))
     }
 
     pub fn element(&self) -> &Element {
         &self.list
     }
 
-    /// Brings the list up to date with `transcript`, and keeps the newest line in view.
+    /// Brings the list up to date with `transcript`. The newest line is kept in view,
+    /// unless the newest line is the same as before (an earlier page came): then what
+    /// the reader sees stays where it was.
     pub fn show(&self, transcript: &Transcript) {
+        if let Some(line) = &self.earlier {
+            line.show(transcript);
+        }
         let old = std::mem::take(&mut *self.shown.borrow_mut());
         let mut kept = vec![false; old.len()];
         let mut next = Vec::new();
@@ -179,16 +246,21 @@ impl Messages {
             });
         }
         let unchanged = next.len() == old.len() && kept.iter().all(|&k| k);
+        let same_end = !old.is_empty() && old.last().map(|s| &s.key) == next.last().map(|s| &s.key);
         *self.shown.borrow_mut() = next;
         if unchanged {
             return;
         }
         // Lines no longer shown go; then each line is put in its place, moving nothing
         // that already is.
+        let from_bottom = self.list.scroll_height() - self.list.scroll_top();
         for (gone, _) in old.iter().zip(&kept).filter(|(_, kept)| !**kept) {
             gone.item.remove();
         }
-        let mut cursor = self.list.first_child();
+        let mut cursor = match &self.earlier {
+            Some(line) => line.item.next_sibling(),
+            None => self.list.first_child(),
+        };
         for line in self.shown.borrow().iter() {
             let item: &web_sys::Node = &line.item;
             if cursor.as_ref() == Some(item) {
@@ -197,7 +269,12 @@ impl Messages {
                 let _ = self.list.insert_before(item, cursor.as_ref());
             }
         }
-        self.list.set_scroll_top(self.list.scroll_height());
+        let bottom = self.list.scroll_height();
+        self.list.set_scroll_top(if same_end {
+            bottom - from_bottom
+        } else {
+            bottom
+        });
     }
 }
 
@@ -208,7 +285,7 @@ pub use leptos_list::MessageList;
 mod leptos_list {
     use leptos::html::Ol;
     use leptos::prelude::*;
-    use parlor_protocol::Transcript;
+    use parlor_protocol::{Seq, Transcript};
 
     use super::{Messages, Viewer};
 
@@ -220,6 +297,8 @@ mod leptos_list {
         #[prop(into)]
         transcript: Signal<Transcript>,
         viewer: Viewer,
+        /// Asks for the page before this `seq`.
+        on_earlier: Callback<Seq>,
     ) -> impl IntoView {
         let list = NodeRef::<Ol>::new();
         let messages = StoredValue::new_local(None::<Messages>);
@@ -228,7 +307,10 @@ mod leptos_list {
                 return;
             };
             messages.update_value(|messages| {
-                let messages = messages.get_or_insert_with(|| Messages::new(ol.into(), viewer));
+                let messages = messages.get_or_insert_with(|| {
+                    let ask = Box::new(move |before| on_earlier.run(before));
+                    Messages::new(ol.into(), viewer, Some(ask))
+                });
                 transcript.with(|t| messages.show(t));
             });
         });

@@ -236,6 +236,11 @@ impl Model {
                 self.selected.set(Some(id));
             }
             ToAgent::TabClosed { case_id } => self.close_tab(case_id),
+            ToAgent::Earlier { case_id, messages } => self.tabs.update(|tabs| {
+                if let Some(tab) = tabs.iter_mut().find(|t| t.case.id == case_id) {
+                    tab.transcript.extend(messages);
+                }
+            }),
             ToAgent::Message { message } => {
                 let in_front = self.selected.get_untracked() == Some(message.case_id);
                 let from_customer = matches!(message.author, Author::Customer { .. });
@@ -320,7 +325,7 @@ impl Model {
             |tabs| match tabs.iter_mut().find(|t| t.case.id == chat.case.id) {
                 Some(tab) => {
                     tab.case = chat.case;
-                    tab.transcript.extend(chat.messages);
+                    tab.transcript.resume(chat.messages);
                     tab.read_only = read_only;
                 }
                 None => {
@@ -746,7 +751,11 @@ pub fn ConsoleApp() -> impl IntoView {
                         {move || case.with(|c| c.as_ref().map(ended_line))}
                     </p>
                 </Show>
-                <MessageList transcript=transcript viewer=Viewer::Agent(me)/>
+                <MessageList
+                    transcript=transcript
+                    viewer=Viewer::Agent(me)
+                    on_earlier=Callback::new(move |before| send(AgentFrame::LoadEarlier { case_id: id, before }))
+                />
                 <p class="typing" aria-live="polite">
                     {move || typing().then_some("The customer is typing…")}
                 </p>

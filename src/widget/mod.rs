@@ -143,7 +143,7 @@ impl State {
             self.transcript = Transcript::default();
         }
         self.case = Some(chat.case);
-        self.transcript.extend(chat.messages);
+        self.transcript.resume(chat.messages);
     }
 
     /// The chat's new state; the page hears when it ends.
@@ -296,6 +296,11 @@ impl Widget {
             ToVisitor::State { case } => self.change(|s| {
                 if s.is_current(case.id) {
                     s.update_case(case);
+                }
+            }),
+            ToVisitor::Earlier { messages } => self.change(|s| {
+                if messages.first().is_some_and(|m| s.is_current(m.case_id)) {
+                    s.transcript.extend(messages);
                 }
             }),
             ToVisitor::Typing { name } => self.show_typing(name),
@@ -459,7 +464,12 @@ impl Panel {
 
         let status = dom::el("p", "chat-status")?;
         dom::set_attr(&status, "role", "status");
-        let messages = Messages::create(Viewer::Customer)?;
+        let messages = Messages::create(
+            Viewer::Customer,
+            Some(Box::new(widget.act(|w, before| {
+                w.send(&VisitorFrame::LoadEarlier { before });
+            }))),
+        )?;
         let typing = dom::el("p", "typing")?;
         dom::set_attr(&typing, "aria-live", "polite");
         let composer = Composer::create(

@@ -173,6 +173,19 @@ pub async fn sign_in_at(addr: std::net::SocketAddr, email: &str, password: &str)
 /// A console socket to the server on `addr`, signed in by `cookie`, past its
 /// welcome, and its routing switch.
 pub async fn console_at(addr: std::net::SocketAddr, cookie: &str) -> (Ws, bool) {
+    match console_resuming_at(addr, cookie, vec![]).await {
+        (ws, ToAgent::Welcome { routing, .. }) => (ws, routing),
+        (_, other) => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// A console socket to the server on `addr`, signed in by `cookie`, that said hello
+/// holding the chats up to these `cursors`, and the server's answer.
+pub async fn console_resuming_at(
+    addr: std::net::SocketAddr,
+    cookie: &str,
+    cursors: Vec<parlor_protocol::Cursor>,
+) -> (Ws, ToAgent) {
     let mut request = format!("ws://{addr}/ws/agent")
         .into_client_request()
         .expect("request");
@@ -180,11 +193,17 @@ pub async fn console_at(addr: std::net::SocketAddr, cookie: &str) -> (Ws, bool) 
         .headers_mut()
         .insert("cookie", HeaderValue::from_str(cookie).expect("header"));
     let (mut ws, _) = connect_async(request).await.expect("agent socket opens");
-    send(&mut ws, &AgentFrame::Hello { cursors: vec![] }).await;
-    match recv::<ToAgent>(&mut ws).await {
-        ToAgent::Welcome { routing, .. } => (ws, routing),
-        other => panic!("expected welcome, got {other:?}"),
-    }
+    send(&mut ws, &AgentFrame::Hello { cursors }).await;
+    let welcome = recv::<ToAgent>(&mut ws).await;
+    (ws, welcome)
+}
+
+/// A widget socket that has not said hello.
+pub async fn silent_widget_at(addr: std::net::SocketAddr) -> Ws {
+    connect_async(format!("ws://{addr}/ws/visitor"))
+        .await
+        .expect("visitor socket opens")
+        .0
 }
 
 /// An admin's `PUT /api/settings/routing` at the server on `addr`; its status.
@@ -214,9 +233,7 @@ pub async fn widget_at(
     token: Option<String>,
     since: i64,
 ) -> (Ws, ToVisitor) {
-    let (mut ws, _) = connect_async(format!("ws://{addr}/ws/visitor"))
-        .await
-        .expect("visitor socket opens");
+    let mut ws = silent_widget_at(addr).await;
     send(&mut ws, &VisitorFrame::Hello { token, since }).await;
     let welcome = recv::<ToVisitor>(&mut ws).await;
     (ws, welcome)
@@ -338,8 +355,14 @@ pub async fn visitor_error(ws: &mut Ws) -> parlor_protocol::ProtocolError {
 
 /// A visitor in a chat the admin has accepted: (agent socket, visitor socket, case).
 pub async fn accepted_chat(server: &Server) -> (Ws, Ws, i64) {
+    let (agent, visitor, case_id, _) = accepted_chat_with_token(server).await;
+    (agent, visitor, case_id)
+}
+
+/// [`accepted_chat`], with the visitor's token.
+pub async fn accepted_chat_with_token(server: &Server) -> (Ws, Ws, i64, String) {
     let mut agent = server.agent().await;
-    let (mut visitor, _) = server.visitor().await;
+    let (mut visitor, token) = server.visitor().await;
     send(&mut visitor, &start_chat("first")).await;
     recv::<ToVisitor>(&mut visitor).await;
     let case_id = match recv::<ToAgent>(&mut agent).await {
@@ -355,5 +378,5 @@ pub async fn accepted_chat(server: &Server) -> (Ws, Ws, i64) {
     // The joined message and the new state.
     recv::<ToVisitor>(&mut visitor).await;
     recv::<ToVisitor>(&mut visitor).await;
-    (agent, visitor, case_id)
+    (agent, visitor, case_id, token)
 }
