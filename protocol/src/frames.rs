@@ -124,6 +124,10 @@ pub struct CaseSummary {
     pub answers: Vec<Answer>,
     #[serde(default)]
     pub channel: Channel,
+    /// While the chat is live: since when the customer has had no widget open (they
+    /// closed the window or left the site); `None` while they are here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_left_at: Option<Millis>,
 }
 
 /// One answer to an admin's own pre-chat question, with the question as it was asked.

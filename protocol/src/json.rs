@@ -563,6 +563,7 @@ impl FromJson for CaseSummary {
             customer_email: f.field("customer_email")?,
             answers: f.field_or_default("answers")?,
             channel: f.field_or_default("channel")?,
+            customer_left_at: f.field("customer_left_at")?,
         })
     }
 }
@@ -778,6 +779,7 @@ mod tests {
                 value: "A-1\t2".to_owned(),
             }],
             channel: Channel::Message,
+            customer_left_at: Some(1_764_000_100_000),
         }
     }
 

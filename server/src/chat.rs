@@ -2,9 +2,10 @@
 //! to everyone following the case; Parlor's own messages; ending a chat.
 
 use parlor_protocol::{
-    AgentId, Author, CaseId, ChatMessage, EndedBy, SystemMessageKind, ToAgent, ToVisitor,
+    AgentId, Author, CaseId, ChatMessage, EndedBy, Millis, SystemMessageKind, ToAgent, ToVisitor,
 };
 
+use crate::dispatch::Routing;
 use crate::hub::Hub;
 use crate::routing::Event;
 use crate::secret;
@@ -50,6 +51,40 @@ pub async fn announce(
     let Some(text) = text else { return Ok(()) };
     let client_id = format!("sys-{}", &secret::token()[..24]);
     post(store, hub, case, &client_id, &Author::System, text).await?;
+    Ok(())
+}
+
+/// The customer of a live chat closed their last widget (`gone_since` set) or opened
+/// one again (`None`): recorded, told to the consoles following the case (a "left"
+/// marker; the widget needs no word of it), and to routing, which offers a waiting chat
+/// to nobody while its customer is gone. A return when they were not gone changes
+/// nothing.
+pub async fn customer_presence(
+    store: &Store,
+    hub: &Hub,
+    routing: &Routing,
+    case: CaseId,
+    gone_since: Option<Millis>,
+) -> StoreResult<()> {
+    if gone_since.is_none()
+        && store
+            .case(case)
+            .await?
+            .is_none_or(|c| c.summary.customer_left_at.is_none())
+    {
+        return Ok(());
+    }
+    store.set_customer_gone(case, gone_since).await?;
+    routing.send(Event::CustomerPresence {
+        case,
+        here: gone_since.is_none(),
+    });
+    if let Some(record) = store.case(case).await? {
+        let state = ToAgent::State {
+            case: record.summary,
+        };
+        hub.publish_to(case, None, Some(&state));
+    }
     Ok(())
 }
 
@@ -121,13 +156,14 @@ pub async fn requeue(
     )
     .await?;
     publish_state(store, hub, case).await?;
-    let group = store.case(case).await?.and_then(|c| c.group_id);
+    let record = store.case(case).await?;
     Ok(Some(vec![
         Event::ChatClosed { agent, case },
         Event::ChatQueued {
             case,
-            group,
+            group: record.as_ref().and_then(|c| c.group_id),
             offer: None,
+            away: record.is_some_and(|c| c.summary.customer_left_at.is_some()),
         },
     ]))
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::chat;
 use crate::hub::Hub;
-use crate::routing::{Decision, Engine, Event};
+use crate::routing::{Decision, Engine, Event, Queued};
 use crate::settings::SharedSettings;
 use crate::store::{Caller, Store, StoreResult, now_ms};
 
@@ -73,7 +73,7 @@ struct Shell {
     settings: SharedSettings,
     engine: Engine,
     /// The queue as consoles last heard it.
-    told_waiting: Vec<(CaseId, bool)>,
+    told_waiting: Vec<Queued>,
     /// When consoles and waiting customers next hear how the queue changed.
     queue_due: Option<tokio::time::Instant>,
     online: Arc<AtomicBool>,
@@ -95,6 +95,7 @@ pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> Sto
             case: case.summary.id,
             group: case.group_id,
             offer: case.offer,
+            away: case.summary.customer_left_at.is_some(),
         });
     }
     let shell = Shell {
@@ -255,9 +256,9 @@ impl Shell {
     }
 
     /// The first [`WAITING_LISTED`] waiting chats, for consoles.
-    async fn waiting_frame(&self, waiting: &[(CaseId, bool)]) -> StoreResult<ToAgent> {
+    async fn waiting_frame(&self, waiting: &[Queued]) -> StoreResult<ToAgent> {
         let head = &waiting[..waiting.len().min(WAITING_LISTED)];
-        let ids: Vec<CaseId> = head.iter().map(|(case, _)| *case).collect();
+        let ids: Vec<CaseId> = head.iter().map(|q| q.case).collect();
         let mut summaries: HashMap<CaseId, _> = self
             .store
             .case_summaries(&ids)
@@ -268,11 +269,11 @@ impl Shell {
         let chats = head
             .iter()
             .enumerate()
-            .filter_map(|(i, (case, offered))| {
+            .filter_map(|(i, queued)| {
                 Some(WaitingChat {
-                    case: summaries.remove(case)?,
+                    case: summaries.remove(&queued.case)?,
                     position: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                    offered: *offered,
+                    offered: queued.offered,
                 })
             })
             .collect();
@@ -283,7 +284,7 @@ impl Shell {
     /// A console that just connected hears the waiting list at once, and its agent's
     /// open screen pop if there is one.
     async fn greet(&self, agent: AgentId) -> StoreResult<()> {
-        let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
+        let waiting: Vec<Queued> = self.engine.waiting().collect();
         let frame = self.waiting_frame(&waiting).await?;
         self.hub.send_agent(agent, &frame);
         if let Some((case, expires_at)) = self.engine.offer_of(agent) {
@@ -298,7 +299,7 @@ impl Shell {
     /// frame per console, not one per event.
     async fn tell_queue(&mut self) -> StoreResult<()> {
         self.tell_availability();
-        let waiting: Vec<(CaseId, bool)> = self.engine.waiting().collect();
+        let waiting: Vec<Queued> = self.engine.waiting().collect();
         if waiting == self.told_waiting {
             return Ok(());
         }
@@ -312,11 +313,11 @@ impl Shell {
             .told_waiting
             .iter()
             .enumerate()
-            .map(|(i, (case, _))| (*case, i))
+            .map(|(i, queued)| (queued.case, i))
             .collect();
         // Far back in a long queue the place is told once, when the chat joins it;
         // telling every customer every move would cost the square of the queue.
-        for (i, (case, _)) in waiting.iter().enumerate() {
+        for (i, Queued { case, .. }) in waiting.iter().enumerate() {
             let moved = before.get(case) != Some(&i);
             if moved && (i < POSITIONS_TOLD || !before.contains_key(case)) {
                 self.tell_position(*case, i + 1);

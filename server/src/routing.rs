@@ -44,11 +44,20 @@ pub enum Event {
         on: bool,
     },
     /// A chat is waiting for an agent. `offer` is a screen pop that was open when the
-    /// server stopped, restored with its stored deadline.
+    /// server stopped, restored with its stored deadline; `away` is whether its customer
+    /// has gone (no widget of theirs is open).
     ChatQueued {
         case: CaseId,
         group: Option<GroupId>,
         offer: Option<(AgentId, Millis)>,
+        away: bool,
+    },
+    /// The customer of a chat closed their last widget (`here: false`) or opened one
+    /// again. A waiting chat whose customer has gone keeps its place but is offered to
+    /// nobody until they are back (or its inactivity timeout ends it).
+    CustomerPresence {
+        case: CaseId,
+        here: bool,
     },
     Accept {
         agent: AgentId,
@@ -153,6 +162,18 @@ struct Waiting {
     case: CaseId,
     group: Option<GroupId>,
     offer: Option<Offered>,
+    /// The customer has gone: no screen pop for it until they are back.
+    away: bool,
+}
+
+/// A waiting chat as the waiting list shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queued {
+    pub case: CaseId,
+    /// A screen pop for it is on some agent's screen.
+    pub offered: bool,
+    /// Its customer has gone.
+    pub away: bool,
 }
 
 /// Routing state: the agents who are connected and the chats waiting, in arrival order.
@@ -179,9 +200,13 @@ impl Engine {
         self.channel_on
     }
 
-    /// The waiting chats in queue order, with whether a screen pop for each is out.
-    pub fn waiting(&self) -> impl Iterator<Item = (CaseId, bool)> + '_ {
-        self.queue.iter().map(|w| (w.case, w.offer.is_some()))
+    /// The waiting chats in queue order.
+    pub fn waiting(&self) -> impl Iterator<Item = Queued> + '_ {
+        self.queue.iter().map(|w| Queued {
+            case: w.case,
+            offered: w.offer.is_some(),
+            away: w.away,
+        })
     }
 
     /// The admin's screen-pop timeout, for offers made from now on.
@@ -301,10 +326,27 @@ impl Engine {
                     self.close_offer_of(agent, OfferClosed::Disabled, out);
                 }
             }
-            Event::ChatQueued { case, group, offer } => {
+            Event::ChatQueued {
+                case,
+                group,
+                offer,
+                away,
+            } => {
                 if self.position(case).is_none() {
                     let offer = offer.map(|(agent, expires_at)| Offered { agent, expires_at });
-                    self.queue.push(Waiting { case, group, offer });
+                    self.queue.push(Waiting {
+                        case,
+                        group,
+                        offer,
+                        away,
+                    });
+                }
+            }
+            // A screen pop already up stays for its countdown (a customer moving between
+            // pages of the site is gone for a moment only); see `expire_offers`.
+            Event::CustomerPresence { case, here } => {
+                if let Some(waiting) = self.queue.iter_mut().find(|w| w.case == case) {
+                    waiting.away = !here;
                 }
             }
             Event::Accept { agent, case } => self.accept(now, agent, case, out),
@@ -392,7 +434,8 @@ impl Engine {
     }
 
     /// An offer whose countdown reached 0 goes away, and the agent who ignored it has
-    /// their routing switched off.
+    /// their routing switched off, unless the customer had gone meanwhile: nobody is
+    /// blamed for not answering someone who left.
     fn expire_offers(&mut self, now: Millis, out: &mut Vec<Decision>) {
         for waiting in &mut self.queue {
             let Some(offer) = waiting.offer else { continue };
@@ -400,6 +443,14 @@ impl Engine {
                 continue;
             }
             waiting.offer = None;
+            if waiting.away {
+                out.push(Decision::OfferClosed {
+                    case: waiting.case,
+                    agent: offer.agent,
+                    reason: OfferClosed::Abandoned,
+                });
+                continue;
+            }
             out.push(Decision::OfferClosed {
                 case: waiting.case,
                 agent: offer.agent,
@@ -415,15 +466,15 @@ impl Engine {
         }
     }
 
-    /// Offers each waiting chat without a screen pop, oldest first, to the longest-idle
-    /// agent who has routing on, room for a chat and no other screen pop — one of the
-    /// chat's group if any such agent is free, else anyone.
+    /// Offers each waiting chat without a screen pop whose customer is there, oldest
+    /// first, to the longest-idle agent who has routing on, room for a chat and no other
+    /// screen pop — one of the chat's group if any such agent is free, else anyone.
     fn route(&mut self, now: Millis, out: &mut Vec<Decision>) {
         if !self.channel_on {
             return;
         }
         for i in 0..self.queue.len() {
-            if self.queue[i].offer.is_some() {
+            if self.queue[i].offer.is_some() || self.queue[i].away {
                 continue;
             }
             let busy: Vec<AgentId> = self
@@ -479,6 +530,7 @@ mod tests {
             case,
             group: None,
             offer: None,
+            away: false,
         }
     }
 
@@ -717,10 +769,82 @@ mod tests {
                 case: 100,
                 group: None,
                 offer: Some((1, 500)),
+                away: false,
             },
         );
         assert_eq!(engine.next_deadline(), Some(500));
         let out = engine.handle(500, Event::Tick);
+        assert!(out.contains(&Decision::RoutingOff {
+            agent: 1,
+            change: RoutingChange::IgnoredOffer
+        }));
+    }
+
+    fn presence(case: CaseId, here: bool) -> Event {
+        Event::CustomerPresence { case, here }
+    }
+
+    #[test]
+    fn a_chat_whose_customer_has_gone_waits_unoffered_until_they_are_back() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, queued(100));
+        engine.handle(1, presence(100, false));
+        assert!(offers(&engine.handle(2, connected(1))).is_empty());
+        let listed: Vec<Queued> = engine.waiting().collect();
+        assert_eq!(
+            listed,
+            [Queued {
+                case: 100,
+                offered: false,
+                away: true
+            }]
+        );
+        assert_eq!(engine.position(100), Some(1), "it keeps its place");
+        assert_eq!(
+            offers(&engine.handle(3, presence(100, true))),
+            vec![(100, 1)]
+        );
+    }
+
+    #[test]
+    fn a_chat_queued_again_after_its_customer_left_is_not_offered() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        let out = engine.handle(
+            1,
+            Event::ChatQueued {
+                case: 100,
+                group: None,
+                offer: None,
+                away: true,
+            },
+        );
+        assert!(offers(&out).is_empty());
+    }
+
+    #[test]
+    fn a_screen_pop_whose_customer_left_runs_out_without_switching_routing_off() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        engine.handle(1, queued(100));
+        // The pop stays up: the customer may only be moving to another page.
+        assert!(engine.handle(2, presence(100, false)).is_empty());
+        assert_eq!(engine.offer_of(1), Some((100, 1 + TIMEOUT)));
+        let out = engine.handle(1 + TIMEOUT, Event::Tick);
+        assert_eq!(
+            out,
+            vec![Decision::OfferClosed {
+                case: 100,
+                agent: 1,
+                reason: OfferClosed::Abandoned
+            }]
+        );
+        assert!(engine.agents[&1].routing);
+        // Back before the pop ran out: nothing happens, the pop simply goes on.
+        engine.handle(2 + TIMEOUT, queued(101));
+        engine.handle(3 + TIMEOUT, presence(101, false));
+        engine.handle(4 + TIMEOUT, presence(101, true));
+        let out = engine.handle(2 + 2 * TIMEOUT, Event::Tick);
         assert!(out.contains(&Decision::RoutingOff {
             agent: 1,
             change: RoutingChange::IgnoredOffer
@@ -758,6 +882,7 @@ mod tests {
                 case: 100,
                 group: Some(7),
                 offer: None,
+                away: false,
             },
         );
         // Agent 1 has been idle longer, but agent 2 is in the chat's group.
@@ -774,6 +899,7 @@ mod tests {
                 case: 100,
                 group: Some(7),
                 offer: None,
+                away: false,
             },
         );
         assert_eq!(offers(&out), vec![(100, 1)]);
@@ -794,7 +920,7 @@ mod tests {
             }]
         );
         assert!(offers(&engine.handle(2, queued(101))).is_empty());
-        let waiting: Vec<(CaseId, bool)> = engine.waiting().collect();
+        let waiting: Vec<(CaseId, bool)> = engine.waiting().map(|q| (q.case, q.offered)).collect();
         assert_eq!(waiting, [(100, false), (101, false)]);
         // Entering a waiting chat by clicking it still works.
         let out = engine.handle(
@@ -894,6 +1020,7 @@ mod tests {
         Disable(AgentId, CaseId),
         Leave(CaseId),
         Close(AgentId, CaseId),
+        Presence(CaseId, bool),
         Wait(Millis),
     }
 
@@ -911,7 +1038,8 @@ mod tests {
             (agent.clone(), case.clone()).prop_map(|(a, c)| Step::Accept(a, c)),
             (agent.clone(), case.clone()).prop_map(|(a, c)| Step::Disable(a, c)),
             case.clone().prop_map(Step::Leave),
-            (agent, case).prop_map(|(a, c)| Step::Close(a, c)),
+            (agent, case.clone()).prop_map(|(a, c)| Step::Close(a, c)),
+            (case, any::<bool>()).prop_map(|(c, here)| Step::Presence(c, here)),
             (0..(2 * TIMEOUT)).prop_map(Step::Wait),
         ]
     }
@@ -938,7 +1066,7 @@ mod tests {
                     Step::Queue(case, group) => if assigned.contains_key(&case) {
                         continue
                     } else {
-                        Event::ChatQueued { case, group, offer: None }
+                        Event::ChatQueued { case, group, offer: None, away: false }
                     },
                     Step::Accept(agent, case) => Event::Accept { agent, case },
                     Step::Disable(agent, case) => Event::Disable { agent, case },
@@ -948,12 +1076,27 @@ mod tests {
                         assigned.remove(&case);
                         Event::ChatClosed { agent, case }
                     }
+                    Step::Presence(case, here) => Event::CustomerPresence { case, here },
                     Step::Wait(ms) => { now += ms; Event::Tick }
                 };
-                for decision in engine.handle(now, event) {
-                    if let Decision::Assign { case, agent } = decision {
-                        // An accepted chat has exactly one agent.
-                        prop_assert!(assigned.insert(case, agent).is_none());
+                let away: Vec<CaseId> =
+                    engine.queue.iter().filter(|w| w.away).map(|w| w.case).collect();
+                let decisions = engine.handle(now, event);
+                for decision in &decisions {
+                    match *decision {
+                        Decision::Assign { case, agent } => {
+                            // An accepted chat has exactly one agent.
+                            prop_assert!(assigned.insert(case, agent).is_none());
+                        }
+                        // Nobody gets a screen pop for a customer who has gone.
+                        Decision::Offer { case, .. } => {
+                            prop_assert!(engine.queue.iter().any(|w| w.case == case && !w.away));
+                        }
+                        // Nobody's routing goes off for a pop whose customer had gone.
+                        Decision::OfferClosed { case, reason: OfferClosed::TimedOut, .. } => {
+                            prop_assert!(!away.contains(&case));
+                        }
+                        _ => {}
                     }
                 }
                 // Each waiting chat is offered to at most one eligible agent, and each
@@ -972,7 +1115,7 @@ mod tests {
                 let free = engine.agents.iter().any(|(id, a)| {
                     a.connections > 0 && a.routing && a.load < a.capacity && !holders.contains(id)
                 });
-                let unoffered = engine.queue.iter().any(|w| w.offer.is_none());
+                let unoffered = engine.queue.iter().any(|w| w.offer.is_none() && !w.away);
                 prop_assert!(!(engine.channel_on && free && unoffered));
             }
         }

@@ -335,7 +335,7 @@ const ACCOUNT_COLUMNS: &str = "id, name, email, is_admin, active, capacity";
 const CASE_COLUMNS: &str = "c.id, c.visitor_id, c.customer_name, c.subject, c.location, \
      c.chat_state, c.agent_id, a.name AS agent_name, c.ended_by, c.ended_by_name, \
      c.offer_agent_id, c.offer_expires_at, c.created_at, c.group_id, g.name AS group_name, \
-     c.status, c.customer_email, c.answers, c.channel";
+     c.status, c.customer_email, c.answers, c.channel, c.customer_gone_at";
 const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
      LEFT JOIN groups g ON g.id = c.group_id";
 
@@ -1458,6 +1458,10 @@ fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
             channel: match row.get::<&str, _>("channel") {
                 "message" => Channel::Message,
                 _ => Channel::Chat,
+            },
+            customer_left_at: match state {
+                ChatState::Ended => None,
+                _ => row.get("customer_gone_at"),
             },
         },
         visitor_id: row.get("visitor_id"),

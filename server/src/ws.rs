@@ -393,7 +393,9 @@ impl Session for VisitorSession {
             if let Some(case) = store.live_case_of(visitor).await?
                 && self.state.hub.widgets_following(case) == 0
             {
-                store.set_customer_gone(case, Some(now_ms())).await?;
+                let state = &self.state;
+                chat::customer_presence(store, &state.hub, &state.routing, case, Some(now_ms()))
+                    .await?;
             }
             Ok::<(), StoreError>(())
         };
@@ -505,6 +507,7 @@ impl Session for VisitorSession {
                         case: started.case,
                         group: chat.group,
                         offer: None,
+                        away: false,
                     });
                 }
             }
@@ -648,9 +651,10 @@ impl VisitorSession {
         returning: bool,
     ) -> Result<parlor_protocol::Chat, ProtocolError> {
         let visitor = self.visitor.ok_or_else(say_hello)?;
-        self.state.hub.follow(self.conn, case);
+        let state = &self.state;
+        state.hub.follow(self.conn, case);
         if returning {
-            self.state.store.set_customer_gone(case, None).await?;
+            chat::customer_presence(&state.store, &state.hub, &state.routing, case, None).await?;
         }
         Ok(self
             .state

@@ -457,7 +457,10 @@ async fn a_screen_pop_running_at_a_crash_times_out_on_its_stored_deadline_after_
     let mut first = console(parlor.addr, &admin).await;
     let mut second = console(parlor.addr, &bea_cookie).await;
 
-    let (mut widget, _) = common::widget_at(parlor.addr, None, 0).await;
+    let (mut widget, welcome) = common::widget_at(parlor.addr, None, 0).await;
+    let ToVisitor::Welcome { token, .. } = welcome else {
+        panic!("expected welcome, got {welcome:?}");
+    };
     send(&mut widget, &common::start_chat("s1")).await;
     let offered_at = tokio::time::Instant::now();
     // Whoever has been idle longest gets the screen pop.
@@ -480,6 +483,9 @@ async fn a_screen_pop_running_at_a_crash_times_out_on_its_stored_deadline_after_
     } else {
         (second, first)
     };
+    // The customer's widget reconnects too (a chat whose customer has gone is offered
+    // to nobody).
+    let (_widget, _) = common::widget_at(parlor.addr, Some(token), 0).await;
 
     // The holder's console shows the same screen pop again, with the time it has left.
     match recv::<ToAgent>(&mut holder).await {

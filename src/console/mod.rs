@@ -16,8 +16,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlor_protocol::{
     AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy,
-    ErrorCode, Group, Macro, Offer, OfferClosed, OfferLogEntry, RoutingChange, RoutingSwitch,
-    ToAgent, Transcript, WaitingChat, flatten_markdown,
+    ErrorCode, Group, Macro, Millis, Offer, OfferClosed, OfferLogEntry, RoutingChange,
+    RoutingSwitch, ToAgent, Transcript, WaitingChat, flatten_markdown,
 };
 
 use crate::components::{Composer, MessageList, Viewer};
@@ -443,10 +443,33 @@ fn OfferLog(case_id: CaseId) -> impl IntoView {
 
 fn tab_state(case: &CaseSummary) -> &'static str {
     match case.state {
+        ChatState::Ended => "Ended",
+        _ if case.customer_left_at.is_some() => "Customer left",
         ChatState::Queued => "Waiting",
         ChatState::Active => "Live",
-        ChatState::Ended => "Ended",
     }
+}
+
+/// How long ago `at` was, for "left 3 min ago": seconds under a minute, then minutes.
+fn ago(at: Millis, now: f64) -> String {
+    let secs = ((now - at as f64) / 1000.0).max(0.0) as u64;
+    match secs {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        _ => format!("{} h {} min ago", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// The line a live chat's tab shows while its customer has gone.
+fn left_line(case: &CaseSummary, now: f64) -> Option<String> {
+    let at = case
+        .customer_left_at
+        .filter(|_| case.state != ChatState::Ended)?;
+    Some(format!(
+        "The customer left {}: their window is closed. The chat goes on if they come back, \
+         and ends by itself if they do not.",
+        ago(at, now)
+    ))
 }
 
 /// What the customer told the pre-chat form beyond name and subject.
@@ -593,6 +616,9 @@ pub fn ConsoleApp() -> impl IntoView {
                 <ScreenPop
                     offer=shown.offer
                     seconds_left=seconds_left
+                    customer_left=Signal::derive(move || model.waiting.with(|chats| {
+                        chats.iter().any(|w| w.case.id == case_id && w.case.customer_left_at.is_some())
+                    }))
                     on_accept=Callback::new(move |()| send(AgentFrame::Accept { case_id }))
                     on_disable=Callback::new(move |()| send(AgentFrame::Disable { case_id }))
                 />
@@ -641,7 +667,10 @@ pub fn ConsoleApp() -> impl IntoView {
                             <div>
                                 <strong>{format!("#{} {}", waiting.position, waiting.case.customer_name)}</strong>
                                 <span class="waiting-subject">{format!("{}{group}", waiting.case.subject)}</span>
-                                {waiting.offered.then(|| view! { <span class="waiting-offered">"Screen pop out"</span> })}
+                                {waiting.case.customer_left_at.is_some().then(|| view! {
+                                    <span class="waiting-left">"Customer left: not offered until they are back"</span>
+                                })}
+                                {waiting.offered.then(|| view! { <span class="waiting-offered">"Being offered to an agent"</span> })}
                             </div>
                             <button type="button" on:click=move |_| send(AgentFrame::Accept { case_id: id })>"Enter"</button>
                         </li>
@@ -746,6 +775,12 @@ pub fn ConsoleApp() -> impl IntoView {
                     }
                 })}
                 <OfferLog case_id=id/>
+                <p class="customer-left" role="status">
+                    {move || {
+                        let now = model.now.get();
+                        case.with(|c| c.as_ref().and_then(|c| left_line(c, now)))
+                    }}
+                </p>
                 <Show when=move || state() == Some(ChatState::Ended)>
                     <p class="chat-status" role="status">
                         {move || case.with(|c| c.as_ref().map(ended_line))}

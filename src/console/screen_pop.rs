@@ -9,6 +9,9 @@ pub fn ScreenPop(
     /// Seconds left, counted down locally from the server's remaining time.
     #[prop(into)]
     seconds_left: Signal<u64>,
+    /// The customer closed their window while this screen pop was up.
+    #[prop(into)]
+    customer_left: Signal<bool>,
     on_accept: Callback<()>,
     on_disable: Callback<()>,
 ) -> impl IntoView {
@@ -34,6 +37,11 @@ pub fn ScreenPop(
                 <button type="button" class="primary pop-accept" on:click=move |_| on_accept.run(())>"Accept"</button>
                 <button type="button" class="pop-disable" on:click=move |_| on_disable.run(())>"Disable"</button>
             </div>
+            <Show when=move || customer_left.get()>
+                <p class="pop-left" role="status">
+                    "The customer left while this was up. Ignoring it will not switch your routing off."
+                </p>
+            </Show>
             <Show when=move || open.get()>
                 <dl class="pop-details">
                     <dt>"Location"</dt><dd>{offer.location.clone()}</dd>
