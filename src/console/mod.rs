@@ -558,22 +558,31 @@ pub fn ConsoleApp() -> impl IntoView {
         }
     };
 
-    // Bumped when the agent allows alerts, so the button can go.
+    // Bumped when sound or notifications are allowed, so the top bar can update. The
+    // first click or key anywhere (signing in, say) allows sound.
     let alerts_on = RwSignal::new(0_u32);
+    alerts::unlock_on_first_gesture(move || alerts_on.update(|n| *n += 1));
 
     // The window title counts chats with an unread customer message.
     Effect::new(move |_| {
         let unread = model
             .tabs
             .with(|tabs| tabs.iter().filter(|t| t.unread).count());
-        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-            let title = if unread > 0 {
-                format!("({unread}) Parlor console")
-            } else {
-                "Parlor console".to_owned()
-            };
-            document.set_title(&title);
-        }
+        alerts::rest_title(if unread > 0 {
+            format!("({unread}) {}", alerts::TITLE)
+        } else {
+            alerts::TITLE.to_owned()
+        });
+    });
+
+    // While a screen pop is up the title flashes and the tab's icon has a badge.
+    Effect::new(move |_| {
+        model.offer.with(|shown| match shown {
+            Some(shown) => {
+                alerts::call_attention(&format!("Incoming chat: {}", shown.offer.customer_name));
+            }
+            None => alerts::calm(),
+        });
     });
 
     // Already signed in (the session cookie)? Then straight to work.
@@ -847,21 +856,31 @@ pub fn ConsoleApp() -> impl IntoView {
                                 Link::Reconnecting => "Reconnecting…",
                             }}
                         </span>
-                        <Show when=move || { alerts_on.track(); !alerts::enabled() }>
-                            <button type="button" class="enable-alerts"
-                                title="Allow a sound and desktop notifications for screen pops and new messages"
-                                on:click=move |_| {
-                                    let asked = alerts::enable();
-                                    spawn_local(async move {
-                                        if let Some(answer) = asked {
-                                            let _ = wasm_bindgen_futures::JsFuture::from(answer).await;
-                                        }
-                                        alerts_on.update(|n| *n += 1);
-                                    });
-                                }>
+                        {move || {
+                            alerts_on.track();
+                            let label = if !alerts::sound_on() {
                                 "Enable alerts"
-                            </button>
-                        </Show>
+                            } else if alerts::notifications_askable() {
+                                "Turn on desktop notifications"
+                            } else {
+                                return None;
+                            };
+                            Some(view! {
+                                <button type="button" class="enable-alerts"
+                                    title="A sound and desktop notifications for screen pops and new messages"
+                                    on:click=move |_| {
+                                        let asked = alerts::enable();
+                                        spawn_local(async move {
+                                            if let Some(answer) = asked {
+                                                let _ = wasm_bindgen_futures::JsFuture::from(answer).await;
+                                            }
+                                            alerts_on.update(|n| *n += 1);
+                                        });
+                                    }>
+                                    {label}
+                                </button>
+                            })
+                        }}
                         <span class="me">{move || model.me.with(|m| m.as_ref().map(|m| m.name.clone()))}</span>
                         <button type="button" class="sign-out" on:click=move |_| sign_out(false)>"Sign out"</button>
                         <button type="button" class="sign-out-everywhere" title="Sign out on every browser and device"
