@@ -156,7 +156,13 @@ pub struct WaitingChat {
     pub position: u32,
     /// Whether a screen pop for it is on some agent's screen now.
     pub offered: bool,
+    /// The start of the customer's first message.
+    #[serde(default)]
+    pub first_message: String,
 }
+
+/// How much of a waiting chat's first message the waiting list shows.
+pub const FIRST_MESSAGE_CHARS: usize = 140;
 
 /// A case with the messages the client does not hold yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -266,6 +266,7 @@ impl Shell {
             .into_iter()
             .map(|summary| (summary.id, summary))
             .collect();
+        let mut firsts = self.store.first_messages(&ids).await?;
         let chats = head
             .iter()
             .enumerate()
@@ -274,6 +275,7 @@ impl Shell {
                     case: summaries.remove(&queued.case)?,
                     position: u32::try_from(i + 1).unwrap_or(u32::MAX),
                     offered: queued.offered,
+                    first_message: firsts.remove(&queued.case).unwrap_or_default(),
                 })
             })
             .collect();

@@ -4,6 +4,7 @@
 //! Every read or write of a case goes through [`Store::case_for`], which scopes it by
 //! the caller, so no handler can forget whose case it is.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::time::Duration;
 
 use parlor_protocol::{
     AgentAccount, AgentId, AgentProfile, Answer, Author, CaseId, CaseStatus, CaseSummary, Channel,
-    Chat, ChatMessage, ChatState, EndedBy, Group, GroupId, Macro, Millis, OfferClosed,
-    OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
+    Chat, ChatMessage, ChatState, EndedBy, FIRST_MESSAGE_CHARS, Group, GroupId, Macro, Millis,
+    OfferClosed, OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -935,6 +936,24 @@ impl Store {
         }
         let rows = query.fetch_all(&self.read).await?;
         Ok(rows.iter().map(|r| case_record(r).summary).collect())
+    }
+
+    /// The start of each case's first message (at most [`FIRST_MESSAGE_CHARS`]
+    /// characters), for the waiting list.
+    pub async fn first_messages(&self, ids: &[CaseId]) -> StoreResult<HashMap<CaseId, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "SELECT case_id, substr(body, 1, {FIRST_MESSAGE_CHARS}) FROM messages \
+             WHERE seq = 1 AND case_id IN ({marks})"
+        );
+        let mut query = sqlx::query_as::<_, (CaseId, String)>(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_all(&self.read).await?.into_iter().collect())
     }
 
     /// The chats an agent is in.

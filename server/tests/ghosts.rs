@@ -56,11 +56,17 @@ async fn a_waiting_chat_whose_customer_left_gets_no_screen_pop_until_they_come_b
     send(&mut agent, &AgentFrame::SetRouting { on: false }).await;
     let (mut visitor, token) = server.visitor().await;
     send(&mut visitor, &start_chat("first")).await;
-    let case_id = first_of(&mut agent, |frame: ToAgent| match frame {
-        ToAgent::Waiting { chats, .. } => chats.first().map(|w| w.case.id),
+    let (case_id, first_message) = first_of(&mut agent, |frame: ToAgent| match frame {
+        ToAgent::Waiting { chats, .. } => {
+            chats.first().map(|w| (w.case.id, w.first_message.clone()))
+        }
         _ => None,
     })
     .await;
+    assert_eq!(
+        first_message, "Where is my order?",
+        "the list shows how it began"
+    );
     drop(visitor);
     assert!(listed_as_left(&mut agent, case_id).await);
 

@@ -1,7 +1,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use parlor_protocol::{AgentId, Author, CaseId, ChatMessage, Segment, Seq, Transcript, segments};
+use parlor_protocol::{
+    AgentId, Author, CaseId, ChatMessage, Millis, Segment, Seq, Transcript, segments,
+};
 use web_sys::Element;
 
 use crate::dom;
@@ -31,6 +33,24 @@ fn author_of(message: &ChatMessage) -> &str {
     }
 }
 
+/// Whether two messages are by the same person (a run shows its author once).
+fn same_author(a: &Author, b: &Author) -> bool {
+    match (a, b) {
+        (Author::Customer { .. }, Author::Customer { .. }) => true,
+        (Author::Agent { id: x, .. }, Author::Agent { id: y, .. }) => x == y,
+        _ => false,
+    }
+}
+
+/// Up to two initials of a name, for its avatar: "Grace Hopper" → "GH".
+pub fn initials(name: &str) -> String {
+    name.split_whitespace()
+        .filter_map(|word| word.chars().find(|c| c.is_alphanumeric()))
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
 /// Which line a list item shows: a stored message (by its case, as one list may show
 /// one chat and then another), or one of the viewer's own still on its way (by its
 /// client id).
@@ -48,15 +68,27 @@ struct Line<'a> {
     author: &'a str,
     body: &'a str,
     status: Option<String>,
+    /// When it was sent (people's stored lines only).
+    sent_at: Option<Millis>,
+    /// By the same person as the line before: the author and avatar are not repeated.
+    continued: bool,
 }
 
 fn lines(transcript: &Transcript, viewer: Viewer) -> Vec<Line<'_>> {
-    let stored = transcript.messages().iter().map(|m| Line {
-        key: LineKey::Stored(m.case_id, m.seq),
-        class: class_of(m, viewer),
-        author: author_of(m),
-        body: &m.body,
-        status: None,
+    let mut before: Option<&Author> = None;
+    let stored = transcript.messages().iter().map(move |m| {
+        let continued = before.is_some_and(|b| same_author(b, &m.author));
+        before = Some(&m.author);
+        Line {
+            key: LineKey::Stored(m.case_id, m.seq),
+            class: class_of(m, viewer),
+            author: author_of(m),
+            body: &m.body,
+            status: None,
+            // Parlor's own lines ("… joined the chat") carry no time of their own.
+            sent_at: (m.author != Author::System).then_some(m.sent_at),
+            continued,
+        }
     });
     let pending = transcript.pending().iter().map(|p| Line {
         key: LineKey::Pending(p.client_id.clone()),
@@ -67,6 +99,8 @@ fn lines(transcript: &Transcript, viewer: Viewer) -> Vec<Line<'_>> {
             Some(why) => format!("Not sent: {why}"),
             None => "Sending…".to_owned(),
         }),
+        sent_at: None,
+        continued: true,
     });
     stored.chain(pending).collect()
 }
@@ -75,7 +109,21 @@ fn lines(transcript: &Transcript, viewer: Viewer) -> Vec<Line<'_>> {
 struct Shown {
     key: LineKey,
     status: Option<String>,
+    continued: bool,
     item: Element,
+}
+
+/// `sent_at` as the time of day ("14:05", local) and as the full local date and time
+/// for hovering.
+fn clock(sent_at: Millis) -> (String, String, String) {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(sent_at as f64));
+    let short = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+    let language = web_sys::window()
+        .and_then(|w| w.navigator().language())
+        .unwrap_or_else(|| "en".to_owned());
+    let options = wasm_bindgen::JsValue::UNDEFINED;
+    let full = String::from(date.to_locale_string(&language, &options));
+    (short, full, String::from(date.to_iso_string()))
 }
 
 /// A message body as text nodes, with links only where the protocol's rule finds them.
@@ -101,12 +149,24 @@ fn body_el(body: &str) -> Option<Element> {
 
 fn item_el(line: &Line<'_>) -> Option<Element> {
     let item = dom::el("li", line.class)?;
+    if line.continued {
+        let _ = item.class_list().add_1("msg-continued");
+    }
     if let LineKey::Stored(_, seq) = line.key {
         dom::set_attr(&item, "data-seq", &seq.to_string());
     }
+    let avatar = dom::text_el("span", "msg-avatar", &initials(line.author))?;
+    dom::set_attr(&avatar, "aria-hidden", "true");
     let author = dom::text_el("span", "msg-author", line.author)?;
     let body = body_el(line.body)?;
-    dom::append(&item, &[&author, &body]);
+    dom::append(&item, &[&avatar, &author, &body]);
+    if let Some(sent_at) = line.sent_at {
+        let (short, full, iso) = clock(sent_at);
+        let time = dom::text_el("time", "msg-time", &short)?;
+        dom::set_attr(&time, "datetime", &iso);
+        dom::set_attr(&time, "title", &full);
+        dom::append(&item, &[&time]);
+    }
     if let Some(status) = &line.status {
         let status = dom::text_el("span", "msg-status", status)?;
         dom::append(&item, &[&status]);
@@ -227,7 +287,7 @@ impl Messages {
                 .iter()
                 .position(|s| s.key == line.key)
                 .map(|at| from + at)
-                .filter(|&at| old[at].status == line.status);
+                .filter(|&at| old[at].status == line.status && old[at].continued == line.continued);
             let item = match same {
                 Some(at) => {
                     from = at + 1;
@@ -242,6 +302,7 @@ impl Messages {
             next.push(Shown {
                 key: line.key,
                 status: line.status,
+                continued: line.continued,
                 item,
             });
         }
@@ -275,6 +336,20 @@ impl Messages {
         } else {
             bottom
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initials;
+
+    #[test]
+    fn initials_take_the_first_letter_of_the_first_two_words() {
+        assert_eq!(initials("Grace Hopper"), "GH");
+        assert_eq!(initials("ada"), "A");
+        assert_eq!(initials("  Zoë  de la Cruz "), "ZD");
+        assert_eq!(initials("(Bob) Smith"), "BS");
+        assert_eq!(initials(""), "");
     }
 }
 

@@ -450,13 +450,30 @@ fn tab_state(case: &CaseSummary) -> &'static str {
     }
 }
 
-/// How long ago `at` was, for "left 3 min ago": seconds under a minute, then minutes.
-fn ago(at: Millis, now: f64) -> String {
-    let secs = ((now - at as f64) / 1000.0).max(0.0) as u64;
+/// Seconds from `since` to `now` (epoch ms).
+fn seconds_since(since: Millis, now: f64) -> u64 {
+    ((now - since as f64) / 1000.0).max(0.0) as u64
+}
+
+/// A span of time as the console says it: "45 s", "2 min", "1 h 5 min".
+fn span(secs: u64) -> String {
     match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs / 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// How long a chat has waited, for the waiting list.
+fn waited(since: Millis, now: f64) -> String {
+    span(seconds_since(since, now))
+}
+
+/// How long ago `at` was, for "left 3 min ago".
+fn ago(at: Millis, now: f64) -> String {
+    match seconds_since(at, now) {
         0..=59 => "just now".to_owned(),
-        60..=3599 => format!("{} min ago", secs / 60),
-        _ => format!("{} h {} min ago", secs / 3600, secs % 3600 / 60),
+        secs => format!("{} ago", span(secs)),
     }
 }
 
@@ -671,11 +688,14 @@ pub fn ConsoleApp() -> impl IntoView {
                 {chats.into_iter().map(|waiting| {
                     let id = waiting.case.id;
                     let group = waiting.case.group.clone().map(|g| format!(" · {g}")).unwrap_or_default();
+                    let since = waiting.case.created_at;
                     view! {
                         <li class="waiting-chat" data-case=id>
                             <div>
                                 <strong>{format!("#{} {}", waiting.position, waiting.case.customer_name)}</strong>
+                                <span class="waiting-time">{move || waited(since, model.now.get())}</span>
                                 <span class="waiting-subject">{format!("{}{group}", waiting.case.subject)}</span>
+                                <span class="waiting-first">{waiting.first_message.clone()}</span>
                                 {waiting.case.customer_left_at.is_some().then(|| view! {
                                     <span class="waiting-left">"Customer left: not offered until they are back"</span>
                                 })}
@@ -847,7 +867,10 @@ pub fn ConsoleApp() -> impl IntoView {
                             <span>{move || if model.routing.with(RoutingSwitch::shown) { "Routing on" } else { "Routing off" }}</span>
                         </label>
                         <Show when=move || !model.channel_routing.get()>
-                            <span class="channel-off" role="status">"Routing is off for the channel"</span>
+                            <span class="channel-off" role="status"
+                                title="An admin switched screen pops off for the whole chat channel: nobody gets them until it is back on. Take chats from the waiting list meanwhile.">
+                                ", paused for everyone: take chats from the waiting list"
+                            </span>
                         </Show>
                         <span class="link-state" data-link=move || format!("{:?}", model.link.get()).to_lowercase()>
                             {move || match model.link.get() {
@@ -861,7 +884,7 @@ pub fn ConsoleApp() -> impl IntoView {
                             let label = if !alerts::sound_on() {
                                 "Enable alerts"
                             } else if alerts::notifications_askable() {
-                                "Turn on desktop notifications"
+                                "Turn on notifications"
                             } else {
                                 return None;
                             };

@@ -35,7 +35,8 @@ pub fn ScreenPop(
                     <span class="pop-subject">{offer.subject.clone()}</span>
                 </div>
                 <button type="button" class="primary pop-accept" on:click=move |_| on_accept.run(())>"Accept"</button>
-                <button type="button" class="pop-disable" on:click=move |_| on_disable.run(())>"Disable"</button>
+                <button type="button" class="pop-disable" title="Decline this chat and switch your routing off"
+                    on:click=move |_| on_disable.run(())>"Disable: routing off"</button>
             </div>
             <Show when=move || customer_left.get()>
                 <p class="pop-left" role="status">

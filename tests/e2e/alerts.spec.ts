@@ -25,7 +25,7 @@ test("after signing in a screen pop plays a tone, flashes the title and badges t
     };
   });
   await signIn(agent);
-  await expect(agent.getByRole("button", { name: "Turn on desktop notifications" })).toBeVisible();
+  await expect(agent.getByRole("button", { name: "Turn on notifications" })).toBeVisible();
   await expect(agent.getByRole("button", { name: "Enable alerts" })).toHaveCount(0);
   const state = () =>
     agent.evaluate(() => (window as unknown as { contexts: AudioContext[] }).contexts.map((c) => c.state));
