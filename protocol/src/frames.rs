@@ -710,6 +710,35 @@ pub struct ChatSettings {
     pub messages: Vec<SystemMessageSetting>,
 }
 
+/// Where a chat stands, as the Cases page filters it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseChat {
+    Waiting,
+    Live,
+    Ended,
+    /// A message left on the offline form.
+    Message,
+}
+
+/// `GET /api/cases`: newest first, [`CASES_PAGE`] at a time; each filter given narrows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CaseStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<CaseChat>,
+    /// Words found in the customer's name, email or the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// Only cases older than this one (the next page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<CaseId>,
+}
+
+/// How many cases one page of the Cases page holds.
+pub const CASES_PAGE: usize = 50;
+
 /// One line of a case's offer log: offered to whom, when, and how it ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferLogEntry {

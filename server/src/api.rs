@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parlor_protocol::{
-    AgentAccount, AgentInput, AgentProfile, ApiError, CaseSummary, ChatSettings, Group, GroupInput,
-    LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, OfferLogEntry, RoutingSettings, ToAgent,
-    WidgetSettings, check_message, one_line,
+    AgentAccount, AgentInput, AgentProfile, ApiError, CaseFilter, CaseSummary, ChatSettings, Group,
+    GroupInput, LoginRequest, MAX_NAME_CHARS, Macro, MacroInput, OfferLogEntry, RoutingSettings,
+    ToAgent, WidgetSettings, check_message, one_line,
 };
 
 use crate::AppState;
-use crate::auth::{Admin, Agent, Body, SameOrigin, session_token};
+use crate::auth::{Admin, Agent, Body, Params, SameOrigin, session_token};
 use crate::client;
 use crate::routing::Event;
 use crate::settings::{
@@ -618,11 +618,23 @@ async fn put_chat_settings(
 }
 
 /// How many cases the case list shows.
-const RECENT_CASES: u32 = 100;
+/// The longest text the Cases page searches for.
+const MAX_SEARCH_CHARS: usize = 100;
 
+/// Newest first, a page at a time, narrowed by the filters given.
 async fn recent_cases(
     State(state): State<AppState>,
     _: Agent,
+    Params(filter): Params<CaseFilter>,
 ) -> Result<Json<Vec<CaseSummary>>, HttpError> {
-    Ok(Json(state.store.recent_cases(RECENT_CASES).await?))
+    if filter
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+    {
+        return Err(HttpError::Invalid(format!(
+            "Search for at most {MAX_SEARCH_CHARS} characters."
+        )));
+    }
+    Ok(Json(state.store.recent_cases(&filter).await?))
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parlor_protocol::{
-    AgentAccount, AgentId, AgentProfile, Answer, Author, CaseId, CaseStatus, CaseSummary, Channel,
-    Chat, ChatMessage, ChatState, EndedBy, FIRST_MESSAGE_CHARS, Group, GroupId, Macro, Millis,
-    OfferClosed, OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
+    AgentAccount, AgentId, AgentProfile, Answer, Author, CASES_PAGE, CaseChat, CaseFilter, CaseId,
+    CaseStatus, CaseSummary, Channel, Chat, ChatMessage, ChatState, EndedBy, FIRST_MESSAGE_CHARS,
+    Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -1094,13 +1094,44 @@ impl Store {
     }
 
     /// The most recent chat cases, newest first.
-    pub async fn recent_cases(&self, limit: u32) -> StoreResult<Vec<CaseSummary>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} ORDER BY c.id DESC LIMIT ?"
-        ))
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
+    pub async fn recent_cases(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseSummary>> {
+        let mut sql = format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE 1 = 1");
+        if filter.status.is_some() {
+            sql.push_str(" AND c.status = ?");
+        }
+        sql.push_str(match filter.chat {
+            None => "",
+            Some(CaseChat::Waiting) => " AND c.channel = 'chat' AND c.chat_state = 'queued'",
+            Some(CaseChat::Live) => " AND c.channel = 'chat' AND c.chat_state = 'active'",
+            Some(CaseChat::Ended) => " AND c.channel = 'chat' AND c.chat_state = 'ended'",
+            Some(CaseChat::Message) => " AND c.channel = 'message'",
+        });
+        let words = filter.q.as_deref().map(like_pattern);
+        if words.is_some() {
+            sql.push_str(
+                " AND (c.customer_name LIKE ? ESCAPE '\\' OR c.subject LIKE ? ESCAPE '\\' \
+                 OR COALESCE(c.customer_email, '') LIKE ? ESCAPE '\\')",
+            );
+        }
+        if filter.before.is_some() {
+            sql.push_str(" AND c.id < ?");
+        }
+        sql.push_str(" ORDER BY c.id DESC LIMIT ?");
+        // Bound in the order the clauses were written.
+        let mut query = sqlx::query(&sql);
+        if let Some(status) = filter.status {
+            query = query.bind(status_name(status));
+        }
+        if let Some(words) = &words {
+            query = query
+                .bind(words.clone())
+                .bind(words.clone())
+                .bind(words.clone());
+        }
+        if let Some(before) = filter.before {
+            query = query.bind(before);
+        }
+        let rows = query.bind(CASES_PAGE as i64).fetch_all(&self.read).await?;
         Ok(rows.iter().map(|r| case_record(r).summary).collect())
     }
 
@@ -1298,6 +1329,19 @@ fn outcome_from_name(name: &str) -> Option<OfferClosed> {
     ]
     .into_iter()
     .find(|o| outcome_name(*o) == name)
+}
+
+/// A `LIKE` pattern finding `words` anywhere, with `%`, `_` and `\` taken literally.
+fn like_pattern(words: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in words.trim().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn name_taken(error: sqlx::Error) -> StoreError {

@@ -3,7 +3,10 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use parlor_protocol::{AgentFrame, CaseId, CaseStatus, CaseSummary, ChatState, EndedBy, Group};
+use parlor_protocol::{
+    AgentFrame, CASES_PAGE, CaseChat, CaseFilter, CaseId, CaseStatus, CaseSummary, ChatState,
+    EndedBy, Group,
+};
 
 use super::http::call;
 
@@ -128,25 +131,138 @@ fn chat_line(case: &CaseSummary) -> String {
     }
 }
 
-/// The most recent chat cases; **Open** shows one read-only, whole transcript included.
+/// A unit enum's name on the wire, as serde writes it.
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// A filter's query string, for `GET /api/cases`.
+fn query(filter: &CaseFilter) -> String {
+    let mut parts = Vec::new();
+    if let Some(status) = filter.status {
+        parts.push(format!("status={}", wire_name(&status)));
+    }
+    if let Some(chat) = filter.chat {
+        parts.push(format!("chat={}", wire_name(&chat)));
+    }
+    if let Some(q) = filter.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        parts.push(format!("q={}", js_sys::encode_uri_component(q.trim())));
+    }
+    if let Some(before) = filter.before {
+        parts.push(format!("before={before}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// How often the Cases page reads its first page again while it is open.
+const CASES_REFRESH_MS: u32 = 10_000;
+
+/// Chat cases, newest first, a page at a time, narrowed by status, where the chat
+/// stands and words from the customer or subject; **Open** shows one read-only, whole
+/// transcript included. The first page refreshes by itself every few seconds.
 #[component]
 pub fn CasesPage(on_open: Callback<CaseId>) -> impl IntoView {
+    let filter = RwSignal::new(CaseFilter::default());
     let cases = RwSignal::new(None::<Result<Vec<CaseSummary>, String>>);
-    let load = move || {
+    // The shown list ends here and there may be more (a full page came).
+    let more = RwSignal::new(false);
+    let load = move |older: bool| {
+        let mut asked = filter.get_untracked();
+        asked.before = if older {
+            cases.with_untracked(|c| {
+                c.as_ref()
+                    .and_then(|c| c.as_ref().ok()?.last().map(|c| c.id))
+            })
+        } else {
+            None
+        };
         spawn_local(async move {
-            cases.set(Some(
-                call::<Vec<CaseSummary>>("GET", "/api/cases", None::<&()>).await,
-            ));
+            let page = call::<Vec<CaseSummary>>(
+                "GET",
+                &format!("/api/cases{}", query(&asked)),
+                None::<&()>,
+            )
+            .await;
+            if let Ok(page) = &page {
+                more.set(page.len() == CASES_PAGE);
+            }
+            match (older, page) {
+                (true, Ok(page)) => cases.update(|c| {
+                    if let Some(Ok(list)) = c {
+                        list.extend(page);
+                    }
+                }),
+                (_, page) => cases.set(Some(page)),
+            }
         });
     };
-    load();
+    load(false);
+    // Live: the first page again every few seconds, unless older pages are shown.
+    let paged = move || {
+        cases.with_untracked(|c| {
+            c.as_ref()
+                .is_some_and(|c| c.as_ref().is_ok_and(|l| l.len() > CASES_PAGE))
+        })
+    };
+    let refresh = gloo_timers::callback::Interval::new(CASES_REFRESH_MS, move || {
+        if !paged() {
+            load(false);
+        }
+    });
+    // Kept by the page: dropped (and so stopped) when the page goes.
+    StoredValue::new_local(refresh);
+    let set = move |change: &dyn Fn(&mut CaseFilter)| {
+        filter.update(|f| change(f));
+        load(false);
+    };
     view! {
         <section class="admin-page cases-page">
-            <h2>"Recent cases"</h2>
-            <button type="button" on:click=move |_| load()>"Refresh"</button>
+            <h2>"Cases"</h2>
+            <form class="case-filters" role="search" on:submit=move |ev| { ev.prevent_default(); load(false); }>
+                <label>"Search"
+                    <input type="search" name="q" placeholder="Customer, email or subject" maxlength="100"
+                        on:change=move |ev| { let q = event_target_value(&ev); set(&|f| f.q = Some(q.clone())); }/>
+                </label>
+                <label>"Status"
+                    <select name="status" on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        let status = CaseStatus::ALL.into_iter().find(|s| s.label() == value);
+                        set(&|f| f.status = status);
+                    }>
+                        <option value="">"Any"</option>
+                        {CaseStatus::ALL.into_iter().map(|s| view! { <option value=s.label()>{s.label()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>"Chat"
+                    <select name="chat" on:change=move |ev| {
+                        let chat = match event_target_value(&ev).as_str() {
+                            "waiting" => Some(CaseChat::Waiting),
+                            "live" => Some(CaseChat::Live),
+                            "ended" => Some(CaseChat::Ended),
+                            "message" => Some(CaseChat::Message),
+                            _ => None,
+                        };
+                        set(&|f| f.chat = chat);
+                    }>
+                        <option value="">"Any"</option>
+                        <option value="waiting">"Waiting"</option>
+                        <option value="live">"Live"</option>
+                        <option value="ended">"Ended"</option>
+                        <option value="message">"Message left"</option>
+                    </select>
+                </label>
+            </form>
             {move || match cases.get() {
                 None => view! { <p>"Loading…"</p> }.into_any(),
-                Some(Err(error)) => view! { <p class="form-problem">{error}</p> }.into_any(),
+                Some(Err(error)) => view! { <p class="form-problem" role="alert">{error}</p> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p class="cases-empty">"No case matches."</p> }.into_any(),
                 Some(Ok(list)) => view! {
                     <table class="cases-table">
                         <thead><tr><th>"Case"</th><th>"Customer"</th><th>"Subject"</th><th>"Status"</th><th>"Chat"</th><th></th></tr></thead>
@@ -168,6 +284,9 @@ pub fn CasesPage(on_open: Callback<CaseId>) -> impl IntoView {
                     </table>
                 }.into_any(),
             }}
+            <Show when=move || more.get()>
+                <button type="button" class="cases-older" on:click=move |_| load(true)>"Older cases"</button>
+            </Show>
         </section>
     }
 }
