@@ -611,6 +611,9 @@ pub struct AgentAccount {
     /// How many chats at once.
     pub capacity: u32,
     pub groups: Vec<GroupId>,
+    /// A console of theirs is open now (in the admins' list; never stored).
+    #[serde(default)]
+    pub online: bool,
 }
 
 /// `POST /api/agents` (a password is required) and `PUT /api/agents/{id}` (a password

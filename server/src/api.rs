@@ -134,7 +134,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/agents", get(list_agents).post(create_agent))
         .route("/api/agents/{id}", put(update_agent))
         .route("/api/groups", get(list_groups).post(create_group))
-        .route("/api/groups/{id}", put(rename_group))
+        .route("/api/groups/{id}", put(rename_group).delete(delete_group))
         .route(
             "/api/settings/routing",
             get(routing_settings).put(set_routing_settings),
@@ -329,6 +329,7 @@ async fn checked_account(
         active: input.active,
         capacity: input.capacity,
         groups: input.groups.clone(),
+        online: state.hub.consoles_of(id) > 0,
     })
 }
 
@@ -336,7 +337,11 @@ async fn list_agents(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<Json<Vec<AgentAccount>>, HttpError> {
-    Ok(Json(state.store.accounts().await?))
+    let mut accounts = state.store.accounts().await?;
+    for account in &mut accounts {
+        account.online = state.hub.consoles_of(account.id) > 0;
+    }
+    Ok(Json(accounts))
 }
 
 async fn create_agent(
@@ -433,6 +438,21 @@ async fn rename_group(
     let name = group_name(&input)?;
     if state.store.rename_group(id, &name).await? {
         Ok(Json(Group { id, name }))
+    } else {
+        Err(HttpError::NotFound("group"))
+    }
+}
+
+/// Removes a group. Its agents stay; chats that were for it are for no group (a waiting
+/// one goes to whoever is free). Connected agents' routing forgets it at their next
+/// change; until then it simply matches no chat.
+async fn delete_group(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, HttpError> {
+    if state.store.delete_group(id).await? {
+        Ok(StatusCode::NO_CONTENT)
     } else {
         Err(HttpError::NotFound("group"))
     }

@@ -533,6 +533,7 @@ impl Store {
             active: row.get("active"),
             capacity: capacity_of(row),
             groups: self.groups_of(id).await?,
+            online: false,
         })
     }
 
@@ -629,6 +630,26 @@ impl Store {
             .execute(&self.write)
             .await
             .map_err(name_taken)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a group: its agents stay (without it), and chats for it, waiting or past,
+    /// are for no group from now on. `false` when there is no such group.
+    pub async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE cases SET group_id = NULL WHERE group_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM agent_groups WHERE group_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM groups WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

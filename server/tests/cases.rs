@@ -104,3 +104,75 @@ async fn a_filter_that_does_not_read_gets_a_clear_json_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn removing_a_group_keeps_its_agents_and_frees_its_chats_and_agents_show_who_is_online() {
+    let server = Server::start().await;
+    let store = &server.running.state.store;
+    let admin = server.sign_in().await;
+    let client = reqwest::Client::new();
+    let made: serde_json::Value = client
+        .post(server.url("/api/groups"))
+        .header("cookie", &admin)
+        .json(&serde_json::json!({ "name": "Billing" }))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let group = made["id"].as_i64().expect("an id");
+    let (status, _) = server
+        .post_agent(
+            &admin,
+            serde_json::json!({ "name": "Bea", "email": "bea@example.com", "password": "bea-password-1",
+                "is_admin": false, "active": true, "capacity": 2, "groups": [group] }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let chat = NewChat {
+        customer_name: "Grace".into(),
+        subject: "Invoice".into(),
+        location: String::new(),
+        client_id: "first".into(),
+        body: "Hello".into(),
+        group: Some(group),
+        email: None,
+        answers: Vec::new(),
+    };
+    let case = store
+        .start_chat("visitor-token-1", &chat)
+        .await
+        .expect("started")
+        .case;
+
+    let remove = || async {
+        client
+            .delete(server.url(&format!("/api/groups/{group}")))
+            .header("cookie", &admin)
+            .send()
+            .await
+            .expect("answers")
+            .status()
+    };
+    assert_eq!(remove().await, 204);
+    assert_eq!(remove().await, 404, "gone already");
+    let record = store.case(case).await.expect("read").expect("case");
+    assert_eq!(record.group_id, None, "the chat is for no group now");
+    let agents: Vec<parlor_protocol::AgentAccount> = server.get_json("/api/agents", &admin).await;
+    let bea = agents
+        .iter()
+        .find(|a| a.email == "bea@example.com")
+        .expect("Bea stays");
+    assert!(bea.groups.is_empty());
+    assert!(!bea.online, "no console of hers is open");
+    let _console = server
+        .console(&server.sign_in_as("bea@example.com", "bea-password-1").await)
+        .await;
+    let agents: Vec<parlor_protocol::AgentAccount> = server.get_json("/api/agents", &admin).await;
+    assert!(
+        agents
+            .iter()
+            .any(|a| a.email == "bea@example.com" && a.online)
+    );
+}

@@ -281,6 +281,7 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
         ("GET", "/api/groups".into(), None, [signed_out, ok, ok, ok]),
         ("POST", "/api/groups".into(), Some(group.clone()), [signed_out, forbidden, created, forbidden]),
         ("PUT", "/api/groups/1".into(), Some(group), [signed_out, forbidden, ok, forbidden]),
+        ("DELETE", "/api/groups/999".into(), None, [signed_out, forbidden, not_found, forbidden]),
         ("GET", "/api/settings/routing".into(), None, [signed_out, ok, ok, ok]),
         ("PUT", "/api/settings/routing".into(), Some(routing), [signed_out, forbidden, ok, forbidden]),
         ("GET", "/api/settings/chat".into(), None, [signed_out, ok, ok, ok]),

@@ -214,47 +214,93 @@ fn ChatSettingsForm() -> impl IntoView {
 #[component]
 pub fn GroupsPage() -> impl IntoView {
     let groups = RwSignal::new(Vec::<Group>::new());
+    let agents = RwSignal::new(Vec::<AgentAccount>::new());
     let problem = RwSignal::new(None::<String>);
+    let saved = RwSignal::new(None::<String>);
     let new_name = RwSignal::new(String::new());
-    run(problem, load_groups(groups), |()| {});
+    let reload = move || async move {
+        agents.set(call::<Vec<AgentAccount>>("GET", "/api/agents", None::<&()>).await?);
+        load_groups(groups).await
+    };
+    run(problem, reload(), |()| {});
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let input = GroupInput {
             name: new_name.get_untracked(),
         };
+        saved.set(None);
         run(
             problem,
             async move {
-                call::<Group>("POST", "/api/groups", Some(&input)).await?;
-                load_groups(groups).await
+                let made = call::<Group>("POST", "/api/groups", Some(&input)).await?;
+                reload().await.map(|()| made)
             },
-            move |()| new_name.set(String::new()),
+            move |made| {
+                new_name.set(String::new());
+                saved.set(Some(format!("Group {} created.", made.name)));
+            },
         );
     };
     let rename = move |id: i64, name: String| {
         let input = GroupInput { name };
+        saved.set(None);
         run(
             problem,
             async move {
-                call::<Group>("PUT", &format!("/api/groups/{id}"), Some(&input)).await?;
-                load_groups(groups).await
+                let renamed =
+                    call::<Group>("PUT", &format!("/api/groups/{id}"), Some(&input)).await?;
+                reload().await.map(|()| renamed)
             },
-            |()| {},
+            move |renamed| saved.set(Some(format!("Saved: the group is now {}.", renamed.name))),
+        );
+    };
+    let members = move |id: i64| {
+        agents.with(|all| {
+            all.iter()
+                .filter(|a| a.groups.contains(&id))
+                .map(|a| a.name.clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    let remove = move |group: Group| {
+        let count = members(group.id).len();
+        let question = format!(
+            "Remove the group {}? Its {count} agent(s) stay, without it. Chats that were for it \
+             (waiting or past) are for no group from now on: a waiting one goes to whoever is free.",
+            group.name
+        );
+        if !super::cases::confirmed(&question) {
+            return;
+        }
+        saved.set(None);
+        let id = group.id;
+        run(
+            problem,
+            async move {
+                call::<()>("DELETE", &format!("/api/groups/{id}"), None::<&()>).await?;
+                reload().await
+            },
+            move |()| saved.set(Some(format!("Group {} removed.", group.name))),
         );
     };
     view! {
         <section class="admin-page groups-page">
             <h2>"Groups"</h2>
-            <p class="hint">"A chat for a group is offered to that group's agents first."</p>
+            <p class="hint">"A chat for a group is offered to that group's agents first. Agents join groups on the Agents page."</p>
             <ul class="group-list">
                 {move || groups.get().into_iter().map(|group| {
                     let name = RwSignal::new(group.name.clone());
                     let id = group.id;
+                    let who = members(id);
+                    let who = if who.is_empty() { "No members yet".to_owned() } else { format!("Members: {}", who.join(", ")) };
+                    let removed = group.clone();
                     view! {
-                        <li class="group-row">
+                        <li class="group-row" data-group=group.name.clone()>
                             <input aria-label=format!("Name of group {}", group.name) prop:value=name
                                 on:input=move |ev| name.set(event_target_value(&ev))/>
                             <button type="button" on:click=move |_| rename(id, name.get_untracked())>"Rename"</button>
+                            <button type="button" class="danger" on:click=move |_| remove(removed.clone())>"Remove"</button>
+                            <span class="group-members">{who}</span>
                         </li>
                     }
                 }).collect_view()}
@@ -265,6 +311,7 @@ pub fn GroupsPage() -> impl IntoView {
                 </label>
                 <button type="submit" class="primary">"Create group"</button>
             </form>
+            <p class="saved" role="status">{move || saved.get()}</p>
             <p class="form-problem" role="alert">{move || problem.get()}</p>
         </section>
     }
@@ -338,6 +385,7 @@ pub fn AgentsPage() -> impl IntoView {
     let agents = RwSignal::new(Vec::<AgentAccount>::new());
     let groups = RwSignal::new(Vec::<Group>::new());
     let problem = RwSignal::new(None::<String>);
+    let saved = RwSignal::new(None::<String>);
     let form = AgentForm::new();
     let reload = move || async move {
         agents.set(call::<Vec<AgentAccount>>("GET", "/api/agents", None::<&()>).await?);
@@ -354,6 +402,8 @@ pub fn AgentsPage() -> impl IntoView {
             }
         };
         let editing = form.editing.get_untracked();
+        let name = input.name.clone();
+        saved.set(None);
         run(
             problem,
             async move {
@@ -366,7 +416,10 @@ pub fn AgentsPage() -> impl IntoView {
                 };
                 reload().await
             },
-            move |()| form.fill(None),
+            move |()| {
+                form.fill(None);
+                saved.set(Some(format!("Saved {name}.")));
+            },
         );
     };
     let group_names = move |ids: &[i64]| {
@@ -382,7 +435,7 @@ pub fn AgentsPage() -> impl IntoView {
         <section class="admin-page agents-page">
             <h2>"Agents"</h2>
             <table class="agents-table">
-                <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Capacity"</th><th>"Groups"</th><th>"Status"</th><th></th></tr></thead>
+                <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Capacity"</th><th>"Groups"</th><th>"Status"</th><th>"Now"</th><th></th></tr></thead>
                 <tbody>
                     {move || agents.get().into_iter().map(|account| {
                         let row = account.clone();
@@ -394,6 +447,9 @@ pub fn AgentsPage() -> impl IntoView {
                                 <td>{account.capacity}</td>
                                 <td>{group_names(&account.groups)}</td>
                                 <td>{if account.active { "Active" } else { "Deactivated" }}</td>
+                                <td class=if account.online { "online" } else { "offline" }>
+                                    {if account.online { "Online" } else { "Offline" }}
+                                </td>
                                 <td><button type="button" on:click=move |_| form.fill(Some(&row))>"Edit"</button></td>
                             </tr>
                         }
@@ -444,6 +500,7 @@ pub fn AgentsPage() -> impl IntoView {
                     "Active (a deactivated agent is signed out at once)"
                 </label>
                 <p class="form-problem" role="alert">{move || problem.get()}</p>
+                <p class="saved" role="status">{move || saved.get()}</p>
                 <div class="form-actions">
                     <button type="submit" class="primary">"Save agent"</button>
                     <Show when=move || form.editing.get().is_some()>

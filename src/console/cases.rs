@@ -106,7 +106,7 @@ fn requeue_question(live: bool, status: CaseStatus, close_tab: bool) -> Option<&
 }
 
 /// The browser's own yes/no question: modal, keyboard-reachable, read by screen readers.
-fn confirmed(question: &str) -> bool {
+pub(super) fn confirmed(question: &str) -> bool {
     web_sys::window()
         .and_then(|w| w.confirm_with_message(question).ok())
         .unwrap_or(false)

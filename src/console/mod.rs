@@ -189,12 +189,8 @@ impl Model {
             ToAgent::Routing { on, change } => {
                 self.routing.update(|s| s.server_says(on, change));
                 let why = match change {
-                    RoutingChange::IgnoredOffer => {
-                        Some("A chat was not accepted in time, so your routing was switched off.")
-                    }
-                    RoutingChange::DisabledFromOffer => {
-                        Some("Routing is off: you pressed Disable.")
-                    }
+                    RoutingChange::IgnoredOffer => Some(NOTICE_IGNORED),
+                    RoutingChange::DisabledFromOffer => Some(NOTICE_DISABLED),
                     RoutingChange::Switched => None,
                 };
                 if let Some(why) = why {
@@ -450,6 +446,10 @@ fn tab_state(case: &CaseSummary) -> &'static str {
     }
 }
 
+/// Why routing went off, said until it is on again.
+const NOTICE_IGNORED: &str = "A chat was not accepted in time, so your routing was switched off.";
+const NOTICE_DISABLED: &str = "Routing is off: you pressed Disable.";
+
 /// Seconds from `since` to `now` (epoch ms).
 fn seconds_since(since: Millis, now: f64) -> u64 {
     ((now - since as f64) / 1000.0).max(0.0) as u64
@@ -590,6 +590,18 @@ pub fn ConsoleApp() -> impl IntoView {
         } else {
             alerts::TITLE.to_owned()
         });
+    });
+
+    // A notice of why routing went off goes once it is on again: it is no longer true.
+    Effect::new(move |_| {
+        if model.routing.with(RoutingSwitch::shown)
+            && model.notice.with_untracked(|n| {
+                n.as_deref()
+                    .is_some_and(|n| n == NOTICE_IGNORED || n == NOTICE_DISABLED)
+            })
+        {
+            model.notice.set(None);
+        }
     });
 
     // While a screen pop is up the title flashes and the tab's icon has a badge.

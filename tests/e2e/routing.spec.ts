@@ -73,8 +73,9 @@ test("an ignored screen pop moves on and switches routing off; Disable does too;
   await expect(beaPage.getByRole("switch")).not.toBeChecked();
   await expect(widget.locator(".chat-status")).toContainText("in the queue");
 
-  // Ada switches back on: the chat comes back to her.
+  // Ada switches back on: the notice is no longer true and goes; the chat comes back.
   await ada.getByRole("switch").check();
+  await expect(ada.locator(".notice")).toBeHidden();
   await expect(adaPop).toBeVisible();
   await adaPop.getByRole("button", { name: "Details" }).click();
   const details = adaPop.locator(".pop-details");

@@ -1,0 +1,54 @@
+// Admin pages that say what they did: saving says so, the Groups page shows members and
+// removes a group after saying what happens, the Agents page shows who is online now.
+import { test, expect } from "./fixtures";
+import { signIn } from "./helpers";
+
+test("groups show their members and can be removed after a clear question; agents show who is online; saving says so", async ({ page }) => {
+  await signIn(page);
+  const pages = page.locator(".pages");
+  await pages.getByRole("button", { name: "Groups" }).click();
+  const groupsPage = page.locator(".groups-page");
+  await groupsPage.getByLabel("New group").fill("Billing");
+  await groupsPage.getByRole("button", { name: "Create group" }).click();
+  await expect(groupsPage.locator(".saved")).toHaveText("Group Billing created.");
+  const billing = groupsPage.locator('.group-row[data-group="Billing"]');
+  await expect(billing.locator(".group-members")).toHaveText("No members yet");
+
+  // Bea joins it on the Agents page; saving says so; the admin is online, Bea is not.
+  await pages.getByRole("button", { name: "Agents" }).click();
+  const agentsPage = page.locator(".agents-page");
+  await agentsPage.getByLabel("Name").fill("Bea Agent");
+  await agentsPage.getByLabel("Email").fill("bea@example.com");
+  await agentsPage.getByLabel("Password").fill("bea-password-1");
+  await agentsPage.locator(".agent-groups").getByLabel("Billing").check();
+  await agentsPage.getByRole("button", { name: "Save agent" }).click();
+  await expect(agentsPage.locator(".saved")).toHaveText("Saved Bea Agent.");
+  await expect(agentsPage.locator('tr[data-agent="admin@parlor.local"] td.online')).toHaveText("Online");
+  await expect(agentsPage.locator('tr[data-agent="bea@example.com"] td.offline')).toHaveText("Offline");
+
+  await pages.getByRole("button", { name: "Groups" }).click();
+  await expect(billing.locator(".group-members")).toHaveText("Members: Bea Agent");
+  let question = "";
+  page.once("dialog", async (dialog) => {
+    question = dialog.message();
+    await dialog.accept();
+  });
+  await billing.getByRole("button", { name: "Remove" }).click();
+  await expect(groupsPage.locator(".saved")).toHaveText("Group Billing removed.");
+  expect(question).toContain("Its 1 agent(s) stay");
+  await expect(billing).toHaveCount(0);
+});
+
+test("a group stays when the admin answers no", async ({ page }) => {
+  await signIn(page);
+  await page.locator(".pages").getByRole("button", { name: "Groups" }).click();
+  const groupsPage = page.locator(".groups-page");
+  await groupsPage.getByLabel("New group").fill("Sales");
+  await groupsPage.getByRole("button", { name: "Create group" }).click();
+  const sales = groupsPage.locator('.group-row[data-group="Sales"]');
+  await expect(sales).toBeVisible();
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await sales.getByRole("button", { name: "Remove" }).click();
+  await expect(sales).toBeVisible();
+  await expect(groupsPage.locator(".saved")).toHaveText("Group Sales created.");
+});
