@@ -1,12 +1,47 @@
 //! The Appearance page: how the widget looks and what its pre-chat form asks, which sites
 //! may embed it, a live preview of the panel, and the embed snippet to copy.
 
+use std::cell::Cell;
+
 use leptos::html;
 use leptos::prelude::*;
 use parlor_protocol::{CustomField, FieldRule, Side, WidgetSettings};
 
 use super::admin::run;
 use super::http::call;
+
+thread_local! {
+    // Whether the Appearance page holds edits not saved yet.
+    static UNSAVED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the agent may leave the current page: yes, unless the Appearance page has
+/// unsaved edits and they answer that they want to stay.
+pub fn may_leave() -> bool {
+    if !UNSAVED.with(Cell::get) {
+        return true;
+    }
+    let leave = super::cases::confirmed(
+        "The appearance has changes that are not saved. Leave the page and lose them?",
+    );
+    if leave {
+        UNSAVED.with(|u| u.set(false));
+    }
+    leave
+}
+
+/// Asks the browser to warn before the tab closes or reloads while edits are unsaved.
+fn warn_before_unload() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    crate::dom::listen::<web_sys::BeforeUnloadEvent>(&window, "beforeunload", |ev| {
+        if UNSAVED.with(Cell::get) {
+            ev.prevent_default();
+            ev.set_return_value("unsaved");
+        }
+    });
+}
 
 /// A select of hidden / optional / required for one field of the form.
 #[component]
@@ -68,11 +103,28 @@ pub fn AppearancePage() -> impl IntoView {
     // The form takes input once it shows the saved settings: an answer arriving after
     // the admin typed would otherwise undo what they typed.
     let loaded = RwSignal::new(false);
+    // What is saved, to tell unsaved edits by.
+    let stored = RwSignal::new(None::<WidgetSettings>);
     let show = move |settings: WidgetSettings| {
         loaded.set(true);
         origins.set(settings.allowed_origins.join("\n"));
+        stored.set(Some(settings.clone()));
         draft.set(settings);
     };
+    warn_before_unload();
+    Effect::new(move || {
+        let unsaved = stored.with(|stored| {
+            stored.as_ref().is_some_and(|stored| {
+                draft.with(|d| {
+                    let mut d = d.clone();
+                    d.allowed_origins = stored.allowed_origins.clone();
+                    &d != stored
+                }) || origins.with(|o| *o != stored.allowed_origins.join("\n"))
+            })
+        });
+        UNSAVED.with(|u| u.set(unsaved));
+    });
+    on_cleanup(|| UNSAVED.with(|u| u.set(false)));
     run(
         problem,
         call::<WidgetSettings>("GET", "/api/settings/widget", None::<&()>),
@@ -142,8 +194,13 @@ pub fn AppearancePage() -> impl IntoView {
                     </label>
                     <div class="row">
                         <label>"Brand colour"
-                            <input type="color" name="widget-color" prop:value=text(|d| d.brand_color.clone())
-                                on:input=move |ev| draft.update(|d| d.brand_color = event_target_value(&ev))/>
+                            <span class="colour-pick">
+                                <input type="color" name="widget-color" prop:value=text(|d| d.brand_color.clone())
+                                    on:input=move |ev| draft.update(|d| d.brand_color = event_target_value(&ev))/>
+                                <input name="widget-color-hex" aria-label="Brand colour as hex" class="colour-hex"
+                                    maxlength="7" spellcheck="false" prop:value=text(|d| d.brand_color.clone())
+                                    on:change=move |ev| draft.update(|d| d.brand_color = event_target_value(&ev).trim().to_owned())/>
+                            </span>
                         </label>
                         <label>"Position"
                             <select name="widget-position" on:change=move |ev| draft.update(|d| {
@@ -184,12 +241,16 @@ pub fn AppearancePage() -> impl IntoView {
                 </form>
                 <div class="appearance-side">
                     <h3>"Preview"</h3>
-                    <iframe class="widget-preview" title="Widget preview" src="/widget/#preview=1" node_ref=preview
-                        on:load=move |_| {
-                            if let Some(frame) = preview.get_untracked() {
-                                show_in_preview(&frame, &draft.get_untracked());
-                            }
-                        }></iframe>
+                    <div class="preview-stage" data-side=move || if draft.with(|d| d.position == Side::Left) { "left" } else { "right" }>
+                        <iframe class="widget-preview" title="Widget preview" src="/widget/#preview=1" node_ref=preview
+                            on:load=move |_| {
+                                if let Some(frame) = preview.get_untracked() {
+                                    show_in_preview(&frame, &draft.get_untracked());
+                                }
+                            }></iframe>
+                        <span class="preview-launcher" role="img" aria-label="The launcher on your site"
+                            style:background-color=text(|d| d.brand_color.clone())>"💬"</span>
+                    </div>
                     <h3>"Embed"</h3>
                     <p class="hint">"Put this tag on every page of your site, just before </body>:"</p>
                     <pre class="embed-snippet">{snippet()}</pre>
@@ -217,10 +278,14 @@ fn questions(count: usize, draft: RwSignal<WidgetSettings>) -> AnyView {
                 };
                 view! {
                     <div class="custom-question">
-                        <input aria-label="Question" prop:value=field(|f| f.label.clone())
-                            on:input=move |ev| edit(|f, v| f.label = v, ev)/>
-                        <input aria-label="Key" class="question-key" prop:value=field(|f| f.key.clone())
-                            on:input=move |ev| edit(|f, v| f.key = v, ev)/>
+                        <label class="question-label">"Question"
+                            <input prop:value=field(|f| f.label.clone())
+                                on:input=move |ev| edit(|f, v| f.label = v, ev)/>
+                        </label>
+                        <label class="question-key">"Key (for reports)"
+                            <input prop:value=field(|f| f.key.clone())
+                                on:input=move |ev| edit(|f, v| f.key = v, ev)/>
+                        </label>
                         <label class="check">
                             <input type="checkbox"
                                 prop:checked=move || draft.with(|d| d.fields.custom.get(i).is_some_and(|f| f.required))

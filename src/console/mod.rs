@@ -592,6 +592,13 @@ pub fn ConsoleApp() -> impl IntoView {
         });
     });
 
+    // To another console page, unless the agent would rather keep unsaved edits.
+    let go = move |page: Page| {
+        if model.page.get_untracked() != page && appearance::may_leave() {
+            model.page.set(page);
+        }
+    };
+
     // A notice of why routing went off goes once it is on again: it is no longer true.
     Effect::new(move |_| {
         if model.routing.with(RoutingSwitch::shown)
@@ -854,13 +861,13 @@ pub fn ConsoleApp() -> impl IntoView {
                         <strong class="brand">"Parlor"</strong>
                         <nav class="pages" aria-label="Console pages">
                             <button type="button" aria-current=move || (model.page.get() == Page::Chats).then_some("page")
-                                on:click=move |_| model.page.set(Page::Chats)>"Chats"</button>
+                                on:click=move |_| go(Page::Chats)>"Chats"</button>
                             <button type="button" aria-current=move || (model.page.get() == Page::Cases).then_some("page")
-                                on:click=move |_| model.page.set(Page::Cases)>"Cases"</button>
+                                on:click=move |_| go(Page::Cases)>"Cases"</button>
                             <Show when=move || model.me.with(|m| m.as_ref().is_some_and(|m| m.is_admin))>
                                 {Page::ADMIN.into_iter().map(|page| view! {
                                     <button type="button" aria-current=move || (model.page.get() == page).then_some("page")
-                                        on:click=move |_| model.page.set(page)>{page.title()}</button>
+                                        on:click=move |_| go(page)>{page.title()}</button>
                                 }).collect_view()}
                             </Show>
                         </nav>

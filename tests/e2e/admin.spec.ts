@@ -52,3 +52,38 @@ test("a group stays when the admin answers no", async ({ page }) => {
   await expect(sales).toBeVisible();
   await expect(groupsPage.locator(".saved")).toHaveText("Group Sales created.");
 });
+
+test("the Appearance page takes a colour as hex too, shows the launcher where it will sit, and warns before unsaved edits are lost", async ({ page }) => {
+  await signIn(page);
+  const pages = page.locator(".pages");
+  await pages.getByRole("button", { name: "Appearance" }).click();
+  const form = page.locator(".appearance-page");
+  const hex = form.getByLabel("Brand colour as hex");
+  await expect(hex).not.toHaveValue("");
+  await hex.fill("#0f766e");
+  await hex.press("Enter");
+  await expect(form.locator('input[name="widget-color"]')).toHaveValue("#0f766e");
+  await expect(form.locator(".preview-launcher")).toHaveCSS("background-color", "rgb(15, 118, 110)");
+  await form.getByLabel("Position").selectOption({ label: "Bottom left" });
+  await expect(form.locator(".preview-stage")).toHaveAttribute("data-side", "left");
+
+  // Leaving now asks first; staying keeps the edits.
+  let asked = "";
+  page.once("dialog", async (dialog) => {
+    asked = dialog.message();
+    await dialog.dismiss();
+  });
+  await pages.getByRole("button", { name: "Chats" }).click();
+  await expect(form).toBeVisible();
+  expect(asked).toContain("not saved");
+  await expect(hex).toHaveValue("#0f766e");
+
+  // Saved: leaving asks nothing.
+  await form.getByRole("button", { name: "Save appearance" }).click();
+  await expect(form.locator(".saved")).toHaveText("Saved.");
+  page.on("dialog", (dialog) => {
+    throw new Error(`unexpected question: ${dialog.message()}`);
+  });
+  await pages.getByRole("button", { name: "Chats" }).click();
+  await expect(form).toBeHidden();
+});
