@@ -19,6 +19,7 @@ use parlor_protocol::{
 
 use crate::AppState;
 use crate::auth::{Admin, Agent, Body, Params, SameOrigin, session_token};
+use crate::chat;
 use crate::client;
 use crate::routing::Event;
 use crate::settings::{
@@ -132,7 +133,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/macros", get(list_macros).post(create_macro))
         .route("/api/macros/{id}", put(update_macro).delete(delete_macro))
         .route("/api/agents", get(list_agents).post(create_agent))
-        .route("/api/agents/{id}", put(update_agent))
+        .route("/api/agents/{id}", put(update_agent).delete(remove_agent))
         .route("/api/groups", get(list_groups).post(create_group))
         .route("/api/groups/{id}", put(rename_group).delete(delete_group))
         .route(
@@ -404,6 +405,29 @@ async fn update_agent(
         state.routing.send(Event::AgentRemoved { agent: id });
     }
     Ok(Json(account))
+}
+
+/// Removes an agent: signed out at once, their live chats back in the queue now (the
+/// customers are told the agent left), gone from the lists; their past cases keep their
+/// name and their email is free for a new account.
+async fn remove_agent(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, HttpError> {
+    if id == me.profile.id {
+        return Err(HttpError::Conflict(
+            "You cannot remove yourself; ask another admin.".into(),
+        ));
+    }
+    if !state.store.remove_agent(id).await? {
+        return Err(HttpError::NotFound("agent"));
+    }
+    state.hub.kick_agent(id);
+    state.routing.send(Event::AgentRemoved { agent: id });
+    let settings = state.settings.get();
+    chat::requeue_all_of(&state.store, &state.hub, &state.routing, &settings, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_groups(

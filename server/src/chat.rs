@@ -131,6 +131,25 @@ pub async fn end(
     Ok(Some(events))
 }
 
+/// Every live chat of `agent` goes back to the queue, the customers told the agent left:
+/// their consoles stayed away past the grace period, or an admin removed them.
+pub async fn requeue_all_of(
+    store: &Store,
+    hub: &Hub,
+    routing: &Routing,
+    settings: &Settings,
+    agent: AgentId,
+) -> StoreResult<()> {
+    let name = store.agent_name(agent).await?;
+    for case in store.active_cases_of(agent).await? {
+        let why = SystemMessageKind::AgentLeft;
+        if let Some(events) = requeue(store, hub, settings, case, agent, &name, why).await? {
+            events.into_iter().for_each(|e| routing.send(e));
+        }
+    }
+    Ok(())
+}
+
 /// The agent leaves a live chat and it goes back to the queue: the customer is told
 /// (with the `why` message, if on) and routing offers it again. Returns the routing
 /// events, or `None` when the agent was not in the chat.

@@ -499,7 +499,7 @@ impl Store {
     /// Every account, active or not, for the admin's agents page.
     pub async fn accounts(&self) -> StoreResult<Vec<AgentAccount>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM agents ORDER BY name COLLATE NOCASE"
+            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE removed_at IS NULL ORDER BY name COLLATE NOCASE"
         ))
         .fetch_all(&self.read)
         .await?;
@@ -512,7 +512,7 @@ impl Store {
 
     pub async fn account(&self, id: AgentId) -> StoreResult<Option<AgentAccount>> {
         let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE id = ?"
+            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE id = ? AND removed_at IS NULL"
         ))
         .bind(id)
         .fetch_optional(&self.read)
@@ -590,6 +590,37 @@ impl Store {
         }
         // Checked inside the write, so two admins demoting each other at once cannot
         // both succeed (the writes take turns).
+        if admins_before > 0 && active_admins(&mut tx).await? == 0 {
+            return Err(StoreError::LastAdmin);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes an account: it is switched off and can no longer sign in (its sessions
+    /// end here), leaves the lists and its groups, and its email is set aside so a new
+    /// account can use it; the cases it worked keep its name. `false` when there is no
+    /// such agent. The last active admin cannot be removed.
+    pub async fn remove_agent(&self, id: AgentId) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let admins_before = active_admins(&mut tx).await?;
+        let done = sqlx::query(
+            "UPDATE agents SET active = 0, routing = 0, removed_at = ?, \
+             email = email || ' (removed ' || id || ')' WHERE id = ? AND removed_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM agent_groups WHERE agent_id = ?",
+            "DELETE FROM sessions WHERE agent_id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         if admins_before > 0 && active_admins(&mut tx).await? == 0 {
             return Err(StoreError::LastAdmin);
         }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use parlor_protocol::{EndedBy, SystemMessageKind};
+use parlor_protocol::EndedBy;
 
 use crate::AppState;
 use crate::chat;
@@ -66,23 +66,7 @@ async fn sweep(state: &AppState) -> StoreResult<()> {
         .agents_gone_since(now - settings.agent_grace_ms)
         .await?
     {
-        let name = state.store.agent_name(agent).await?;
-        for case in state.store.active_cases_of(agent).await? {
-            let requeued = chat::requeue(
-                &state.store,
-                &state.hub,
-                &settings,
-                case,
-                agent,
-                &name,
-                SystemMessageKind::AgentLeft,
-            )
-            .await?;
-            requeued
-                .into_iter()
-                .flatten()
-                .for_each(|e| state.routing.send(e));
-        }
+        chat::requeue_all_of(&state.store, &state.hub, &state.routing, &settings, agent).await?;
         state.store.set_agent_gone(agent, None).await?;
     }
     Ok(())

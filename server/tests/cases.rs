@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use parlor_protocol::{CASES_PAGE, CaseStatus, CaseSummary, EndedBy};
+use parlor_protocol::{CASES_PAGE, CaseStatus, CaseSummary, ChatState, EndedBy};
 use parlor_server::store::NewChat;
 
 /// A chat started straight in the store by its own visitor; returns its case.
@@ -174,5 +174,112 @@ async fn removing_a_group_keeps_its_agents_and_frees_its_chats_and_agents_show_w
         agents
             .iter()
             .any(|a| a.email == "bea@example.com" && a.online)
+    );
+}
+
+#[tokio::test]
+async fn removing_an_agent_signs_them_out_requeues_their_chats_and_frees_their_email() {
+    let server = Server::start().await;
+    let admin = server.sign_in().await;
+    let (status, bea) = server
+        .post_agent(
+            &admin,
+            serde_json::json!({ "name": "Bea", "email": "bea@example.com", "password": "bea-password-1",
+                "is_admin": false, "active": true, "capacity": 2, "groups": [] }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let bea_id = bea["id"].as_i64().expect("an id");
+    // Bea is the only one taking chats, and takes one.
+    let bea_cookie = server.sign_in_as("bea@example.com", "bea-password-1").await;
+    let (mut console, _) = server.console(&bea_cookie).await;
+    let (mut visitor, _) = server.visitor().await;
+    send(&mut visitor, &start_chat("first")).await;
+    let case_id = first_of(
+        &mut console,
+        |frame: parlor_protocol::ToAgent| match frame {
+            parlor_protocol::ToAgent::Offer { offer } => Some(offer.case_id),
+            _ => None,
+        },
+    )
+    .await;
+    send(
+        &mut console,
+        &parlor_protocol::AgentFrame::Accept { case_id },
+    )
+    .await;
+    first_of(
+        &mut visitor,
+        |frame: parlor_protocol::ToVisitor| match frame {
+            parlor_protocol::ToVisitor::State { case } if case.state == ChatState::Active => {
+                Some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+
+    let client = reqwest::Client::new();
+    let remove = |id: i64| {
+        let request = client
+            .delete(server.url(&format!("/api/agents/{id}")))
+            .header("cookie", &admin);
+        async move { request.send().await.expect("answers").status() }
+    };
+    assert_eq!(remove(1).await, 409, "not yourself");
+    assert_eq!(remove(bea_id).await, 204);
+    assert_eq!(remove(bea_id).await, 404, "gone already");
+
+    // The customer hears she left and is back in the queue at once.
+    let back = first_of(
+        &mut visitor,
+        |frame: parlor_protocol::ToVisitor| match frame {
+            parlor_protocol::ToVisitor::State { case } if case.state == ChatState::Queued => {
+                Some(case)
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(back.id, case_id);
+    // Signed out everywhere, and her sign-in no longer works.
+    let me = client
+        .get(server.url("/api/me"))
+        .header("cookie", &bea_cookie)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(me.status(), 401);
+    let login = client
+        .post(server.url("/api/login"))
+        .json(&serde_json::json!({ "email": "bea@example.com", "password": "bea-password-1" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(login.status(), 401);
+    let agents: Vec<parlor_protocol::AgentAccount> = server.get_json("/api/agents", &admin).await;
+    assert!(agents.iter().all(|a| a.id != bea_id), "gone from the list");
+    // Her email is free for a new account; her past case keeps her name.
+    let (status, _) = server
+        .post_agent(
+            &admin,
+            serde_json::json!({ "name": "Bea Again", "email": "bea@example.com", "password": "bea-password-2",
+                "is_admin": false, "active": true, "capacity": 2, "groups": [] }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let chat = server
+        .running
+        .state
+        .store
+        .chat_for(parlor_server::store::Caller::Agent(1), case_id, 0)
+        .await
+        .expect("read");
+    assert!(
+        chat.messages
+            .iter()
+            .any(|m| m.body.starts_with("Bea left the chat")),
+        "{:?}",
+        chat.messages
     );
 }

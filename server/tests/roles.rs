@@ -278,6 +278,7 @@ async fn every_api_route_answers_each_role_as_the_table_says() {
         ("DELETE", "/api/macros/1".into(), None, [signed_out, forbidden, no_content, forbidden]),
         ("GET", "/api/agents".into(), None, [signed_out, forbidden, ok, forbidden]),
         ("PUT", format!("/api/agents/{ann_id}"), Some(ann), [signed_out, forbidden, ok, forbidden]),
+        ("DELETE", "/api/agents/999".into(), None, [signed_out, forbidden, not_found, forbidden]),
         ("GET", "/api/groups".into(), None, [signed_out, ok, ok, ok]),
         ("POST", "/api/groups".into(), Some(group.clone()), [signed_out, forbidden, created, forbidden]),
         ("PUT", "/api/groups/1".into(), Some(group), [signed_out, forbidden, ok, forbidden]),

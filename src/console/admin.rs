@@ -422,6 +422,27 @@ pub fn AgentsPage() -> impl IntoView {
             },
         );
     };
+    let remove = move |account: AgentAccount| {
+        let question = format!(
+            "Remove {}? They are signed out at once and can no longer sign in; chats they are \
+             in go back to the queue now (the customers are told they left); their past cases \
+             keep their name. Their email can be used for a new account.",
+            account.name
+        );
+        if !super::cases::confirmed(&question) {
+            return;
+        }
+        saved.set(None);
+        let id = account.id;
+        run(
+            problem,
+            async move {
+                call::<()>("DELETE", &format!("/api/agents/{id}"), None::<&()>).await?;
+                reload().await
+            },
+            move |()| saved.set(Some(format!("{} removed.", account.name))),
+        );
+    };
     let group_names = move |ids: &[i64]| {
         groups.with(|all| {
             all.iter()
@@ -439,6 +460,7 @@ pub fn AgentsPage() -> impl IntoView {
                 <tbody>
                     {move || agents.get().into_iter().map(|account| {
                         let row = account.clone();
+                        let removed = account.clone();
                         view! {
                             <tr data-agent=account.email.clone()>
                                 <td>{account.name.clone()}</td>
@@ -450,7 +472,10 @@ pub fn AgentsPage() -> impl IntoView {
                                 <td class=if account.online { "online" } else { "offline" }>
                                     {if account.online { "Online" } else { "Offline" }}
                                 </td>
-                                <td><button type="button" on:click=move |_| form.fill(Some(&row))>"Edit"</button></td>
+                                <td class="row-actions">
+                                    <button type="button" on:click=move |_| form.fill(Some(&row))>"Edit"</button>
+                                    <button type="button" class="danger" on:click=move |_| remove(removed.clone())>"Remove"</button>
+                                </td>
                             </tr>
                         }
                     }).collect_view()}

@@ -1,7 +1,7 @@
 // Admin pages that say what they did: saving says so, the Groups page shows members and
 // removes a group after saying what happens, the Agents page shows who is online now.
 import { test, expect } from "./fixtures";
-import { signIn } from "./helpers";
+import { signIn, createAgent } from "./helpers";
 
 test("groups show their members and can be removed after a clear question; agents show who is online; saving says so", async ({ page }) => {
   await signIn(page);
@@ -86,4 +86,27 @@ test("the Appearance page takes a colour as hex too, shows the launcher where it
   });
   await pages.getByRole("button", { name: "Chats" }).click();
   await expect(form).toBeHidden();
+});
+
+test("an admin removes an agent after a clear question, and the agent is signed out", async ({ browser, page }) => {
+  await signIn(page);
+  await createAgent(page.request, { name: "Bea Agent", email: "bea@example.com", password: "bea-password-1" });
+  const bea = await (await browser.newContext()).newPage();
+  await signIn(bea, "bea@example.com", "bea-password-1");
+
+  await page.locator(".pages").getByRole("button", { name: "Agents" }).click();
+  const agentsPage = page.locator(".agents-page");
+  const row = agentsPage.locator('tr[data-agent="bea@example.com"]');
+  await expect(row.locator("td.online")).toHaveText("Online");
+  let question = "";
+  page.once("dialog", async (dialog) => {
+    question = dialog.message();
+    await dialog.accept();
+  });
+  await row.getByRole("button", { name: "Remove" }).click();
+  await expect(agentsPage.locator(".saved")).toHaveText("Bea Agent removed.");
+  expect(question).toContain("chats they are in go back to the queue now");
+  await expect(row).toHaveCount(0);
+  await expect(bea.getByRole("button", { name: "Sign in" })).toBeVisible();
+  await bea.context().close();
 });
