@@ -935,6 +935,13 @@ pub fn ConsoleApp() -> impl IntoView {
                                 on:click=move |_| model.notice.set(None)>"✕"</button>
                         </p>
                     </Show>
+                    // Said aloud as it comes: the pop itself is not focused (it would take
+                    // the caret from someone typing), so a live region announces it.
+                    <p class="sr-only" role="status" aria-live="assertive">
+                        {move || model.offer.with(|o| o.as_ref().map(|o| format!(
+                            "Incoming chat from {}: {}. Accept or Disable.", o.offer.customer_name, o.offer.subject
+                        )))}
+                    </p>
                     {screen_pop}
                     {move || match model.page.get() {
                         Page::Chats => None,

@@ -36,6 +36,10 @@ test("after signing in a screen pop plays a tone, flashes the title and badges t
   await startChat(widget, "Grace Hopper", "Order 1042 is late", "Where is my order?");
   const pop = agent.getByRole("alertdialog", { name: "Incoming chat" });
   await expect(pop).toBeVisible();
+  // Announced to screen readers without taking the caret from anyone typing.
+  await expect(agent.getByRole("status").filter({ hasText: "Incoming chat from Grace Hopper" })).toHaveText(
+    "Incoming chat from Grace Hopper: Order 1042 is late. Accept or Disable.",
+  );
   await expect.poll(() => agent.evaluate(() => (window as unknown as { tones: number }).tones)).toBeGreaterThan(0);
   await expect(agent).toHaveTitle("Incoming chat: Grace Hopper");
   await expect(agent).toHaveTitle("Parlor console");

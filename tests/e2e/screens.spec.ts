@@ -43,6 +43,11 @@ for (const colorScheme of ["light", "dark"] as const) {
       const overflow = await agent.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(0);
       await expect(reply).toBeInViewport();
+      if (size.name === "phone") {
+        // Tabs as a list: the chat's tab is a full-width row.
+        const tab = await agent.getByRole("tab", { name: /Grace Hopper/ }).boundingBox();
+        expect(tab?.width ?? 0).toBeGreaterThan(size.viewport.width * 0.7);
+      }
       await agent.context().close();
       await customer.context().close();
     });
