@@ -111,16 +111,13 @@ async fn removing_a_group_keeps_its_agents_and_frees_its_chats_and_agents_show_w
     let store = &server.running.state.store;
     let admin = server.sign_in().await;
     let client = reqwest::Client::new();
-    let made: serde_json::Value = client
-        .post(server.url("/api/groups"))
-        .header("cookie", &admin)
-        .json(&serde_json::json!({ "name": "Billing" }))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let made = server
+        .post_json(
+            "/api/groups",
+            &admin,
+            serde_json::json!({ "name": "Billing" }),
+        )
+        .await;
     let group = made["id"].as_i64().expect("an id");
     let (status, _) = server
         .post_agent(

@@ -37,6 +37,13 @@ async fn next_offer(ws: &mut Ws) -> i64 {
     .await
 }
 
+/// Whether no screen pop reaches this console for a while.
+async fn no_offer_for_a_while(ws: &mut Ws) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(800), next_offer(ws))
+        .await
+        .is_err()
+}
+
 #[tokio::test]
 async fn the_agent_in_a_chat_sees_the_customer_leave_and_come_back() {
     let server = Server::start().await;
@@ -72,12 +79,8 @@ async fn a_waiting_chat_whose_customer_left_gets_no_screen_pop_until_they_come_b
 
     // Routing on with the chat waiting: no screen pop, the customer is not there.
     send(&mut agent, &AgentFrame::SetRouting { on: true }).await;
-    let quiet_for_offers = tokio::time::timeout(std::time::Duration::from_millis(800), async {
-        next_offer(&mut agent).await
-    })
-    .await;
     assert!(
-        quiet_for_offers.is_err(),
+        no_offer_for_a_while(&mut agent).await,
         "no screen pop for a gone customer"
     );
 
@@ -139,12 +142,8 @@ async fn a_chat_put_back_in_the_queue_after_its_customer_left_waits_for_them() {
     send(&mut admin, &AgentFrame::SetRouting { on: false }).await;
     send(&mut admin, &AgentFrame::CloseTab { case_id }).await;
     assert!(listed_as_left(&mut bea, case_id).await);
-    let quiet_for_offers = tokio::time::timeout(std::time::Duration::from_millis(800), async {
-        next_offer(&mut bea).await
-    })
-    .await;
     assert!(
-        quiet_for_offers.is_err(),
+        no_offer_for_a_while(&mut bea).await,
         "no screen pop for a gone customer"
     );
     let (_widget, _) = server.widget(Some(token), 0).await;

@@ -138,6 +138,25 @@ impl Server {
             .expect("json")
     }
 
+    /// `POST path` with `cookie` and a JSON body, its answer read as JSON.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        cookie: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json")
+    }
+
     pub async fn visitor(&self) -> (Ws, String) {
         match self.widget(None, 0).await {
             (
