@@ -2,7 +2,8 @@
 //! to everyone following the case; Parlor's own messages; ending a chat.
 
 use parlor_protocol::{
-    AgentId, Author, CaseId, ChatMessage, EndedBy, Millis, SystemMessageKind, ToAgent, ToVisitor,
+    AgentId, Author, CaseId, ChatMessage, ChatState, EndedBy, Millis, SystemMessageKind, ToAgent,
+    ToVisitor,
 };
 
 use crate::dispatch::Routing;
@@ -66,12 +67,10 @@ pub async fn customer_presence(
     case: CaseId,
     gone_since: Option<Millis>,
 ) -> StoreResult<()> {
-    if gone_since.is_none()
-        && store
-            .case(case)
-            .await?
-            .is_none_or(|c| c.summary.customer_left_at.is_none())
-    {
+    let Some(mut record) = store.case(case).await? else {
+        return Ok(());
+    };
+    if gone_since.is_none() && record.summary.customer_left_at.is_none() {
         return Ok(());
     }
     store.set_customer_gone(case, gone_since).await?;
@@ -79,12 +78,13 @@ pub async fn customer_presence(
         case,
         here: gone_since.is_none(),
     });
-    if let Some(record) = store.case(case).await? {
-        let state = ToAgent::State {
-            case: record.summary,
-        };
-        hub.publish_to(case, None, Some(&state));
-    }
+    // As the store now has it (a chat that has ended shows no mark).
+    record.summary.customer_left_at =
+        gone_since.filter(|_| record.summary.state != ChatState::Ended);
+    let state = ToAgent::State {
+        case: record.summary,
+    };
+    hub.publish_to(case, None, Some(&state));
     Ok(())
 }
 

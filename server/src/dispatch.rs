@@ -259,23 +259,17 @@ impl Shell {
     async fn waiting_frame(&self, waiting: &[Queued]) -> StoreResult<ToAgent> {
         let head = &waiting[..waiting.len().min(WAITING_LISTED)];
         let ids: Vec<CaseId> = head.iter().map(|q| q.case).collect();
-        let mut summaries: HashMap<CaseId, _> = self
-            .store
-            .case_summaries(&ids)
-            .await?
-            .into_iter()
-            .map(|summary| (summary.id, summary))
-            .collect();
-        let mut firsts = self.store.first_messages(&ids).await?;
+        let mut summaries = self.store.waiting_summaries(&ids).await?;
         let chats = head
             .iter()
             .enumerate()
             .filter_map(|(i, queued)| {
+                let (case, first_message) = summaries.remove(&queued.case)?;
                 Some(WaitingChat {
-                    case: summaries.remove(&queued.case)?,
+                    case,
                     position: u32::try_from(i + 1).unwrap_or(u32::MAX),
                     offered: queued.offered,
-                    first_message: firsts.remove(&queued.case).unwrap_or_default(),
+                    first_message,
                 })
             })
             .collect();

@@ -975,37 +975,34 @@ impl Store {
         Ok(page)
     }
 
-    /// The summaries of these cases (in no particular order).
-    pub async fn case_summaries(&self, ids: &[CaseId]) -> StoreResult<Vec<CaseSummary>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks = vec!["?"; ids.len()].join(", ");
-        let sql = format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id IN ({marks})");
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(id);
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        Ok(rows.iter().map(|r| case_record(r).summary).collect())
-    }
-
-    /// The start of each case's first message (at most [`FIRST_MESSAGE_CHARS`]
-    /// characters), for the waiting list.
-    pub async fn first_messages(&self, ids: &[CaseId]) -> StoreResult<HashMap<CaseId, String>> {
+    /// The summaries of these cases with the start of each one's first message (at most
+    /// [`FIRST_MESSAGE_CHARS`] characters), by case: what the waiting list shows, in one
+    /// read.
+    pub async fn waiting_summaries(
+        &self,
+        ids: &[CaseId],
+    ) -> StoreResult<HashMap<CaseId, (CaseSummary, String)>> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
         let marks = vec!["?"; ids.len()].join(", ");
         let sql = format!(
-            "SELECT case_id, substr(body, 1, {FIRST_MESSAGE_CHARS}) FROM messages \
-             WHERE seq = 1 AND case_id IN ({marks})"
+            "SELECT {CASE_COLUMNS}, COALESCE(substr(m.body, 1, {FIRST_MESSAGE_CHARS}), '') AS first \
+             FROM {CASE_FROM} LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+             WHERE c.id IN ({marks})"
         );
-        let mut query = sqlx::query_as::<_, (CaseId, String)>(&sql);
+        let mut query = sqlx::query(&sql);
         for id in ids {
             query = query.bind(id);
         }
-        Ok(query.fetch_all(&self.read).await?.into_iter().collect())
+        let rows = query.fetch_all(&self.read).await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let summary = case_record(row).summary;
+                (summary.id, (summary, row.get("first")))
+            })
+            .collect())
     }
 
     /// The chats an agent is in.

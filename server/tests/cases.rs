@@ -111,7 +111,7 @@ async fn removing_a_group_keeps_its_agents_and_frees_its_chats_and_agents_show_w
     let store = &server.running.state.store;
     let admin = server.sign_in().await;
     let client = reqwest::Client::new();
-    let made = server
+    let (_, made) = server
         .post_json(
             "/api/groups",
             &admin,

@@ -216,9 +216,8 @@ impl EarlierLine {
 
     fn show(&self, transcript: &Transcript) {
         dom::set_hidden(&self.item, !transcript.has_earlier());
-        if self.first.replace(transcript.first_seq()) != transcript.first_seq()
-            || !self.button.disabled()
-        {
+        // A page arrived (the first line moved): the button asks again.
+        if self.first.replace(transcript.first_seq()) != transcript.first_seq() {
             self.button.set_disabled(false);
             dom::set_text(&self.button, EARLIER);
         }

@@ -22,6 +22,8 @@ thread_local! {
     static FLASHING: RefCell<Option<Interval>> = const { RefCell::new(None) };
     // The title between calls for attention (it counts unread chats).
     static RESTING: RefCell<String> = RefCell::new(TITLE.to_owned());
+    // The page's own icon (`console.html`), kept while the badged one is shown.
+    static ICON: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// The page's title when nothing calls for attention.
@@ -40,12 +42,8 @@ fn resting() -> String {
     RESTING.with(|r| r.borrow().clone())
 }
 
-/// The tab's icon: a speech bubble in Parlor's blue.
-const ICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
-     viewBox='0 0 32 32'%3E%3Cpath d='M4 6a4 4 0 0 1 4-4h16a4 4 0 0 1 4 4v12a4 4 0 0 1-4 \
-     4H13l-7 6v-6H8a4 4 0 0 1-4-4z' fill='%232563eb'/%3E%3C/svg%3E";
-
-/// The same icon with a red badge: a screen pop is waiting.
+/// The page's icon (a speech bubble in Parlor's blue) with a red badge: a screen pop is
+/// waiting.
 const ICON_BADGED: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
      viewBox='0 0 32 32'%3E%3Cpath d='M4 6a4 4 0 0 1 4-4h16a4 4 0 0 1 4 4v12a4 4 0 0 1-4 \
      4H13l-7 6v-6H8a4 4 0 0 1-4-4z' fill='%232563eb'/%3E%3Ccircle cx='24' cy='8' r='8' \
@@ -157,13 +155,29 @@ fn set_title(title: &str) {
     }
 }
 
-fn set_icon(href: &str) {
-    let icon = dom::document()
-        .and_then(|d| d.query_selector("link[rel='icon']").ok().flatten())
-        .and_then(|el| el.dyn_into::<web_sys::HtmlLinkElement>().ok());
-    if let Some(icon) = icon {
-        icon.set_href(href);
-    }
+fn icon_link() -> Option<web_sys::HtmlLinkElement> {
+    dom::document()?
+        .query_selector("link[rel='icon']")
+        .ok()??
+        .dyn_into()
+        .ok()
+}
+
+/// Shows the badged icon, keeping the page's own to put back.
+fn badge_icon() {
+    let Some(link) = icon_link() else { return };
+    ICON.with(|icon| {
+        icon.borrow_mut().get_or_insert_with(|| link.href());
+    });
+    link.set_href(ICON_BADGED);
+}
+
+/// Puts the page's own icon back.
+fn unbadge_icon() {
+    let (Some(link), Some(own)) = (icon_link(), ICON.with(|icon| icon.borrow().clone())) else {
+        return;
+    };
+    link.set_href(&own);
 }
 
 /// While a screen pop is up: the title alternates with `call` every second and the
@@ -172,7 +186,7 @@ pub fn call_attention(call: &str) {
     let call = call.to_owned();
     let mut on = true;
     set_title(&call);
-    set_icon(ICON_BADGED);
+    badge_icon();
     let flashing = Interval::new(1_000, move || {
         on = !on;
         set_title(&if on { call.clone() } else { resting() });
@@ -184,5 +198,5 @@ pub fn call_attention(call: &str) {
 pub fn calm() {
     FLASHING.with(|f| f.borrow_mut().take());
     set_title(&resting());
-    set_icon(ICON);
+    unbadge_icon();
 }

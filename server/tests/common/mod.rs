@@ -114,15 +114,7 @@ impl Server {
         cookie: &str,
         body: serde_json::Value,
     ) -> (reqwest::StatusCode, serde_json::Value) {
-        let response = reqwest::Client::new()
-            .post(self.url("/api/agents"))
-            .header("cookie", cookie)
-            .json(&body)
-            .send()
-            .await
-            .expect("answers");
-        let status = response.status();
-        (status, response.json().await.unwrap_or_default())
+        self.post_json("/api/agents", cookie, body).await
     }
 
     /// `GET path` with `cookie`, read as JSON.
@@ -138,23 +130,23 @@ impl Server {
             .expect("json")
     }
 
-    /// `POST path` with `cookie` and a JSON body, its answer read as JSON.
+    /// `POST path` with `cookie` and a JSON body: its status and its answer as JSON
+    /// (`null` when it has none).
     pub async fn post_json(
         &self,
         path: &str,
         cookie: &str,
         body: serde_json::Value,
-    ) -> serde_json::Value {
-        reqwest::Client::new()
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = reqwest::Client::new()
             .post(self.url(path))
             .header("cookie", cookie)
             .json(&body)
             .send()
             .await
-            .expect("answers")
-            .json()
-            .await
-            .expect("json")
+            .expect("answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or_default())
     }
 
     pub async fn visitor(&self) -> (Ws, String) {
