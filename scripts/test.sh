@@ -18,8 +18,6 @@ stage "setup" scripts/setup.sh --browser
 stage "format" cargo fmt --all -- --check
 stage "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 stage "clippy (wasm)" cargo clippy -p parlor-app --target wasm32-unknown-unknown -- -D warnings
-# The widget is built without the console's Leptos UI; lint it as it is built.
-stage "clippy (widget)" cargo clippy -p parlor-app --target wasm32-unknown-unknown --no-default-features -- -D warnings
 stage "rust tests" cargo test -p parlor-protocol -p parlor-server
 stage "web build" scripts/build-web.sh
 stage "size report" node scripts/size-report.mjs

@@ -4,10 +4,17 @@
 //! It pings every heartbeat interval and gives up on a link it has heard nothing on
 //! for one and a half intervals (a server answers every ping), so a dead link is
 //! noticed within two intervals even when the browser does not notice it.
+//!
+//! The socket is the browser's own, with `gloo` listeners and timers, rather than
+//! `gloo-net`'s: that one is a stream of messages that ends on close, and reconnecting
+//! with backoff, the heartbeat and the close codes that end a console's session would
+//! sit on top of it anyway, with an async runtime in the widget for nothing.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use gloo::events::EventListener;
+use gloo::timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{MessageEvent, WebSocket};
@@ -40,14 +47,14 @@ struct State {
     url: String,
     ws: Option<WebSocket>,
     failures: u32,
-    // Kept alive as long as the socket they are attached to.
-    callbacks: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    /// Listening as long as the socket they are attached to.
+    listeners: Vec<EventListener>,
     heartbeat_ms: f64,
     /// When the server was last heard, and when we last pinged (browser clock, ms).
     last_heard: f64,
     last_ping: f64,
     /// The timer checking the heartbeat, while a link is open.
-    beat: Option<(i32, Closure<dyn FnMut()>)>,
+    beat: Option<Interval>,
     /// The last timer's callback, kept until the next one: it may be the one running.
     retired_beat: Option<Closure<dyn FnMut()>>,
 }
@@ -92,7 +99,7 @@ impl Socket {
                 url: socket_url(path),
                 ws: None,
                 failures: 0,
-                callbacks: Vec::new(),
+                listeners: Vec::new(),
                 heartbeat_ms: f64::from(parlor_protocol::HEARTBEAT_SECS) * 1000.0,
                 last_heard: 0.0,
                 last_ping: 0.0,
@@ -131,56 +138,44 @@ impl Socket {
             self.retry_later();
             return;
         };
-        let on_open = {
-            let socket = self.clone();
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-                socket.state.borrow_mut().failures = 0;
-                socket.start_heartbeat();
-                (socket.handlers.on_link)(Link::Open);
-                (socket.handlers.on_open)(&socket);
-            })
-        };
-        let on_message = {
-            let socket = self.clone();
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-                let text = event
-                    .dyn_ref::<MessageEvent>()
-                    .and_then(|m| m.data().as_string());
-                socket.state.borrow_mut().last_heard = now_ms();
-                if let Some(text) = text
-                    && text != PONG
-                {
-                    (socket.handlers.on_frame)(&socket, &text);
+        let socket = self.clone();
+        let on_open = EventListener::new(&ws, "open", move |_| {
+            socket.state.borrow_mut().failures = 0;
+            socket.start_heartbeat();
+            (socket.handlers.on_link)(Link::Open);
+            (socket.handlers.on_open)(&socket);
+        });
+        let socket = self.clone();
+        let on_message = EventListener::new(&ws, "message", move |event| {
+            let text = event
+                .dyn_ref::<MessageEvent>()
+                .and_then(|m| m.data().as_string());
+            socket.state.borrow_mut().last_heard = now_ms();
+            if let Some(text) = text
+                && text != PONG
+            {
+                (socket.handlers.on_frame)(&socket, &text);
+            }
+        });
+        let socket = self.clone();
+        let on_close = EventListener::new(&ws, "close", move |event| {
+            let code = event.dyn_ref::<web_sys::CloseEvent>().map(|e| e.code());
+            let for_good = matches!(
+                code,
+                Some(parlor_protocol::CLOSE_SESSION_ENDED | parlor_protocol::CLOSE_ACCOUNT_OFF)
+            );
+            match (&socket.handlers.on_ended, code) {
+                (Some(ended), Some(code)) if for_good => {
+                    socket.stop_heartbeat();
+                    ended(code);
                 }
-            })
-        };
-        let on_close = {
-            let socket = self.clone();
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-                let code = event.dyn_ref::<web_sys::CloseEvent>().map(|e| e.code());
-                let for_good = matches!(
-                    code,
-                    Some(parlor_protocol::CLOSE_SESSION_ENDED | parlor_protocol::CLOSE_ACCOUNT_OFF)
-                );
-                match (&socket.handlers.on_ended, code) {
-                    (Some(ended), Some(code)) if for_good => {
-                        socket.stop_heartbeat();
-                        ended(code);
-                    }
-                    _ => socket.lost(),
-                }
-            })
-        };
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+                _ => socket.lost(),
+            }
+        });
         let mut state = self.state.borrow_mut();
-        if let Some(old) = state.ws.replace(ws) {
-            old.set_onopen(None);
-            old.set_onmessage(None);
-            old.set_onclose(None);
-        }
-        state.callbacks = vec![on_open, on_message, on_close];
+        // The old socket's listeners go with it (a dropped listener is removed).
+        state.ws = Some(ws);
+        state.listeners = vec![on_open, on_message, on_close];
     }
 
     /// The server's heartbeat interval, from its `Welcome`.
@@ -201,9 +196,6 @@ impl Socket {
     /// link when the server has been silent for one and a half.
     fn start_heartbeat(&self) {
         self.stop_heartbeat();
-        let Some(window) = web_sys::window() else {
-            return;
-        };
         let interval = {
             let mut state = self.state.borrow_mut();
             state.last_heard = now_ms();
@@ -211,7 +203,7 @@ impl Socket {
             state.heartbeat_ms
         };
         let socket = self.clone();
-        let check = Closure::<dyn FnMut()>::new(move || {
+        let beat = Interval::new((interval / 2.0) as u32, move || {
             let now = now_ms();
             let (silent, ping_due) = {
                 let state = socket.state.borrow();
@@ -230,31 +222,26 @@ impl Socket {
                 }
             }
         });
-        if let Ok(id) = window.set_interval_with_callback_and_timeout_and_arguments_0(
-            check.as_ref().unchecked_ref(),
-            (interval / 2.0) as i32,
-        ) {
-            self.state.borrow_mut().beat = Some((id, check));
-        }
+        self.state.borrow_mut().beat = Some(beat);
     }
 
     fn stop_heartbeat(&self) {
         let mut state = self.state.borrow_mut();
-        if let Some((id, check)) = state.beat.take() {
-            if let Some(window) = web_sys::window() {
-                window.clear_interval_with_handle(id);
-            }
-            state.retired_beat = Some(check);
+        if let Some(beat) = state.beat.take() {
+            state.retired_beat = Some(beat.cancel());
         }
     }
 
     /// The link is gone (closed, or silent too long): let go of it and try again.
     fn lost(&self) {
         self.stop_heartbeat();
-        if let Some(old) = self.state.borrow_mut().ws.take() {
-            old.set_onopen(None);
-            old.set_onmessage(None);
-            old.set_onclose(None);
+        let old = {
+            let mut state = self.state.borrow_mut();
+            // Its listeners go first, so its close is not heard as another loss.
+            state.listeners.clear();
+            state.ws.take()
+        };
+        if let Some(old) = old {
             let _ = old.close();
         }
         (self.handlers.on_link)(Link::Reconnecting);
@@ -270,13 +257,7 @@ impl Socket {
         let ceiling = (FIRST_RETRY_MS * 2f64.powi(failures.min(16) as i32)).min(MAX_RETRY_MS);
         let delay = (js_sys::Math::random() * ceiling).max(100.0);
         let socket = self.clone();
-        let retry = Closure::once_into_js(move || socket.open());
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-                retry.unchecked_ref(),
-                delay as i32,
-            );
-        }
+        Timeout::new(delay as u32, move || socket.open()).forget();
     }
 }
 

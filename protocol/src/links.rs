@@ -6,6 +6,8 @@
 //! (Written here rather than taken from an autolinking crate: the widget's size budget
 //! counts every KB, and this rule needs none of a general autolinker's cases.)
 
+use linkify::{LinkFinder, LinkKind};
+
 /// A piece of a message: plain text, or a link with the text it shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment<'a> {
@@ -25,33 +27,25 @@ impl Segment<'_> {
 /// Splits a message into text and links. Joining the segments' texts gives the message
 /// back unchanged.
 pub fn segments(message: &str) -> Vec<Segment<'_>> {
+    let mut finder = LinkFinder::new();
+    finder.kinds(&[LinkKind::Url]).url_must_have_scheme(false);
     let mut out = Vec::new();
     let mut text_from = 0;
-    let mut word_from = None;
-    // Each word, then a sentinel end of the message.
-    let ends = message
-        .char_indices()
-        .map(|(at, c)| (at, c.is_whitespace()))
-        .chain([(message.len(), true)]);
-    for (at, space) in ends {
-        match (space, word_from) {
-            (false, None) => word_from = Some(at),
-            (true, Some(from)) => {
-                word_from = None;
-                let Some((start, end, href)) = link_in(&message[from..at]) else {
-                    continue;
-                };
-                if from + start > text_from {
-                    out.push(Segment::Text(&message[text_from..from + start]));
-                }
-                out.push(Segment::Link {
-                    text: &message[from + start..from + end],
-                    href,
-                });
-                text_from = from + end;
-            }
-            _ => {}
+    for found in finder.links(message) {
+        let Some(href) = starts_a_word(message, found.start())
+            .then(|| href_for(found.as_str()))
+            .flatten()
+        else {
+            continue;
+        };
+        if found.start() > text_from {
+            out.push(Segment::Text(&message[text_from..found.start()]));
         }
+        out.push(Segment::Link {
+            text: found.as_str(),
+            href,
+        });
+        text_from = found.end();
     }
     if text_from < message.len() {
         out.push(Segment::Text(&message[text_from..]));
@@ -59,39 +53,24 @@ pub fn segments(message: &str) -> Vec<Segment<'_>> {
     out
 }
 
-/// The link in one word, if the rule makes one: where it starts and ends, and its href.
-fn link_in(word: &str) -> Option<(usize, usize, String)> {
-    let lower = word.to_ascii_lowercase();
-    let start = ["https://", "http://", "www."]
-        .into_iter()
-        .filter_map(|mark| lower.find(mark))
-        .min()?;
-    if !word[..start].chars().all(|c| "([{<\"'".contains(c)) {
-        return None;
-    }
-    let mut end = word.len();
-    while let Some(last) = word[start..end].chars().next_back() {
-        let link = &word[start..end];
-        let unopened = |open: char| link.matches(open).count() < link.matches(last).count();
-        let trailing = match last {
-            '.' | ',' | ':' | ';' | '!' | '?' | '"' | '\'' | '>' => true,
-            ')' => unopened('('),
-            ']' => unopened('['),
-            '}' => unopened('{'),
-            _ => false,
-        };
-        if !trailing {
-            break;
-        }
-        end -= last.len_utf8();
-    }
-    href_for(&word[start..end]).map(|href| (start, end, href))
+/// Whether a candidate starting at `at` starts its word: only opening brackets or quotes
+/// come between it and the space (or start of message) before it. `xwww.a.com` and
+/// `javascript:alert(1)//www.a.com` are not links.
+fn starts_a_word(message: &str, at: usize) -> bool {
+    message[..at]
+        .chars()
+        .rev()
+        .take_while(|c| !c.is_whitespace())
+        .all(|c| "([{<\"'".contains(c))
 }
 
 /// The `href` for a URL candidate, if the rule makes it a link.
 fn href_for(candidate: &str) -> Option<String> {
     let lower = candidate.to_ascii_lowercase();
-    if !(lower.contains("www.") || lower.contains("https://")) {
+    let marked = ["https://", "http://", "www."]
+        .into_iter()
+        .any(|mark| lower.starts_with(mark));
+    if !marked || !(lower.contains("www.") || lower.contains("https://")) {
         return None;
     }
     // Characters that have no business in a link we build.
@@ -236,6 +215,26 @@ mod tests {
         assert!(links("xwww.a.com").is_empty());
         assert!(links("javascript:alert(1)//www.example.com").is_empty());
         assert!(links("see:https://a.com").is_empty());
+    }
+
+    #[test]
+    fn an_email_address_at_a_www_host_stays_text() {
+        assert!(links("write to help@www.example.com today").is_empty());
+        assert!(links("mailto:help@www.example.com").is_empty());
+    }
+
+    #[test]
+    fn a_url_in_mid_sentence_punctuation_keeps_only_its_own_characters() {
+        assert_eq!(
+            links("Is it https://www.x.com/a?b=1&c=2? Or 'www.y.org/p'."),
+            [
+                (
+                    "https://www.x.com/a?b=1&c=2".into(),
+                    "https://www.x.com/a?b=1&c=2".into()
+                ),
+                ("www.y.org/p".into(), "https://www.y.org/p".into()),
+            ]
+        );
     }
 
     #[test]

@@ -7,13 +7,12 @@
 
 use std::cell::RefCell;
 
-use gloo_timers::callback::Interval;
+use gloo::events::EventListener;
+use gloo::timers::callback::Interval;
 use wasm_bindgen::JsCast;
 use web_sys::{
     AudioContext, AudioContextState, Notification, NotificationOptions, NotificationPermission,
 };
-
-use crate::dom;
 
 thread_local! {
     // One audio context for the page, made (and so allowed to play) by a click.
@@ -86,18 +85,20 @@ pub fn unlock_sound() {
 /// Unlocks sound on the page's first click or key (and again after the browser
 /// suspended it), then calls `unlocked` so the top bar can update.
 pub fn unlock_on_first_gesture(unlocked: impl Fn() + 'static) {
-    let Some(document) = dom::document() else {
+    let Some(document) = document() else {
         return;
     };
     let unlocked = std::rc::Rc::new(unlocked);
     for event in ["pointerdown", "keydown"] {
         let unlocked = unlocked.clone();
-        dom::listen::<web_sys::Event>(&document, event, move |_| {
+        // For the page's whole life.
+        EventListener::new(&document, event, move |_| {
             if !sound_on() {
                 unlock_sound();
                 unlocked();
             }
-        });
+        })
+        .forget();
     }
 }
 
@@ -133,9 +134,13 @@ pub fn tone() {
     });
 }
 
+fn document() -> Option<web_sys::Document> {
+    web_sys::window()?.document()
+}
+
 /// Whether the console is out of view (another tab or window in front).
 fn hidden() -> bool {
-    dom::document().is_some_and(|d| d.hidden())
+    document().is_some_and(|d| d.hidden())
 }
 
 /// A tone, and a desktop notification when the console is out of view.
@@ -150,13 +155,13 @@ pub fn alert(title: &str, body: &str) {
 }
 
 fn set_title(title: &str) {
-    if let Some(document) = dom::document() {
+    if let Some(document) = document() {
         document.set_title(title);
     }
 }
 
 fn icon_link() -> Option<web_sys::HtmlLinkElement> {
-    dom::document()?
+    document()?
         .query_selector("link[rel='icon']")
         .ok()??
         .dyn_into()

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use leptos::html;
 use leptos::prelude::*;
 use parlor_protocol::{CustomField, FieldRule, Side, WidgetSettings};
+use wasm_bindgen::JsCast;
 
 use super::admin::run;
 use super::http::call;
@@ -35,12 +36,16 @@ fn warn_before_unload() {
     let Some(window) = web_sys::window() else {
         return;
     };
-    crate::dom::listen::<web_sys::BeforeUnloadEvent>(&window, "beforeunload", |ev| {
+    // For the page's whole life.
+    gloo::events::EventListener::new(&window, "beforeunload", |ev| {
         if UNSAVED.with(Cell::get) {
             ev.prevent_default();
-            ev.set_return_value("unsaved");
+            if let Some(ev) = ev.dyn_ref::<web_sys::BeforeUnloadEvent>() {
+                ev.set_return_value("unsaved");
+            }
         }
-    });
+    })
+    .forget();
 }
 
 /// A select of hidden / optional / required for one field of the form.

@@ -211,7 +211,7 @@ pub fn CasesPage(on_open: Callback<CaseId>) -> impl IntoView {
                 .is_some_and(|c| c.as_ref().is_ok_and(|l| l.len() > CASES_PAGE))
         })
     };
-    let refresh = gloo_timers::callback::Interval::new(CASES_REFRESH_MS, move || {
+    let refresh = gloo::timers::callback::Interval::new(CASES_REFRESH_MS, move || {
         if !paged() {
             load(false);
         }

@@ -1,11 +1,11 @@
-//! The console's few HTTP calls (sign in, sign out, who am I), with the session cookie.
+//! The console's HTTP calls to Parlor's API (`gloo-net`), with the session cookie and
+//! JSON both ways.
 
+use gloo::net::http::{Method, RequestBuilder};
 use parlor_protocol::ApiError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, RequestCredentials, RequestInit, Response};
+use web_sys::RequestCredentials;
 
 /// Calls the API; on success parses the JSON answer, else returns the error sentence.
 pub async fn call<T: DeserializeOwned>(
@@ -36,23 +36,16 @@ async fn fetch(
     method: &str,
     url: &str,
     body: Option<&impl Serialize>,
-) -> Result<(u16, String), JsValue> {
-    let init = RequestInit::new();
-    init.set_method(method);
-    init.set_credentials(RequestCredentials::SameOrigin);
-    if let Some(body) = body {
-        let json = serde_json::to_string(body).map_err(|e| JsValue::from_str(&e.to_string()))?;
-        init.set_body(&JsValue::from_str(&json));
-    }
-    let request = Request::new_with_str_and_init(url, &init)?;
-    request.headers().set("Content-Type", "application/json")?;
-    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response: Response = JsFuture::from(window.fetch_with_request(&request))
-        .await?
-        .dyn_into()?;
-    let text = JsFuture::from(response.text()?)
-        .await?
-        .as_string()
-        .unwrap_or_default();
-    Ok((response.status(), text))
+) -> Result<(u16, String), gloo::net::Error> {
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|e| gloo::net::Error::GlooError(e.to_string()))?;
+    let request = RequestBuilder::new(url)
+        .method(method)
+        .credentials(RequestCredentials::SameOrigin);
+    let request = match body {
+        Some(body) => request.json(body)?,
+        None => request.build()?,
+    };
+    let response = request.send().await?;
+    Ok((response.status(), response.text().await?))
 }

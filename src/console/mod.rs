@@ -20,7 +20,7 @@ use parlor_protocol::{
     RoutingSwitch, ToAgent, Transcript, WaitingChat, flatten_markdown,
 };
 
-use crate::components::{Composer, MessageList, Viewer};
+use crate::components::{Composer, MessageList, TypingLine, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
 use cases::CaseFields;
 use login::LoginForm;
@@ -839,9 +839,7 @@ pub fn ConsoleApp() -> impl IntoView {
                     viewer=Viewer::Agent(me)
                     on_earlier=Callback::new(move |before| send(AgentFrame::LoadEarlier { case_id: id, before }))
                 />
-                <p class="typing" aria-live="polite">
-                    {move || typing().then_some("The customer is typing…")}
-                </p>
+                <TypingLine who=Signal::derive(move || typing().then(|| "The customer".to_owned()))/>
                 <Composer draft=draft on_send=on_send on_typing=on_typing enabled=live input=input problem=refusal
                     placeholder="Type a reply — Enter sends, Shift+Enter for a new line">
                     <MacroPicker macros=model.macros on_pick=on_pick/>

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use gloo::events::EventListener;
 use parlor_protocol::json::{self, FromJson, Json, ToJson};
 use parlor_protocol::{CaseId, Millis, WidgetSettings};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use wasm_bindgen::closure::Closure;
 
 const TOKEN_KEY: &str = "parlor.visitor";
 
@@ -112,26 +112,25 @@ pub fn listen_to_parent(from: String, handle: impl Fn(FromParent) + 'static) {
         return;
     };
     let parent = window.parent().ok().flatten();
-    let listener =
-        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-            let from_parent = match (&parent, event.source()) {
-                (Some(parent), Some(source)) => {
-                    JsValue::from(parent.clone()) == JsValue::from(source)
-                }
-                _ => false,
-            };
-            if !from_parent || event.origin() != from {
-                return;
-            }
-            let json = js_sys::JSON::stringify(&event.data())
-                .ok()
-                .and_then(|s| s.as_string())
-                .and_then(|s| json::decode(&s));
-            if let Some(json) = json {
-                handle(json);
-            }
-        });
-    let _ = window.add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+    let listener = EventListener::new(&window, "message", move |event| {
+        let Some(event) = event.dyn_ref::<web_sys::MessageEvent>() else {
+            return;
+        };
+        let from_parent = match (&parent, event.source()) {
+            (Some(parent), Some(source)) => JsValue::from(parent.clone()) == JsValue::from(source),
+            _ => false,
+        };
+        if !from_parent || event.origin() != from {
+            return;
+        }
+        let json = js_sys::JSON::stringify(&event.data())
+            .ok()
+            .and_then(|s| s.as_string())
+            .and_then(|s| json::decode(&s));
+        if let Some(json) = json {
+            handle(json);
+        }
+    });
     // Listens for the page's whole life.
     listener.forget();
 }
@@ -201,6 +200,8 @@ pub fn save_token(token: &str) {
 }
 
 /// This frame's storage, when the widget runs on its own rather than on a host page.
+/// Straight from `web_sys` rather than `gloo-storage`, which throws where a browser
+/// blocks storage and stores values as JSON through serde (the token is one string).
 fn own_storage() -> Option<web_sys::Storage> {
     if embedded() {
         return None;

@@ -1,21 +1,17 @@
 //! The pre-chat form (and the offline form, the same form with another button). Its
-//! inputs are plain form fields read once, on submit, and a form shown again with the
-//! same questions (a reconnect's `Welcome`) keeps what the visitor typed.
+//! inputs are plain form fields read once, on submit: no signal per field. A form shown
+//! again with the same questions (a reconnect's `Welcome`) keeps what the visitor
+//! typed, and a problem shows beside the field it is about.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+
+use leptos::prelude::*;
 
 use parlor_protocol::{
-    FieldRule, Group, GroupId, MAX_ANSWER_CHARS, MAX_EMAIL_CHARS, MAX_NAME_CHARS,
+    FieldRule, FormProblem, Group, GroupId, MAX_ANSWER_CHARS, MAX_EMAIL_CHARS, MAX_NAME_CHARS,
     MAX_SUBJECT_CHARS, PrechatAnswers, PrechatFields, check_message,
 };
-use web_sys::{
-    Element, HtmlButtonElement, HtmlFormElement, HtmlInputElement, HtmlSelectElement,
-    HtmlTextAreaElement,
-};
-
-use crate::dom;
+use wasm_bindgen::JsCast;
 
 /// What the form asks, as the panel gives it.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,7 +99,7 @@ impl FormSpec {
 
     /// Reads and checks the submitted form; the page's `identify` answers fill in what
     /// was not asked.
-    fn read(&self, form: &web_sys::FormData) -> Result<StartAnswers, String> {
+    fn read(&self, form: &web_sys::FormData) -> Result<StartAnswers, FormProblem> {
         let typed = |key: &str| form.get(key).as_string().unwrap_or_default();
         let answer = |key: &str| self.known(key).cloned().unwrap_or_else(|| typed(key));
         let mut answers = PrechatAnswers {
@@ -117,13 +113,15 @@ impl FormSpec {
                 .custom
                 .insert(question.key.clone(), answer(&question.key));
         }
-        self.fields.check(&answers).map_err(|p| p.message)?;
+        self.fields.check(&answers)?;
         let group = self
             .fields
-            .checked_group(typed("group").parse().ok(), &self.groups)
-            .map_err(|p| p.message)?;
+            .checked_group(typed("group").parse().ok(), &self.groups)?;
         let message = typed("message");
-        check_message(&message).map_err(|e| e.to_string())?;
+        check_message(&message).map_err(|e| FormProblem {
+            field: "message".to_owned(),
+            message: e.to_string(),
+        })?;
         Ok(StartAnswers {
             answers,
             message,
@@ -132,205 +130,165 @@ impl FormSpec {
     }
 }
 
-/// One asked field on the page: its label, the label's words and the input (which
-/// keeps what was typed while the question changes around it).
-struct Slot {
-    question: Question,
-    label: Element,
-    caption: web_sys::Text,
-    input: HtmlInputElement,
-}
-
-impl Slot {
-    fn create(question: Question) -> Option<Self> {
-        let label = dom::el("label", "")?;
-        let caption = dom::document()?.create_text_node("");
-        let input: HtmlInputElement = dom::typed("input", "")?;
-        dom::append(&label, &[&caption, &input]);
-        let slot = Self {
-            question,
-            label,
-            caption,
-            input,
-        };
-        slot.draw();
-        Some(slot)
-    }
-
-    fn draw(&self) {
-        let q = &self.question;
-        self.caption.set_data(&q.label);
-        self.input.set_name(&q.key);
-        self.input.set_type(q.kind);
-        self.input.set_autocomplete(q.autocomplete);
-        self.input.set_required(q.required);
-        self.input
-            .set_max_length(i32::try_from(q.max).unwrap_or(i32::MAX));
+/// A form-wide problem (the server's answer to a start), shown above the button.
+pub fn form_problem(message: String) -> FormProblem {
+    FormProblem {
+        field: String::new(),
+        message,
     }
 }
 
-/// The group field: a label and its select, filled from the groups.
-struct GroupField {
-    label: Element,
-    caption: web_sys::Text,
-    select: HtmlSelectElement,
+/// The message of `problem` when it is about `field`.
+fn about(problem: &Option<FormProblem>, field: &str) -> Option<String> {
+    problem
+        .as_ref()
+        .filter(|p| p.field == field)
+        .map(|p| p.message.clone())
 }
 
-impl GroupField {
-    fn create() -> Option<Self> {
-        let label = dom::el("label", "")?;
-        let caption = dom::document()?.create_text_node("");
-        let select: HtmlSelectElement = dom::typed("select", "")?;
-        select.set_name("group");
-        dom::append(&label, &[&caption, &select]);
-        Some(Self {
-            label,
-            caption,
-            select,
-        })
+/// The line under a field that says what is wrong with it (empty while nothing is).
+fn problem_line(problem: RwSignal<Option<FormProblem>>, field: String) -> impl IntoView {
+    let id = format!("problem-{field}");
+    view! {
+        <p class="field-problem" id=id role="alert">{move || problem.with(|p| about(p, &field))}</p>
     }
+}
 
-    /// Shown only when the field is and there are groups to choose from.
-    fn draw(&self, rule: FieldRule, groups: &[Group]) -> Option<()> {
-        let shown = rule.shown() && !groups.is_empty();
-        dom::set_hidden(&self.label, !shown);
-        self.select.set_disabled(!shown);
-        let required = rule == FieldRule::Required;
-        self.caption.set_data(if required {
-            "Group"
-        } else {
-            "Group (optional)"
-        });
-        self.select.set_text_content(None);
-        let none = dom::text_el("option", "", if required { "Choose…" } else { "Any" })?;
-        dom::set_attr(&none, "value", "");
-        dom::append(&self.select, &[&none]);
-        for group in groups {
-            let option = dom::text_el("option", "", &group.name)?;
-            dom::set_attr(&option, "value", &group.id.to_string());
-            dom::append(&self.select, &[&option]);
-        }
-        Some(())
+/// A field's label, with a mark for sighted readers when it must be answered (the input
+/// itself says `required`). The mark sits outside the label, so it is not read as part
+/// of the field's name.
+fn caption(label: String, required: bool, field: &str) -> impl IntoView + use<> {
+    let id = format!("field-{field}");
+    view! {
+        <span class="field-caption">
+            <label for=id>{label}</label>
+            {required.then(|| view! { <span class="required" aria-hidden="true">"*"</span> })}
+        </span>
+    }
+}
+
+/// Puts the keyboard in the field a problem is about, so the visitor lands where the
+/// fix goes.
+fn focus_field(form: &web_sys::HtmlFormElement, field: &str) {
+    let selector = format!("[name=\"{field}\"]");
+    if let Ok(Some(input)) = form.query_selector(&selector)
+        && let Ok(input) = input.dyn_into::<web_sys::HtmlElement>()
+    {
+        let _ = input.focus();
     }
 }
 
 /// The pre-chat form the admin set: name, email, subject, group and questions of their
-/// own (each hidden, optional or required), then the first message.
-pub struct PrechatForm {
-    form: HtmlFormElement,
-    intro: Element,
-    slots: RefCell<Vec<Option<Slot>>>,
-    group: GroupField,
-    problem: Element,
-    submit: HtmlButtonElement,
-    /// What the form asks now.
-    spec: RefCell<Option<FormSpec>>,
-    /// Called on submit: valid answers, or what is wrong with them.
-    on_submit: Box<dyn Fn(Result<StartAnswers, String>)>,
-}
-
-impl PrechatForm {
-    pub fn create(on_submit: Box<dyn Fn(Result<StartAnswers, String>)>) -> Option<Rc<Self>> {
-        let form: HtmlFormElement = dom::typed("form", "prechat")?;
-        form.set_no_validate(true);
-        let intro = dom::el("p", "prechat-intro")?;
-        let group = GroupField::create()?;
-        let message = dom::text_el("label", "", "Message")?;
-        let text: HtmlTextAreaElement = dom::typed("textarea", "")?;
-        text.set_name("message");
-        text.set_rows(3);
-        text.set_required(true);
-        dom::append(&message, &[&text]);
-        let problem = dom::el("p", "form-problem")?;
-        dom::set_attr(&problem, "role", "alert");
-        let submit: HtmlButtonElement = dom::typed("button", "primary")?;
-        submit.set_type("submit");
-        dom::append(&form, &[&intro, &group.label, &message, &problem, &submit]);
-        let prechat = Rc::new(Self {
-            form,
-            intro,
-            slots: RefCell::new(Vec::new()),
-            group,
-            problem,
-            submit,
-            spec: RefCell::new(None),
-            on_submit,
-        });
-        let me = Rc::clone(&prechat);
-        dom::listen(&prechat.form, "submit", move |ev: web_sys::Event| {
-            ev.prevent_default();
-            me.submitted();
-        });
-        Some(prechat)
-    }
-
-    pub fn element(&self) -> &Element {
-        &self.form
-    }
-
-    fn submitted(&self) {
-        let Ok(data) = web_sys::FormData::new_with_form(&self.form) else {
+/// own (each hidden, optional or required), then the first message. Problems show
+/// beside their fields; one that belongs to no field (the server's) above the button.
+#[component]
+pub fn PrechatForm(
+    #[prop(into)] spec: Signal<FormSpec>,
+    /// Called with valid answers.
+    on_start: Callback<StartAnswers>,
+    /// What is wrong: this form's check, or the server's answer.
+    problem: RwSignal<Option<FormProblem>>,
+    /// Whether a start is on its way.
+    #[prop(into)]
+    busy: Signal<bool>,
+    /// Whether the form is out of sight (a message left is being thanked for).
+    hidden: Signal<bool>,
+) -> impl IntoView {
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(form) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+        else {
             return;
         };
-        let read = self.spec.borrow().as_ref().map(|spec| spec.read(&data));
-        if let Some(read) = read {
-            (self.on_submit)(read);
-        }
-    }
-
-    /// Shows the form `spec` asks for; what stays the same stays as typed.
-    pub fn show(&self, spec: FormSpec, problem: Option<&str>, busy: bool) {
-        dom::set_text(&self.problem, problem.unwrap_or_default());
-        self.submit.set_disabled(busy);
-        if self.spec.borrow().as_ref() == Some(&spec) {
+        let Ok(data) = web_sys::FormData::new_with_form(&form) else {
             return;
-        }
-        dom::set_text(&self.intro, &spec.greeting);
-        dom::set_text(&self.submit, spec.submit_label);
-        let group_changed = self.spec.borrow().as_ref().is_none_or(|shown| {
-            (shown.fields.group, &shown.groups) != (spec.fields.group, &spec.groups)
-        });
-        if group_changed {
-            let _ = self.group.draw(spec.fields.group, &spec.groups);
-        }
-        self.show_questions(spec.questions());
-        *self.spec.borrow_mut() = Some(spec);
-    }
-
-    /// Each slot keeps its input while its question stays; a slot whose question goes
-    /// takes its input with it, and a new one goes in its place in the order.
-    fn show_questions(&self, questions: Vec<Option<Question>>) {
-        let mut slots = self.slots.borrow_mut();
-        let kept = questions.len().min(slots.len());
-        for gone in slots.drain(kept..).flatten() {
-            gone.label.remove();
-        }
-        slots.resize_with(questions.len(), || None);
-        let mut next: web_sys::Node = self.group.label.clone().into();
-        for (slot, question) in slots.iter_mut().zip(questions).rev() {
-            match (slot.as_mut(), question) {
-                (Some(shown), Some(question)) => {
-                    if shown.question != question {
-                        shown.question = question;
-                        shown.draw();
-                    }
-                }
-                (None, Some(question)) => {
-                    *slot = Slot::create(question);
-                    if let Some(new) = slot.as_ref() {
-                        let _ = self.form.insert_before(&new.label, Some(&next));
-                    }
-                }
-                (Some(_), None) => {
-                    if let Some(gone) = slot.take() {
-                        gone.label.remove();
-                    }
-                }
-                (None, None) => {}
+        };
+        match spec.with_untracked(|spec| spec.read(&data)) {
+            Ok(start) => {
+                problem.set(None);
+                on_start.run(start);
             }
-            if let Some(shown) = slot.as_ref() {
-                next = shown.label.clone().into();
+            Err(wrong) => {
+                focus_field(&form, &wrong.field);
+                problem.set(Some(wrong));
             }
         }
+    };
+    let invalid = move |field: &str| problem.with(|p| p.as_ref().is_some_and(|p| p.field == field));
+    // One slot per question in a fixed order, drawn again in place: an input whose
+    // question stays keeps what was typed in it while another comes or goes.
+    let questions = move || {
+        spec.with(FormSpec::questions)
+            .into_iter()
+            .map(|slot| {
+                slot.map(|q| {
+                    let key = q.key.clone();
+                    let described = format!("problem-{}", q.key);
+                    view! {
+                        <div class="field">
+                            {caption(q.label, q.required, &q.key)}
+                            <input id=format!("field-{}", q.key) name=q.key.clone() type=q.kind
+                                autocomplete=q.autocomplete required=q.required maxlength=q.max
+                                aria-describedby=described
+                                aria-invalid=move || invalid(&key).then_some("true")/>
+                            {problem_line(problem, q.key)}
+                        </div>
+                    }
+                })
+            })
+            .collect_view()
+    };
+    let group_select = move || {
+        spec.with(|spec| {
+            let rule = spec.fields.group;
+            (rule.shown() && !spec.groups.is_empty()).then(|| {
+                let required = rule == FieldRule::Required;
+                let options = spec
+                    .groups
+                    .iter()
+                    .map(|g| view! { <option value=g.id.to_string()>{g.name.clone()}</option> })
+                    .collect_view();
+                let label = if required {
+                    "Group"
+                } else {
+                    "Group (optional)"
+                };
+                view! {
+                    <div class="field">
+                        {caption(label.to_owned(), required, "group")}
+                        <select id="field-group" name="group" required=required
+                            aria-describedby="problem-group"
+                            aria-invalid=move || invalid("group").then_some("true")>
+                            <option value="">{if required { "Choose…" } else { "Any" }}</option>
+                            {options}
+                        </select>
+                        {problem_line(problem, "group".to_owned())}
+                    </div>
+                }
+            })
+        })
+    };
+    view! {
+        <form class="prechat" on:submit=submit novalidate hidden=hidden>
+            <p class="prechat-intro">{move || spec.with(|s| s.greeting.clone())}</p>
+            {questions}
+            {group_select}
+            <div class="field">
+                {caption("Message".to_owned(), true, "message")}
+                <textarea id="field-message" name="message" rows="3" required
+                    aria-describedby="problem-message"
+                    aria-invalid=move || invalid("message").then_some("true")></textarea>
+                {problem_line(problem, "message".to_owned())}
+            </div>
+            // Stays in view at the foot of the form however long the admin made it.
+            <div class="prechat-actions">
+                <p class="form-problem" role="alert">{move || problem.with(|p| about(p, ""))}</p>
+                <button type="submit" class="primary" prop:disabled=busy>
+                    {move || spec.with(|s| s.submit_label)}
+                </button>
+            </div>
+        </form>
     }
 }

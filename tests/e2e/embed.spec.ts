@@ -3,7 +3,7 @@
 // admin's settings (required fields, allowed sites) applied to it.
 import type { Page, FrameLocator, APIRequestContext } from "@playwright/test";
 import { test as base, expect, startHostSite, type HostPage } from "./fixtures";
-import { signIn, signInApi, acceptScreenPop } from "./helpers";
+import { signIn, signInApi, acceptScreenPop, endChatAsCustomer } from "./helpers";
 
 const rude = `<style>
   * { box-sizing: content-box !important; font-family: "Comic Sans MS", cursive !important; }
@@ -222,7 +222,7 @@ test("a host page with a strict Content-Security-Policy works", async ({ browser
   await widget.getByRole("button", { name: "Start chat" }).click();
   await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
   expect(violations).toEqual([]);
-  await widget.getByRole("button", { name: "End chat" }).click();
+  await endChatAsCustomer(widget);
   await agent.context().close();
   await customer.context().close();
 });
@@ -243,14 +243,23 @@ test("the pre-chat form's required fields are enforced and answers reach the age
   await widget.getByRole("textbox", { name: "Message", exact: true }).fill("My order has not arrived.");
   const start = widget.getByRole("button", { name: "Start chat" });
 
+  // Each problem shows beside its field, which says it is invalid and takes the
+  // keyboard; a field marked required says so.
+  await expect(widget.locator(".field", { has: widget.getByLabel("Email") }).locator(".required")).toBeVisible();
   await start.click();
-  await expect(widget.locator(".form-problem")).toContainText("email");
-  await widget.getByLabel("Email").fill("katherine@");
+  const email = widget.getByLabel("Email");
+  await expect(widget.locator("#problem-email")).toContainText("email");
+  await expect(email).toHaveAttribute("aria-invalid", "true");
+  await expect(email).toBeFocused();
+  await email.fill("katherine@");
   await start.click();
-  await expect(widget.locator(".form-problem")).toContainText("does not look like an address");
-  await widget.getByLabel("Email").fill("katherine@example.com");
+  await expect(widget.locator("#problem-email")).toContainText("does not look like an address");
+  await email.fill("katherine@example.com");
   await start.click();
-  await expect(widget.locator(".form-problem")).toContainText('Please answer "Order number"');
+  await expect(email).not.toHaveAttribute("aria-invalid", "true");
+  await expect(widget.locator("#problem-email")).toBeHidden();
+  await expect(widget.getByRole("alert").filter({ hasText: 'Please answer "Order number"' })).toBeVisible();
+  await expect(widget.getByLabel("Order number")).toBeFocused();
   await widget.getByLabel("Order number").fill("1042");
   await start.click();
   await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
@@ -307,7 +316,13 @@ test("the widget works by keyboard alone", async ({ browser, site }) => {
   await expect(widget.getByRole("button", { name: "Start chat" })).toBeFocused();
   await customer.keyboard.press("Enter");
   await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
+  // After Start chat the keyboard is in the message box.
+  await expect(widget.getByRole("textbox", { name: "Message", exact: true })).toBeFocused();
   await widget.getByRole("button", { name: "End chat" }).focus();
+  await customer.keyboard.press("Enter");
+  // The question takes the keyboard on its safe answer; the other is one Tab back.
+  await expect(widget.getByRole("button", { name: "Keep chatting" })).toBeFocused();
+  await customer.keyboard.press("Shift+Tab");
   await customer.keyboard.press("Enter");
   await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
   // Escape closes the panel and gives the launcher the keyboard back.
@@ -330,7 +345,7 @@ test("with nobody to answer, the widget offers the message form and the message 
   await widget.getByLabel("Subject").fill("Wind tunnel");
   await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Please call me tomorrow.");
   await send.click();
-  await expect(widget.locator(".form-problem")).toContainText("email");
+  await expect(widget.locator("#problem-email")).toContainText("email");
   await widget.getByLabel("Email", { exact: true }).fill("mary@example.com");
   await send.click();
   await expect(widget.locator(".message-left")).toContainText("will answer at mary@example.com");

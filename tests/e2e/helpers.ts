@@ -50,6 +50,14 @@ export async function startChat(
   await expect(widget.locator(".chat-status")).toContainText("You are in the queue");
 }
 
+/** The customer ends their chat: End chat asks once, and they say yes. */
+export async function endChatAsCustomer(widget: FrameLocator) {
+  await widget.getByRole("button", { name: "End chat" }).click();
+  await expect(widget.getByText("End this chat?")).toBeVisible();
+  await widget.getByRole("button", { name: "End chat" }).click();
+  await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+}
+
 export async function acceptScreenPop(agent: Page, name: string, subject: string) {
   const pop = agent.getByRole("alertdialog", { name: "Incoming chat" });
   await expect(pop).toBeVisible();

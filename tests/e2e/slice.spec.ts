@@ -1,7 +1,7 @@
 // The first chat, end to end, by clicking and typing: a customer on the demo site and
 // an agent in the console, in two separate browser contexts.
 import { test, expect } from "./fixtures";
-import { twoSides, signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
+import { twoSides, signIn, openWidget, startChat, acceptScreenPop, endChatAsCustomer } from "./helpers";
 
 test("a customer's chat is routed, accepted, talked through and ended by the customer", async ({ browser }) => {
   const { agent, customer, close } = await twoSides(browser);
@@ -41,9 +41,17 @@ test("a customer's chat is routed, accepted, talked through and ended by the cus
   expect(await widget.locator(".msg").first().evaluate(marked)).toBe(true);
   expect(await caseView.locator(".msg").first().evaluate(marked)).toBe(true);
 
-  // The customer ends the chat: both sides see it at once.
+  // End chat asks once: "Keep chatting" changes nothing and gives the keyboard back
+  // to the message box.
   await widget.getByRole("button", { name: "End chat" }).click();
-  await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+  await expect(widget.getByText("End this chat?")).toBeVisible();
+  await expect(widget.getByRole("button", { name: "Keep chatting" })).toBeFocused();
+  await widget.getByRole("button", { name: "Keep chatting" }).click();
+  await expect(widget.getByText("End this chat?")).toBeHidden();
+  await expect(widget.getByRole("textbox", { name: "Message", exact: true })).toBeFocused();
+  await expect(widget.locator(".chat-status")).toContainText("You are chatting with");
+  // The customer ends the chat: both sides see it at once.
+  await endChatAsCustomer(widget);
   await expect(widget.getByRole("button", { name: "Start a new chat" })).toBeVisible();
   await expect(caseView.locator(".chat-status")).toContainText("The customer ended the chat.");
   await expect(caseView.getByRole("textbox", { name: "Message", exact: true })).toBeDisabled();

@@ -2,7 +2,7 @@
 // a tab, Update with and without Close tab, and resolving a live chat.
 import type { Page, FrameLocator } from "@playwright/test";
 import { test, expect } from "./fixtures";
-import { signIn, openWidget, startChat, acceptScreenPop, createAgent } from "./helpers";
+import { signIn, openWidget, startChat, acceptScreenPop, createAgent, endChatAsCustomer } from "./helpers";
 
 const carl = { email: "carl@parlor.local", password: "carl-password-1" };
 
@@ -102,8 +102,7 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
 
   // Both customers end their chats; nothing is left waiting.
   for (const widget of [ada, alan]) {
-    await widget.getByRole("button", { name: "End chat" }).click();
-    await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+    await endChatAsCustomer(widget);
   }
   await expect(agent.getByRole("alertdialog", { name: "Incoming chat" })).toBeHidden();
   await adaContext.close();
@@ -132,8 +131,7 @@ test("an admin rewords a system message and it is used from the next chat on; al
   await startChat(widget, "Grace Hopper", "Wording", "Hi");
   await acceptScreenPop(agent, "Grace Hopper", "Wording");
   await expect(widget.locator(".msg-system").last()).toHaveText("Admin is here to help.");
-  await widget.getByRole("button", { name: "End chat" }).click();
-  await expect(widget.locator(".chat-status")).toContainText("You ended the chat.");
+  await endChatAsCustomer(widget);
   await customerContext.close();
   await agentContext.close();
 });
