@@ -461,21 +461,82 @@ impl ToJson for BTreeMap<String, String> {
     }
 }
 
-/// Enums without data: a string each, as serde's `rename_all = "snake_case"` names them.
-macro_rules! json_names {
-    ($($ty:ty { $($variant:ident = $name:literal),* $(,)? })*) => {$(
-        impl FromJson for $ty {
-            fn from_json(json: &Json) -> Option<Self> {
-                match json {
-                    $(Json::Str(s) if s == $name => Some(Self::$variant),)*
-                    _ => None,
-                }
+/// One field of a struct or variant being read: required (an `Option` reads as `None`
+/// when absent), `= default` for the type's default when absent (serde's
+/// `#[serde(default)]`), or `= (value)` for a given one.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! json_field {
+    ($f:ident, $field:ident) => {
+        $f.field(stringify!($field))?
+    };
+    ($f:ident, $field:ident = default) => {
+        $f.field_or_default(stringify!($field))?
+    };
+    ($f:ident, $field:ident = $value:tt) => {
+        $f.field_or(stringify!($field), $value)?
+    };
+}
+
+/// [`FromJson`] for structs, as serde's derive reads them: each struct and its fields
+/// (with what an absent one means, see [`json_field!`]).
+#[macro_export]
+macro_rules! read_json_structs {
+    ($($ty:ident { $($field:ident $(= $absent:tt)?),* $(,)? })*) => {$(
+        impl $crate::json::FromJson for $ty {
+            fn from_json(json: &$crate::json::Json) -> Option<Self> {
+                let f = json.fields()?;
+                Some(Self { $($field: $crate::json_field!(f, $field $(= $absent)?)),* })
             }
         }
     )*};
 }
 
-json_names! {
+/// [`FromJson`] for enums in serde's default form: a unit variant is its name
+/// (`"ping"`), any other `{"name": {fields}}`. Each variant is given with that name
+/// (serde's `snake_case` of it).
+macro_rules! read_json_enums {
+    ($($ty:ident { $($variant:ident = $name:literal $({ $($field:ident $(= $absent:tt)?),* $(,)? })?),* $(,)? })*) => {$(
+        impl FromJson for $ty {
+            fn from_json(json: &Json) -> Option<Self> {
+                let (name, _content) = json.variant()?;
+                match name {
+                    $($name => read_json_enums!(@variant _content, $variant $({ $($field $(= $absent)?),* })?),)*
+                    _ => None,
+                }
+            }
+        }
+    )*};
+    (@variant $content:ident, $variant:ident) => {
+        Some(Self::$variant)
+    };
+    (@variant $content:ident, $variant:ident { $($field:ident $(= $absent:tt)?),* }) => {{
+        let f = $content.fields()?;
+        Some(Self::$variant { $($field: json_field!(f, $field $(= $absent)?)),* })
+    }};
+}
+
+/// [`ToJson`] for enums in serde's default form (see [`read_json_enums!`]).
+macro_rules! write_json_enums {
+    ($($ty:ident { $($variant:ident = $name:literal $({ $($field:ident),* $(,)? })?),* $(,)? })*) => {$(
+        impl ToJson for $ty {
+            fn to_json(&self) -> Json {
+                match self {
+                    $(write_json_enums!(@pattern $variant $({ $($field),* })?) =>
+                        write_json_enums!(@value $name $({ $($field),* })?),)*
+                }
+            }
+        }
+    )*};
+    (@pattern $variant:ident) => { Self::$variant };
+    (@pattern $variant:ident { $($field:ident),* }) => { Self::$variant { $($field),* } };
+    (@value $name:literal) => { Json::Str($name.to_owned()) };
+    (@value $name:literal { $($field:ident),* }) => {
+        Json::tagged($name, vec![$((stringify!($field), $field.to_json())),*])
+    };
+}
+
+read_json_enums! {
     ChatState { Queued = "queued", Active = "active", Ended = "ended" }
     Channel { Chat = "chat", Message = "message" }
     CaseStatus { New = "new", Open = "open", Pending = "pending", Resolved = "resolved" }
@@ -486,271 +547,63 @@ json_names! {
         NotFound = "not_found", Conflict = "conflict", Unauthorized = "unauthorized",
         Internal = "internal", TooFast = "too_fast",
     }
-}
-
-impl FromJson for Author {
-    fn from_json(json: &Json) -> Option<Self> {
-        let (name, content) = json.variant()?;
-        Some(match name {
-            "system" => Self::System,
-            "customer" => Self::Customer {
-                name: content.fields()?.field("name")?,
-            },
-            "agent" => {
-                let f = content.fields()?;
-                Self::Agent {
-                    id: f.field("id")?,
-                    name: f.field("name")?,
-                }
-            }
-            _ => return None,
-        })
+    Author { System = "system", Customer = "customer" { name }, Agent = "agent" { id, name } }
+    EndedBy { Customer = "customer", Timeout = "timeout", Agent = "agent" { name } }
+    ToVisitor {
+        Pong = "pong",
+        Welcome = "welcome" {
+            token, chat, groups = default, heartbeat_secs = HEARTBEAT_SECS, form = default,
+            greeting = default, online = true, queue_when_offline = default,
+        },
+        Availability = "availability" { online },
+        MessageLeft = "message_left" { case_id, client_id },
+        ChatStarted = "chat_started" { chat },
+        Message = "message" { message },
+        State = "state" { case },
+        Typing = "typing" { name },
+        Queue = "queue" { position },
+        Earlier = "earlier" { messages },
+        Error = "error" { error },
     }
 }
 
-impl FromJson for EndedBy {
-    fn from_json(json: &Json) -> Option<Self> {
-        let (name, content) = json.variant()?;
-        Some(match name {
-            "customer" => Self::Customer,
-            "timeout" => Self::Timeout,
-            "agent" => Self::Agent {
-                name: content.fields()?.field("name")?,
-            },
-            _ => return None,
-        })
+read_json_structs! {
+    ChatMessage { case_id, seq, client_id, author, body, sent_at }
+    Answer { key, label, value }
+    CaseSummary {
+        id, subject, customer_name, state, agent_name, created_at, ended_by, group,
+        status = default, customer_email, answers = default, channel = default,
+        customer_left_at,
+    }
+    Chat { case, messages }
+    Group { id, name }
+    ProtocolError { code, message, client_id }
+    CustomField { key, label, required }
+    // The whole struct has `#[serde(default)]`: each absent field is its default's.
+    PrechatFields {
+        name = (Self::default().name), email = (Self::default().email),
+        subject = (Self::default().subject), group = (Self::default().group),
+        custom = default,
+    }
+    WidgetSettings {
+        title = (Self::default().title), greeting = (Self::default().greeting),
+        brand_color = (Self::default().brand_color), position = default, fields = default,
+        allowed_origins = default, queue_when_offline = default,
     }
 }
 
-impl FromJson for ChatMessage {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            case_id: f.field("case_id")?,
-            seq: f.field("seq")?,
-            client_id: f.field("client_id")?,
-            author: f.field("author")?,
-            body: f.field("body")?,
-            sent_at: f.field("sent_at")?,
-        })
-    }
-}
-
-impl FromJson for Answer {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            key: f.field("key")?,
-            label: f.field("label")?,
-            value: f.field("value")?,
-        })
-    }
-}
-
-impl FromJson for CaseSummary {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            id: f.field("id")?,
-            subject: f.field("subject")?,
-            customer_name: f.field("customer_name")?,
-            state: f.field("state")?,
-            agent_name: f.field("agent_name")?,
-            created_at: f.field("created_at")?,
-            ended_by: f.field("ended_by")?,
-            group: f.field("group")?,
-            status: f.field_or_default("status")?,
-            customer_email: f.field("customer_email")?,
-            answers: f.field_or_default("answers")?,
-            channel: f.field_or_default("channel")?,
-            customer_left_at: f.field("customer_left_at")?,
-        })
-    }
-}
-
-impl FromJson for Chat {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            case: f.field("case")?,
-            messages: f.field("messages")?,
-        })
-    }
-}
-
-impl FromJson for Group {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            id: f.field("id")?,
-            name: f.field("name")?,
-        })
-    }
-}
-
-impl FromJson for ProtocolError {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            code: f.field("code")?,
-            message: f.field("message")?,
-            client_id: f.field("client_id")?,
-        })
-    }
-}
-
-impl FromJson for CustomField {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            key: f.field("key")?,
-            label: f.field("label")?,
-            required: f.field("required")?,
-        })
-    }
-}
-
-impl FromJson for PrechatFields {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        let d = Self::default();
-        Some(Self {
-            name: f.field_or("name", d.name)?,
-            email: f.field_or("email", d.email)?,
-            subject: f.field_or("subject", d.subject)?,
-            group: f.field_or("group", d.group)?,
-            custom: f.field_or("custom", d.custom)?,
-        })
-    }
-}
-
-impl FromJson for WidgetSettings {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        let d = Self::default();
-        Some(Self {
-            title: f.field_or("title", d.title)?,
-            greeting: f.field_or("greeting", d.greeting)?,
-            brand_color: f.field_or("brand_color", d.brand_color)?,
-            position: f.field_or("position", d.position)?,
-            fields: f.field_or("fields", d.fields)?,
-            allowed_origins: f.field_or("allowed_origins", d.allowed_origins)?,
-            queue_when_offline: f.field_or("queue_when_offline", d.queue_when_offline)?,
-        })
-    }
-}
-
-impl FromJson for ToVisitor {
-    fn from_json(json: &Json) -> Option<Self> {
-        let (name, content) = json.variant()?;
-        if name == "pong" {
-            return Some(Self::Pong);
-        }
-        let f = content.fields()?;
-        Some(match name {
-            "welcome" => Self::Welcome {
-                token: f.field("token")?,
-                chat: f.field("chat")?,
-                groups: f.field_or_default("groups")?,
-                heartbeat_secs: f.field_or("heartbeat_secs", HEARTBEAT_SECS)?,
-                form: f.field_or_default("form")?,
-                greeting: f.field_or_default("greeting")?,
-                online: f.field_or("online", true)?,
-                queue_when_offline: f.field_or_default("queue_when_offline")?,
-            },
-            "availability" => Self::Availability {
-                online: f.field("online")?,
-            },
-            "message_left" => Self::MessageLeft {
-                case_id: f.field("case_id")?,
-                client_id: f.field("client_id")?,
-            },
-            "chat_started" => Self::ChatStarted {
-                chat: f.field("chat")?,
-            },
-            "message" => Self::Message {
-                message: f.field("message")?,
-            },
-            "state" => Self::State {
-                case: f.field("case")?,
-            },
-            "typing" => Self::Typing {
-                name: f.field("name")?,
-            },
-            "queue" => Self::Queue {
-                position: f.field("position")?,
-            },
-            "earlier" => Self::Earlier {
-                messages: f.field("messages")?,
-            },
-            "error" => Self::Error {
-                error: f.field("error")?,
-            },
-            _ => return None,
-        })
-    }
-}
-
-impl ToJson for VisitorFrame {
-    fn to_json(&self) -> Json {
-        match self {
-            Self::Hello { token, since } => Json::tagged(
-                "hello",
-                vec![("token", token.to_json()), ("since", since.to_json())],
-            ),
-            Self::StartChat {
-                client_id,
-                name,
-                subject,
-                body,
-                time_zone,
-                language,
-                group,
-                email,
-                custom,
-            } => Json::tagged(
-                "start_chat",
-                vec![
-                    ("client_id", client_id.to_json()),
-                    ("name", name.to_json()),
-                    ("subject", subject.to_json()),
-                    ("body", body.to_json()),
-                    ("time_zone", time_zone.to_json()),
-                    ("language", language.to_json()),
-                    ("group", group.to_json()),
-                    ("email", email.to_json()),
-                    ("custom", custom.to_json()),
-                ],
-            ),
-            Self::LeaveMessage {
-                client_id,
-                name,
-                email,
-                subject,
-                body,
-                custom,
-            } => Json::tagged(
-                "leave_message",
-                vec![
-                    ("client_id", client_id.to_json()),
-                    ("name", name.to_json()),
-                    ("email", email.to_json()),
-                    ("subject", subject.to_json()),
-                    ("body", body.to_json()),
-                    ("custom", custom.to_json()),
-                ],
-            ),
-            Self::Send { client_id, body } => Json::tagged(
-                "send",
-                vec![("client_id", client_id.to_json()), ("body", body.to_json())],
-            ),
-            Self::Typing => Json::Str("typing".to_owned()),
-            Self::EndChat => Json::Str("end_chat".to_owned()),
-            Self::LoadEarlier { before } => {
-                Json::tagged("load_earlier", vec![("before", before.to_json())])
-            }
-            Self::Ping => Json::Str("ping".to_owned()),
-        }
+write_json_enums! {
+    VisitorFrame {
+        Hello = "hello" { token, since },
+        StartChat = "start_chat" {
+            client_id, name, subject, body, time_zone, language, group, email, custom,
+        },
+        LeaveMessage = "leave_message" { client_id, name, email, subject, body, custom },
+        Send = "send" { client_id, body },
+        Typing = "typing",
+        EndChat = "end_chat",
+        LoadEarlier = "load_earlier" { before },
+        Ping = "ping",
     }
 }
 

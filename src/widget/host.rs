@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gloo::events::EventListener;
-use parlor_protocol::json::{self, FromJson, Json, ToJson};
+use parlor_protocol::json::{self, Json, ToJson};
 use parlor_protocol::{CaseId, Millis, WidgetSettings};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
@@ -61,16 +61,8 @@ pub struct FromParent {
     pub settings: Option<WidgetSettings>,
 }
 
-impl FromJson for FromParent {
-    fn from_json(json: &Json) -> Option<Self> {
-        let f = json.fields()?;
-        Some(Self {
-            parlor: f.field("parlor")?,
-            token: f.field("token")?,
-            visitor: f.field_or_default("visitor")?,
-            settings: f.field("settings")?,
-        })
-    }
+parlor_protocol::read_json_structs! {
+    FromParent { parlor, token, visitor = default, settings }
 }
 
 /// Tells the host page's loader something (`ready`, `close`). Sent only to the origin
