@@ -21,7 +21,10 @@
   var title = data.parlorTitle || settings.title || "Chat with us";
   var color = data.parlorColor || settings.color || "";
   var side = (data.parlorPosition || settings.position) === "left" ? "left" : "right";
+  // Intent prefetch: the panel loads in a hidden frame on intent or idle (see warm).
+  var prefetch = data.parlorPrefetch !== "off";
   var OPEN_KEY = "parlor.open";
+  var UNREAD_KEY = "parlor.unread";
   var LIVE_KEY = "parlor.live";
   // The visitor's token lives here, in the site's own storage: browsers that block
   // storage in third-party frames would otherwise forget the visitor on every page.
@@ -35,6 +38,12 @@
     "box-shadow:0 4px 14px rgba(0,0,0,.25);display:grid;place-items:center;padding:0;margin:0}" +
     ".launcher:focus-visible{outline:3px solid #fff;outline-offset:-6px}" +
     ".launcher svg{width:28px;height:28px;fill:currentColor}" +
+    ".badge{position:absolute;top:-4px;right:-4px;padding:0 6px;border-radius:9px;background:#c62828;font:700 12px/18px sans-serif}" +
+    ".bubble{position:fixed;bottom:88px;" + side + ":20px;z-index:2147483646;max-width:260px;display:flex;" +
+    "background:#fff;border-radius:12px;padding:8px;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
+    ".bubble button{all:unset;cursor:pointer;padding:2px 4px;font:14px/1.4 sans-serif;color:#1d2430;overflow-wrap:anywhere}" +
+    ".bubble button:focus-visible{outline:2px solid #2456d3}" +
+    ".sr{position:absolute;clip:rect(0 0 0 0)}[hidden]{display:none!important}" +
     ".panel{position:fixed;bottom:88px;" + side + ":20px;z-index:2147483647;width:370px;height:560px;" +
     "max-height:calc(100vh - 108px);border:0;border-radius:12px;overflow:hidden;" +
     "box-shadow:0 8px 32px rgba(0,0,0,.25);background:#fff;display:none}" +
@@ -70,9 +79,32 @@
   icon.appendChild(path);
   launcher.appendChild(icon);
   if (color) launcher.style.background = color;
+  function el(tag, className, parent) {
+    var e = document.createElement(tag);
+    e.className = className;
+    if (tag === "button") e.type = "button";
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  // A reply while the panel is closed: a count on the launcher, a preview that opens
+  // the chat or is dismissed, and an announcement.
+  var badge = el("span", "badge", launcher);
+  badge.setAttribute("aria-hidden", "true");
+  var bubble = el("div", "bubble");
+  var say = el("button", "", bubble);
+  var dismiss = el("button", "", bubble);
+  dismiss.setAttribute("aria-label", "Dismiss");
+  dismiss.textContent = "\u2715";
+  var news = el("div", "sr");
+  news.setAttribute("role", "status");
+  var unread = 0;
 
   var frame = null;
   var frameReady = false;
+  // The panel talks to Parlor once wanted (opened, or a live chat): a frame loaded
+  // ahead of a click makes no visitor.
+  var wanted = false;
+  var greeted = false;
   var isOpen = false;
   var identity = null;
   var listeners = {};
@@ -97,6 +129,30 @@
     if (frame && frameReady) frame.contentWindow.postMessage(message, origin);
   }
 
+  function showUnread(preview) {
+    store("session", UNREAD_KEY, unread ? String(unread) : null);
+    badge.textContent = unread > 9 ? "9+" : String(unread);
+    badge.hidden = !unread;
+    launcher.setAttribute("aria-label", (isOpen ? "Close chat" : "Open chat") +
+      (unread ? ", " + unread + " unread message" + (unread > 1 ? "s" : "") : ""));
+    if (preview) say.textContent = preview;
+    bubble.hidden = !unread || !say.textContent;
+  }
+
+  // The visitor's token goes to the panel this way only, never in its URL.
+  function connect() {
+    wanted = true;
+    if (!frameReady || greeted) return;
+    greeted = true;
+    tellFrame({ parlor: "hello", token: store("local", TOKEN_KEY) });
+  }
+
+  // On intent (pointer, focus, touch on the launcher) or after a few idle seconds, so a
+  // click finds the panel ready.
+  function warm() {
+    if (prefetch) ensureFrame();
+  }
+
   function ensureFrame() {
     if (frame) return frame;
     frame = document.createElement("iframe");
@@ -113,9 +169,12 @@
   function open() {
     if (isOpen) return;
     ensureFrame().classList.add("open");
+    connect();
     isOpen = true;
+    unread = 0;
+    say.textContent = "";
+    showUnread();
     launcher.setAttribute("aria-expanded", "true");
-    launcher.setAttribute("aria-label", "Close chat");
     store("session", OPEN_KEY, "1");
     tellFrame({ parlor: "opened" });
     emit("open");
@@ -126,13 +185,22 @@
     frame.classList.remove("open");
     isOpen = false;
     launcher.setAttribute("aria-expanded", "false");
-    launcher.setAttribute("aria-label", "Open chat");
+    showUnread();
     store("session", OPEN_KEY, "0");
     launcher.focus();
     emit("close");
   }
 
   launcher.addEventListener("click", function () { isOpen ? close() : open(); });
+  launcher.addEventListener("pointerenter", warm);
+  launcher.addEventListener("focus", warm);
+  launcher.addEventListener("touchstart", warm, { passive: true });
+  say.addEventListener("click", open);
+  dismiss.addEventListener("click", function () {
+    say.textContent = "";
+    showUnread();
+    launcher.focus();
+  });
 
   // Only the panel Parlor served may talk to the loader, and only with these.
   window.addEventListener("message", function (event) {
@@ -140,9 +208,8 @@
     var message = event.data || {};
     if (message.parlor === "ready") {
       frameReady = true;
-      // The visitor's token goes to the panel this way only, never in its URL.
-      tellFrame({ parlor: "hello", token: store("local", TOKEN_KEY) });
       if (identity) tellFrame({ parlor: "identify", visitor: identity });
+      if (wanted) connect();
       if (isOpen) tellFrame({ parlor: "opened" });
     } else if (message.parlor === "token" && /^[0-9a-f]{48}$/.test(message.token)) {
       store("local", TOKEN_KEY, message.token);
@@ -151,6 +218,13 @@
     } else if (message.parlor === "event" && EVENTS.indexOf(message.name) >= 2) {
       if (message.name === "chat-started") store("local", LIVE_KEY, "1");
       if (message.name === "chat-ended") store("local", LIVE_KEY, null);
+      var detail = message.detail || {};
+      if (message.name === "message" && detail.author === "agent" && !isOpen) {
+        unread++;
+        var line = detail.name + ": " + detail.body;
+        showUnread(line.length > 90 ? line.slice(0, 89) + "\u2026" : line);
+        news.textContent = "New message from " + line;
+      }
       emit(message.name, message.detail);
     }
   });
@@ -190,14 +264,20 @@
   window.Parlor = Parlor;
 
   function mount() {
+    root.appendChild(bubble);
     root.appendChild(launcher);
+    root.appendChild(news);
     document.body.appendChild(host);
+    unread = Number(store("session", UNREAD_KEY)) || 0;
+    showUnread();
     for (var i = 0; i < queued.length; i++) Parlor.apply(null, queued[i]);
+    var idle = window.requestIdleCallback || function (fn) { setTimeout(fn, 1); };
     if (store("session", OPEN_KEY) === "1") open();
     else if (store("local", LIVE_KEY) === "1") {
       // A live chat: load the panel quietly so its messages and events arrive.
-      var idle = window.requestIdleCallback || function (fn) { setTimeout(fn, 1); };
-      idle(ensureFrame);
+      idle(function () { ensureFrame(); connect(); });
+    } else {
+      setTimeout(function () { idle(warm); }, 3000);
     }
   }
   if (document.body) mount();

@@ -12,4 +12,5 @@ for app in widget console; do
   if [ -f "dist/$app/$app.html" ]; then mv "dist/$app/$app.html" "dist/$app/index.html"; fi
   echo "built $app in $(( $(date +%s) - start ))s"
 done
+node scripts/minify-loader.mjs
 node scripts/precompress.mjs

@@ -25,7 +25,8 @@ const dir = (app) =>
   readdirSync(join(root, "dist", app))
     .filter((f) => !/\.(br|gz)$/.test(f))
     .map((f) => join(root, "dist", app, f));
-report("Host page before a click (loader)", [join(root, "public", "widget.js")]);
+// The minified loader Parlor serves (scripts/minify-loader.mjs), as sites download it.
+report("Host page before a click (loader)", [join(root, "dist", "widget.js")]);
 report("Widget first open (HTML+JS+WASM+CSS)", dir("widget"));
 report("Console (HTML+JS+WASM+CSS)", dir("console"));
 

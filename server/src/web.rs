@@ -2,6 +2,7 @@
 //! the demo page, a stand-in for a customer's website with the widget embedded.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -22,6 +23,16 @@ use crate::settings::SharedSettings;
 /// The admin's widget settings go in where it says `/*SETTINGS*/{}`.
 const WIDGET_JS: &str = include_str!("../../public/widget.js");
 const SETTINGS_SLOT: &str = "/*SETTINGS*/{}";
+
+/// The loader as sites get it: the build's minified copy (`dist/widget.js`, written by
+/// `scripts/build-web.sh`; every site pays for each byte of it), or the source itself
+/// when there is no build.
+fn loader_source(web_dir: &Path) -> Arc<str> {
+    match std::fs::read_to_string(web_dir.join("widget.js")) {
+        Ok(built) if built.contains(SETTINGS_SLOT) => built.into(),
+        _ => WIDGET_JS.into(),
+    }
+}
 
 /// Hashed build outputs never change under their name: cache them for a year.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -53,7 +64,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ));
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
-        .route("/widget.js", get(widget_js))
+        .route("/widget.js", {
+            let loader = loader_source(web_dir);
+            get(move |state: State<AppState>| widget_js(state, loader.clone()))
+        })
         .route("/demo", get(demo))
         .route("/healthz", get(|| async { "ok" }))
         .nest_service("/widget", widget)
@@ -183,7 +197,7 @@ fn loader_settings(widget: &WidgetSettings) -> String {
     .to_string()
 }
 
-async fn widget_js(State(state): State<AppState>) -> impl IntoResponse {
+async fn widget_js(State(state): State<AppState>, loader: Arc<str>) -> impl IntoResponse {
     let settings = loader_settings(&state.settings.get().widget);
     (
         [
@@ -191,7 +205,7 @@ async fn widget_js(State(state): State<AppState>) -> impl IntoResponse {
             // Short: an admin's change reaches the sites within minutes.
             (CACHE_CONTROL, "public, max-age=300"),
         ],
-        WIDGET_JS.replacen(SETTINGS_SLOT, &settings, 1),
+        loader.replacen(SETTINGS_SLOT, &settings, 1),
     )
 }
 
@@ -221,6 +235,8 @@ const DEMO_PAGE: &str = r#"<!doctype html>
   body { margin: 0; color: #222; background: #f4f1ea; }
   header { padding: 2rem; background: #1f3b2d; color: #fff; }
   main { max-width: 40rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.6; }
+  /* The tag wraps on a phone rather than widening the page past the launcher. */
+  pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 </style>
 </head>
 <body>
@@ -242,7 +258,7 @@ const DEMO_PAGE: &str = r#"<!doctype html>
 /// of another site whose name was pointed at this machine (DNS rebinding) reaches a
 /// local Parlor with its own name in `Host`, and is turned away here.
 pub async fn allowed_host(
-    State(hosts): State<Option<std::sync::Arc<[String]>>>,
+    State(hosts): State<Option<Arc<[String]>>>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -34,6 +34,7 @@ function pages(parlor: string): Record<string, HostPage> {
     // The API calls run before the loader: they must be queued.
     "/api": { html: page(`<script src="/api.js"></script>${tag}`) },
     "/api.js": { html: apiScript, type: "text/javascript" },
+    "/no-prefetch": { html: page(`<script async src="${parlor}/widget.js" data-parlor-prefetch="off"></script>`) },
     "/strict": {
       html: page(`<script src="/api.js"></script>${tag}`),
       csp: `default-src 'none'; script-src 'self' ${parlor}; frame-src ${parlor}; style-src 'self'`,
@@ -401,4 +402,74 @@ test("an admin edits the widget on the Appearance page with a live preview, and 
   await expect(widget.getByLabel("Order number (optional)")).toBeVisible();
   await admin.context().close();
   await customer.context().close();
+});
+
+test("a reply while the panel is closed shows a count and a preview on the launcher; opening clears them", async ({ browser, site }) => {
+  const agent = await (await browser.newContext()).newPage();
+  const customer = await (await browser.newContext()).newPage();
+  await signIn(agent);
+  const widget = await openOn(customer, site + "/plain");
+  await widget.getByLabel("Name").fill("Ida Tarbell");
+  await widget.getByLabel("Subject").fill("Parcel");
+  await widget.getByRole("textbox", { name: "Message", exact: true }).fill("Where is my parcel?");
+  await widget.getByRole("button", { name: "Start chat" }).click();
+  await acceptScreenPop(agent, "Ida Tarbell", "Parcel");
+  await customer.getByRole("button", { name: "Close chat" }).click();
+
+  const reply = agent.getByRole("tabpanel").getByRole("textbox", { name: "Message", exact: true });
+  await reply.fill("Your parcel left today.");
+  await reply.press("Enter");
+  const button = customer.getByRole("button", { name: /^Open chat/ });
+  await expect(button).toHaveAccessibleName("Open chat, 1 unread message");
+  await expect(customer.locator("[data-parlor] .badge")).toHaveText("1");
+  const preview = customer.getByRole("button", { name: "Admin: Your parcel left today." });
+  await expect(preview).toBeVisible();
+  await expect(customer.getByRole("status")).toHaveText("New message from Admin: Your parcel left today.");
+  await reply.fill("It should arrive tomorrow.");
+  await reply.press("Enter");
+  await expect(button).toHaveAccessibleName("Open chat, 2 unread messages");
+  await expect(customer.getByRole("button", { name: "Admin: It should arrive tomorrow." })).toBeVisible();
+
+  // Dismissed, the preview goes and the count stays; opening the chat clears both.
+  await customer.getByRole("button", { name: "Dismiss" }).click();
+  await expect(customer.locator("[data-parlor] .bubble")).toBeHidden();
+  await expect(customer.locator("[data-parlor] .badge")).toHaveText("2");
+  await button.click();
+  await expect(customer.getByRole("button", { name: "Close chat" })).toHaveAccessibleName("Close chat");
+  await expect(customer.locator("[data-parlor] .badge")).toBeHidden();
+  await expect(widget.locator(".msg-agent").last()).toContainText("It should arrive tomorrow.");
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test("the panel loads ahead of a click on intent or when the page is idle, makes no visitor until opened, and a site can turn that off", async ({ browser, site }) => {
+  const customer = await (await browser.newContext()).newPage();
+  const sockets: string[] = [];
+  customer.on("websocket", (socket) => sockets.push(socket.url()));
+  await customer.goto(site + "/plain");
+  await launcher(customer).hover();
+  const widget = customer.frameLocator('iframe[title="Chat with us"]');
+  await expect(widget.locator(".panel")).toBeAttached();
+  await customer.waitForTimeout(500);
+  expect(sockets).toEqual([]);
+  await launcher(customer).click();
+  // With nobody signed in, the form is the one for leaving a message.
+  await expect(widget.locator(".prechat button[type=submit]")).toBeVisible();
+  await expect(widget.locator(".link-banner")).toBeHidden();
+  expect(sockets.length).toBe(1);
+
+  // Idle for a few seconds, the page loads the panel by itself.
+  const idle = await (await browser.newContext()).newPage();
+  await idle.goto(site + "/plain");
+  await expect(idle.frameLocator('iframe[title="Chat with us"]').locator(".panel")).toBeAttached({ timeout: 10_000 });
+
+  // data-parlor-prefetch="off": nothing loads before the click.
+  const off = await (await browser.newContext()).newPage();
+  await off.goto(site + "/no-prefetch");
+  await launcher(off).hover();
+  await off.waitForTimeout(4_000);
+  await expect(off.locator("iframe")).toHaveCount(0);
+  await launcher(off).click();
+  await expect(off.frameLocator('iframe[title="Chat with us"]').locator(".prechat button[type=submit]")).toBeVisible();
+  for (const page of [customer, idle, off]) await page.context().close();
 });

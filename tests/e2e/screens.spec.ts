@@ -1,6 +1,7 @@
 // The main screens in light and dark mode, on a laptop (1366×768) and a phone
 // (390×844), kept as screenshots in the test output for reviewers; and on a phone the
-// console is usable: one column, nothing wider than the screen, the composer in view.
+// console is usable: one column, nothing wider than the screen, the composer in view;
+// the demo site keeps its launcher on screen and the widget its Start chat button.
 import { test, expect } from "./fixtures";
 import { signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
 
@@ -22,7 +23,14 @@ for (const colorScheme of ["light", "dark"] as const) {
       await expect(agent.getByRole("button", { name: "Sign in" })).toBeVisible();
       await shot(agent, "sign-in");
       await signIn(agent);
+      // The demo site: nothing wider than the screen, the launcher wholly on it.
+      await customer.goto("/demo");
+      const pageOverflow = await customer.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(pageOverflow).toBeLessThanOrEqual(0);
+      await expect(customer.getByRole("button", { name: "Open chat" })).toBeInViewport({ ratio: 1 });
       const widget = await openWidget(customer);
+      // The form's action is in view without scrolling, however many fields it has.
+      await expect(widget.getByRole("button", { name: "Start chat" })).toBeInViewport({ ratio: 1 });
       await shot(customer, "widget-form");
       await startChat(widget, "Grace Hopper", "Order 1042 is late", "Where is my order? It was due on Monday.");
       await expect(agent.getByRole("alertdialog", { name: "Incoming chat" })).toBeVisible();
