@@ -1,3 +1,3 @@
 fn main() {
-    leptos::mount::mount_to_body(parlor_app::console::ConsoleApp);
+    leptos::mount::mount_to_body(parlor_app::console::Console);
 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::{use_location, use_navigate};
+use leptos_router::{NavigateOptions, path};
 use parlor_protocol::{
     AgentFrame, AgentProfile, Author, CaseId, CaseSummary, Chat, ChatState, Cursor, EndedBy,
     ErrorCode, Group, Macro, Millis, Offer, OfferClosed, OfferLogEntry, RoutingChange,
@@ -30,7 +33,10 @@ use screen_pop::ScreenPop;
 /// How long "customer is typing" stays up after the last sign of typing.
 const TYPING_SHOWN_MS: f64 = 4_000.0;
 
-/// The console's pages.
+/// The console's pages, each at its own URL (so the back button, a reload and a link
+/// to a case work): `/console/` for the chats, `/console/cases/42` for the chats with
+/// case 42 in front (a link to a case), and `/console/cases`, `/console/macros`, … for
+/// the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Page {
     Chats,
@@ -50,6 +56,33 @@ impl Page {
         Page::Settings,
         Page::Appearance,
     ];
+
+    fn path(self) -> &'static str {
+        match self {
+            Page::Chats => "/console/",
+            Page::Cases => "/console/cases",
+            Page::Macros => "/console/macros",
+            Page::Agents => "/console/agents",
+            Page::Groups => "/console/groups",
+            Page::Settings => "/console/settings",
+            Page::Appearance => "/console/appearance",
+        }
+    }
+
+    /// The page at `path`, and the case it puts in front (the chats with a case).
+    /// Anything else is the chats.
+    fn at(path: &str) -> (Page, Option<CaseId>) {
+        let path = path.trim_end_matches('/');
+        if let Some(id) = path.strip_prefix("/console/cases/") {
+            return (Page::Chats, id.parse().ok());
+        }
+        let page = [Page::Cases]
+            .into_iter()
+            .chain(Page::ADMIN)
+            .find(|page| page.path() == path)
+            .unwrap_or(Page::Chats);
+        (page, None)
+    }
 
     fn title(self) -> &'static str {
         match self {
@@ -101,12 +134,14 @@ struct Model {
     offer: RwSignal<Option<ShownOffer>>,
     tabs: RwSignal<Vec<CaseTab>>,
     selected: RwSignal<Option<CaseId>>,
+    /// A case Parlor's news brings to the front (a chat accepted, a case watched, or the
+    /// next tab when the front one closes): the URL follows it.
+    to_front: RwSignal<Option<CaseId>>,
     notice: RwSignal<Option<String>>,
     /// The browser's clock, ticking for the screen pop's countdown.
     now: RwSignal<f64>,
     macros: RwSignal<Vec<Macro>>,
     groups: RwSignal<Vec<Group>>,
-    page: RwSignal<Page>,
     /// The admin's switch for routing on the whole chat channel.
     channel_routing: RwSignal<bool>,
     waiting: RwSignal<Vec<WaitingChat>>,
@@ -129,11 +164,11 @@ impl Model {
             offer: RwSignal::new(None),
             tabs: RwSignal::new(Vec::new()),
             selected: RwSignal::new(None),
+            to_front: RwSignal::new(None),
             notice: RwSignal::new(None),
             now: RwSignal::new(net::now_ms()),
             macros: RwSignal::new(Vec::new()),
             groups: RwSignal::new(Vec::new()),
-            page: RwSignal::new(Page::Chats),
             channel_routing: RwSignal::new(true),
             waiting: RwSignal::new(Vec::new()),
             waiting_total: RwSignal::new(0),
@@ -224,12 +259,13 @@ impl Model {
                 let id = chat.case.id;
                 self.merge(chat, false);
                 self.selected.set(Some(id));
+                self.to_front.set(Some(id));
             }
             ToAgent::Watching { chat } => {
                 let id = chat.case.id;
                 self.merge(chat, true);
-                self.page.set(Page::Chats);
                 self.selected.set(Some(id));
+                self.to_front.set(Some(id));
             }
             ToAgent::TabClosed { case_id } => self.close_tab(case_id),
             ToAgent::Earlier { case_id, messages } => self.tabs.update(|tabs| {
@@ -370,8 +406,9 @@ impl Model {
     fn close_tab(self, id: CaseId) {
         self.tabs.update(|tabs| tabs.retain(|t| t.case.id != id));
         if self.selected.get_untracked() == Some(id) {
-            self.selected
-                .set(self.tabs.with_untracked(|t| t.last().map(|t| t.case.id)));
+            let next = self.tabs.with_untracked(|t| t.last().map(|t| t.case.id));
+            self.selected.set(next);
+            self.to_front.set(next);
         }
     }
 
@@ -382,6 +419,26 @@ impl Model {
                 tab.unread = false;
             }
         });
+    }
+}
+
+/// The URL of the chats with case `id` in front.
+fn case_path(id: CaseId) -> String {
+    format!("/console/cases/{id}")
+}
+
+/// A link in the pages bar. Leaving the Appearance page with unsaved edits asks first.
+#[component]
+fn PageLink(page: Page, current: Memo<Page>) -> impl IntoView {
+    view! {
+        <a href=page.path() aria-current=move || (current.get() == page).then_some("page")
+            on:click=move |ev| {
+                if current.get_untracked() != page && !appearance::may_leave() {
+                    ev.prevent_default();
+                }
+            }>
+            {page.title()}
+        </a>
     }
 }
 
@@ -512,8 +569,14 @@ fn ended_line(case: &CaseSummary) -> String {
     }
 }
 
+/// The console, its pages routed by URL.
 #[component]
-pub fn ConsoleApp() -> impl IntoView {
+pub fn Console() -> impl IntoView {
+    view! { <Router><ConsoleApp/></Router> }
+}
+
+#[component]
+fn ConsoleApp() -> impl IntoView {
     let model = Model::new();
     let (checked, set_checked) = signal(false);
     let socket = StoredValue::new_local(None::<Socket>);
@@ -592,12 +655,56 @@ pub fn ConsoleApp() -> impl IntoView {
         });
     });
 
-    // To another console page, unless the agent would rather keep unsaved edits.
-    let go = move |page: Page| {
-        if model.page.get_untracked() != page && appearance::may_leave() {
-            model.page.set(page);
+    // The URL says which page shows, and which case is in front on the chats page.
+    let location = use_location();
+    let navigate = use_navigate();
+    let route = Memo::new(move |_| location.pathname.with(|path| Page::at(path)));
+    let page = Memo::new(move |_| route.get().0);
+    // A link to a case puts it in front: its tab if the agent has one, else it is
+    // watched (read-only) once the console is connected. Asked once per visit to the
+    // link, so closing the tab does not bring it back.
+    let asked = StoredValue::new(None::<CaseId>);
+    Effect::new(move |before: Option<Option<CaseId>>| {
+        let case = route.get().1;
+        let connected = model.link.get() == Link::Open;
+        if before != Some(case) {
+            asked.set_value(None);
         }
-    };
+        if let Some(id) = case {
+            if model
+                .tabs
+                .with_untracked(|tabs| tabs.iter().any(|t| t.case.id == id))
+            {
+                if model.selected.get_untracked() != Some(id) {
+                    model.select(id);
+                }
+            } else if connected && asked.get_value() != Some(id) {
+                asked.set_value(Some(id));
+                send(AgentFrame::Watch { case_id: id });
+            }
+        }
+        case
+    });
+    // What Parlor brings to the front, the URL shows (in place of the entry it had).
+    Effect::new({
+        let navigate = navigate.clone();
+        move |first: Option<()>| {
+            let front = model.to_front.get();
+            let (page, shown) = route.get_untracked();
+            if first.is_some() && page == Page::Chats && front != shown {
+                let path = front.map_or_else(|| Page::Chats.path().to_owned(), case_path);
+                let replace = NavigateOptions {
+                    replace: true,
+                    ..NavigateOptions::default()
+                };
+                navigate(&path, replace);
+            }
+        }
+    });
+    let open_case = Callback::new({
+        let navigate = navigate.clone();
+        move |id: CaseId| navigate(&case_path(id), NavigateOptions::default())
+    });
 
     // A notice of why routing went off goes once it is on again: it is no longer true.
     Effect::new(move |_| {
@@ -683,7 +790,7 @@ pub fn ConsoleApp() -> impl IntoView {
                         <div class="case-tab-wrap" data-case=id>
                             <button type="button" role="tab" class="case-tab"
                                 aria-selected=move || (model.selected.get() == Some(id)).to_string()
-                                on:click=move |_| model.select(id)>
+                                on:click=move |_| open_case.run(id)>
                                 <span class="case-tab-label">{label}</span>
                                 <span class="case-tab-state">{state}</span>
                                 {unread.then(|| view! { <span class="red-dot" role="img" aria-label="Unread message"></span> })}
@@ -858,15 +965,10 @@ pub fn ConsoleApp() -> impl IntoView {
                     <header class="topbar">
                         <strong class="brand">"Parlor"</strong>
                         <nav class="pages" aria-label="Console pages">
-                            <button type="button" aria-current=move || (model.page.get() == Page::Chats).then_some("page")
-                                on:click=move |_| go(Page::Chats)>"Chats"</button>
-                            <button type="button" aria-current=move || (model.page.get() == Page::Cases).then_some("page")
-                                on:click=move |_| go(Page::Cases)>"Cases"</button>
+                            <PageLink page=Page::Chats current=page/>
+                            <PageLink page=Page::Cases current=page/>
                             <Show when=move || model.me.with(|m| m.as_ref().is_some_and(|m| m.is_admin))>
-                                {Page::ADMIN.into_iter().map(|page| view! {
-                                    <button type="button" aria-current=move || (model.page.get() == page).then_some("page")
-                                        on:click=move |_| go(page)>{page.title()}</button>
-                                }).collect_view()}
+                                {Page::ADMIN.into_iter().map(|to| view! { <PageLink page=to current=page/> }).collect_view()}
                             </Show>
                         </nav>
                         <label class="routing-switch">
@@ -941,18 +1043,17 @@ pub fn ConsoleApp() -> impl IntoView {
                         )))}
                     </p>
                     {screen_pop}
-                    {move || match model.page.get() {
-                        Page::Chats => None,
-                        Page::Cases => Some(view! {
-                            <cases::CasesPage on_open=Callback::new(move |case_id| send(AgentFrame::Watch { case_id }))/>
-                        }.into_any()),
-                        Page::Macros => Some(view! { <MacrosPage macros=model.macros/> }.into_any()),
-                        Page::Agents => Some(view! { <admin::AgentsPage/> }.into_any()),
-                        Page::Groups => Some(view! { <admin::GroupsPage/> }.into_any()),
-                        Page::Settings => Some(view! { <admin::SettingsPage/> }.into_any()),
-                        Page::Appearance => Some(view! { <appearance::AppearancePage/> }.into_any()),
-                    }}
-                    <div class="chats" class:hidden=move || model.page.get() != Page::Chats>
+                    // The chats stay on the page (hidden) while another shows, so a draft
+                    // keeps its caret and a transcript its place.
+                    <Routes fallback=|| ()>
+                        <Route path=path!("/console/cases") view=move || view! { <cases::CasesPage on_open=open_case/> }/>
+                        <Route path=path!("/console/macros") view=move || view! { <MacrosPage macros=model.macros/> }/>
+                        <Route path=path!("/console/agents") view=admin::AgentsPage/>
+                        <Route path=path!("/console/groups") view=admin::GroupsPage/>
+                        <Route path=path!("/console/settings") view=admin::SettingsPage/>
+                        <Route path=path!("/console/appearance") view=appearance::AppearancePage/>
+                    </Routes>
+                    <div class="chats" class:hidden=move || page.get() != Page::Chats>
                         <aside class="waiting" aria-label="Waiting chats">
                             <h2>{move || format!("Waiting ({})", model.waiting_total.get())}</h2>
                             {waiting_list}

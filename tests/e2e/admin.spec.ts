@@ -6,7 +6,7 @@ import { signIn, createAgent } from "./helpers";
 test("groups show their members and can be removed after a clear question; agents show who is online; saving says so", async ({ page }) => {
   await signIn(page);
   const pages = page.locator(".pages");
-  await pages.getByRole("button", { name: "Groups" }).click();
+  await pages.getByRole("link", { name: "Groups" }).click();
   const groupsPage = page.locator(".groups-page");
   await groupsPage.getByLabel("New group").fill("Billing");
   await groupsPage.getByRole("button", { name: "Create group" }).click();
@@ -15,7 +15,7 @@ test("groups show their members and can be removed after a clear question; agent
   await expect(billing.locator(".group-members")).toHaveText("No members yet");
 
   // Bea joins it on the Agents page; saving says so; the admin is online, Bea is not.
-  await pages.getByRole("button", { name: "Agents" }).click();
+  await pages.getByRole("link", { name: "Agents" }).click();
   const agentsPage = page.locator(".agents-page");
   await agentsPage.getByLabel("Name").fill("Bea Agent");
   await agentsPage.getByLabel("Email").fill("bea@example.com");
@@ -26,7 +26,7 @@ test("groups show their members and can be removed after a clear question; agent
   await expect(agentsPage.locator('tr[data-agent="admin@parlor.local"] td.online')).toHaveText("Online");
   await expect(agentsPage.locator('tr[data-agent="bea@example.com"] td.offline')).toHaveText("Offline");
 
-  await pages.getByRole("button", { name: "Groups" }).click();
+  await pages.getByRole("link", { name: "Groups" }).click();
   await expect(billing.locator(".group-members")).toHaveText("Members: Bea Agent");
   let question = "";
   page.once("dialog", async (dialog) => {
@@ -41,7 +41,7 @@ test("groups show their members and can be removed after a clear question; agent
 
 test("a group stays when the admin answers no", async ({ page }) => {
   await signIn(page);
-  await page.locator(".pages").getByRole("button", { name: "Groups" }).click();
+  await page.locator(".pages").getByRole("link", { name: "Groups" }).click();
   const groupsPage = page.locator(".groups-page");
   await groupsPage.getByLabel("New group").fill("Sales");
   await groupsPage.getByRole("button", { name: "Create group" }).click();
@@ -56,7 +56,7 @@ test("a group stays when the admin answers no", async ({ page }) => {
 test("the Appearance page takes a colour as hex too, shows the launcher where it will sit, and warns before unsaved edits are lost", async ({ page }) => {
   await signIn(page);
   const pages = page.locator(".pages");
-  await pages.getByRole("button", { name: "Appearance" }).click();
+  await pages.getByRole("link", { name: "Appearance" }).click();
   const form = page.locator(".appearance-page");
   const hex = form.getByLabel("Brand colour as hex");
   await expect(hex).not.toHaveValue("");
@@ -73,7 +73,7 @@ test("the Appearance page takes a colour as hex too, shows the launcher where it
     asked = dialog.message();
     await dialog.dismiss();
   });
-  await pages.getByRole("button", { name: "Chats" }).click();
+  await pages.getByRole("link", { name: "Chats" }).click();
   await expect(form).toBeVisible();
   expect(asked).toContain("not saved");
   await expect(hex).toHaveValue("#0f766e");
@@ -84,7 +84,7 @@ test("the Appearance page takes a colour as hex too, shows the launcher where it
   page.on("dialog", (dialog) => {
     throw new Error(`unexpected question: ${dialog.message()}`);
   });
-  await pages.getByRole("button", { name: "Chats" }).click();
+  await pages.getByRole("link", { name: "Chats" }).click();
   await expect(form).toBeHidden();
 });
 
@@ -94,7 +94,7 @@ test("an admin removes an agent after a clear question, and the agent is signed 
   const bea = await (await browser.newContext()).newPage();
   await signIn(bea, "bea@example.com", "bea-password-1");
 
-  await page.locator(".pages").getByRole("button", { name: "Agents" }).click();
+  await page.locator(".pages").getByRole("link", { name: "Agents" }).click();
   const agentsPage = page.locator(".agents-page");
   const row = agentsPage.locator('tr[data-agent="bea@example.com"]');
   await expect(row.locator("td.online")).toHaveText("Online");

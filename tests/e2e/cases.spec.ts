@@ -12,7 +12,7 @@ test("the Cases page filters by chat, status and words, and shows new cases with
   await agent.getByRole("tabpanel").getByRole("button", { name: "End chat" }).click();
   await expect(widget.locator(".chat-status")).toContainText("Admin ended the chat.");
 
-  await agent.locator(".pages").getByRole("button", { name: "Cases" }).click();
+  await agent.locator(".pages").getByRole("link", { name: "Cases" }).click();
   const rows = agent.locator(".cases-table tbody tr");
   await expect(rows).toHaveCount(1);
 

@@ -10,7 +10,7 @@ test("the composer sends on Enter, keeps text as text, links www. and https:// U
   await signIn(agent);
 
   // An admin writes a macro in Markdown, with a list and a Liquid variable.
-  await agent.getByRole("button", { name: "Macros" }).click();
+  await agent.getByRole("link", { name: "Macros" }).click();
   await agent.getByLabel("Name").fill("Troubleshooting");
   await agent
     .getByLabel("Text (Markdown)")
@@ -20,7 +20,7 @@ test("the composer sends on Enter, keeps text as text, links www. and https:// U
   );
   await agent.getByRole("button", { name: "Save macro" }).click();
   await expect(agent.locator(".macro-row")).toContainText("Troubleshooting");
-  await agent.locator(".pages").getByRole("button", { name: "Chats" }).click();
+  await agent.locator(".pages").getByRole("link", { name: "Chats" }).click();
 
   const widget = await openWidget(customer);
   await startChat(widget, "Grace Hopper", "Cannot sign in", "Help please");

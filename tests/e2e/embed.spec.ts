@@ -353,7 +353,7 @@ test("with nobody to answer, the widget offers the message form and the message 
 
   const agent = await (await browser.newContext()).newPage();
   await signIn(agent);
-  await agent.getByRole("button", { name: "Cases" }).click();
+  await agent.getByRole("link", { name: "Cases" }).click();
   const row = agent.locator(".cases-table tr", { hasText: "Mary Jackson" });
   await expect(row).toContainText("Message left (answer to mary@example.com)");
   await row.getByRole("button", { name: "Open" }).click();
@@ -369,7 +369,7 @@ test("with nobody to answer, the widget offers the message form and the message 
 test("an admin edits the widget on the Appearance page with a live preview, and sites get it", async ({ browser, site, parlor }) => {
   const admin = await (await browser.newContext()).newPage();
   await signIn(admin);
-  await admin.getByRole("button", { name: "Appearance" }).click();
+  await admin.getByRole("link", { name: "Appearance" }).click();
   const form = admin.locator(".widget-settings");
   const preview = admin.frameLocator('iframe[title="Widget preview"]');
   await expect(preview.getByRole("button", { name: "Start chat" })).toBeVisible();

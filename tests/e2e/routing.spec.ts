@@ -8,7 +8,7 @@ import { twoSides, signIn, openWidget, startChat, createAgent } from "./helpers"
 const bea = { email: "bea@parlor.local", password: "bea-password-1" };
 
 async function openAdminPage(page: Page, name: string) {
-  await page.locator(".pages").getByRole("button", { name }).click();
+  await page.locator(".pages").getByRole("link", { name }).click();
 }
 
 async function setRouting(page: Page, screenPopSeconds: number) {

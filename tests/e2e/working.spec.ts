@@ -47,7 +47,7 @@ test("an agent works two chats: red dots, read-only watchers, close tab, update 
   const carlContext = await browser.newContext();
   const watcher = await carlContext.newPage();
   await signIn(watcher, carl.email, carl.password);
-  await watcher.locator(".pages").getByRole("button", { name: "Cases" }).click();
+  await watcher.locator(".pages").getByRole("link", { name: "Cases" }).click();
   await watcher.locator("tr", { hasText: "Engine notes" }).getByRole("button", { name: "Open" }).click();
   const watched = watcher.getByRole("tabpanel");
   await expect(watched.locator(".read-only-badge")).toBeVisible();
@@ -118,13 +118,13 @@ test("an admin rewords a system message and it is used from the next chat on; al
   await expect(agent.locator(".link-state")).toHaveText("Connected");
   await expect(agent.locator(".enable-alerts")).toHaveCount(0);
 
-  await agent.locator(".pages").getByRole("button", { name: "Settings" }).click();
+  await agent.locator(".pages").getByRole("link", { name: "Settings" }).click();
   const joined = agent.getByLabel("Text: Agent joined");
   await expect(joined).toHaveValue("{agent} joined the chat.");
   await joined.fill("{agent} is here to help.");
   await agent.getByRole("button", { name: "Save chat settings" }).click();
   await expect(agent.locator(".chat-settings .saved")).toHaveText("Saved.");
-  await agent.locator(".pages").getByRole("button", { name: "Chats" }).click();
+  await agent.locator(".pages").getByRole("link", { name: "Chats" }).click();
 
   const customerContext = await browser.newContext();
   const widget = await openWidget(await customerContext.newPage());

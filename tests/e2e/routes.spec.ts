@@ -1,0 +1,50 @@
+// Every console page has its URL: the back button, a reload and a link to a case work.
+import { test, expect } from "./fixtures";
+import { twoSides, signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
+
+test("console pages have URLs: back and reload keep the page, and a link to a case opens it", async ({ browser }) => {
+  const { agent, customer, close } = await twoSides(browser);
+  await signIn(agent);
+  const widget = await openWidget(customer);
+  await startChat(widget, "Grace Hopper", "Order 1042 is late", "Where is my order?");
+  await acceptScreenPop(agent, "Grace Hopper", "Order 1042 is late");
+  // The chat in front is in the URL.
+  await expect(agent).toHaveURL(/\/console\/cases\/\d+$/);
+  const caseUrl = agent.url();
+  const caseId = caseUrl.split("/").pop();
+
+  const pages = agent.locator(".pages");
+  await pages.getByRole("link", { name: "Cases" }).click();
+  await expect(agent).toHaveURL(/\/console\/cases$/);
+  await expect(agent.getByRole("heading", { name: "Cases" })).toBeVisible();
+  await agent.reload();
+  await expect(agent.getByRole("heading", { name: "Cases" })).toBeVisible();
+  await expect(pages.getByRole("link", { name: "Cases" })).toHaveAttribute("aria-current", "page");
+  await pages.getByRole("link", { name: "Agents" }).click();
+  await expect(agent.getByRole("heading", { name: "Agents" })).toBeVisible();
+
+  // Back, twice: the Cases page, then the chat.
+  await agent.goBack();
+  await expect(agent.getByRole("heading", { name: "Cases" })).toBeVisible();
+  await agent.goBack();
+  await expect(agent).toHaveURL(caseUrl);
+  await expect(agent.getByRole("tabpanel")).toHaveAttribute("data-case", caseId!);
+
+  // The agent's own chat by its link, in a new window: its tab comes to the front.
+  const again = await agent.context().newPage();
+  await again.goto(caseUrl);
+  await expect(again.getByRole("tabpanel")).toHaveAttribute("data-case", caseId!);
+  await expect(again.getByRole("tabpanel").getByRole("textbox", { name: "Message", exact: true })).toBeEnabled();
+  await again.close();
+
+  // Ended and its tab closed, the case's link opens it read-only, whole transcript.
+  await agent.getByRole("tabpanel").getByRole("button", { name: "End chat" }).click();
+  await agent.getByRole("button", { name: `Close tab #${caseId}` }).click();
+  await expect(agent.getByRole("tabpanel")).toHaveCount(0);
+  await expect(agent).toHaveURL(/\/console\/$/);
+  await agent.goto(caseUrl);
+  const watched = agent.getByRole("tabpanel");
+  await expect(watched).toHaveAttribute("data-case", caseId!);
+  await expect(watched.locator(".msg-customer")).toContainText("Where is my order?");
+  await close();
+});
