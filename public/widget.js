@@ -191,7 +191,8 @@
     emit("close");
   }
 
-  launcher.addEventListener("click", function () { isOpen ? close() : open(); });
+  function toggle() { isOpen ? close() : open(); }
+  launcher.addEventListener("click", toggle);
   launcher.addEventListener("pointerenter", warm);
   launcher.addEventListener("focus", warm);
   launcher.addEventListener("touchstart", warm, { passive: true });
@@ -208,6 +209,8 @@
     var message = event.data || {};
     if (message.parlor === "ready") {
       frameReady = true;
+      // A panel that loaded again (its own reload) is greeted again.
+      greeted = false;
       if (identity) tellFrame({ parlor: "identify", visitor: identity });
       if (wanted) connect();
       if (isOpen) tellFrame({ parlor: "opened" });
@@ -222,7 +225,8 @@
       if (message.name === "message" && detail.author === "agent" && !isOpen) {
         unread++;
         var line = detail.name + ": " + detail.body;
-        showUnread(line.length > 90 ? line.slice(0, 89) + "\u2026" : line);
+        var chars = Array.from(line);
+        showUnread(chars.length > 90 ? chars.slice(0, 89).join("") + "\u2026" : line);
         news.textContent = "New message from " + line;
       }
       emit(message.name, message.detail);
@@ -243,7 +247,7 @@
   var commands = {
     open: open,
     close: close,
-    toggle: function () { isOpen ? close() : open(); },
+    toggle: toggle,
     identify: identify,
     on: function (name, fn) {
       if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
@@ -251,6 +255,7 @@
     shutdown: function () {
       host.remove();
       store("session", OPEN_KEY, null);
+      store("session", UNREAD_KEY, null);
       store("local", LIVE_KEY, null);
       store("local", TOKEN_KEY, null);
       window.__parlorLoaded = false;

@@ -16,7 +16,6 @@ use std::rc::Rc;
 use gloo::events::EventListener;
 use gloo::timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
 use web_sys::{MessageEvent, WebSocket};
 
 /// The state of the link, for the "connecting / reconnecting" banner.
@@ -53,10 +52,10 @@ struct State {
     /// When the server was last heard, and when we last pinged (browser clock, ms).
     last_heard: f64,
     last_ping: f64,
-    /// The timer checking the heartbeat, while a link is open.
+    /// The timer checking the heartbeat, while a link is open. (Dropped from inside its
+    /// own callback when the link is lost: wasm-bindgen frees a closure only once it
+    /// has returned.)
     beat: Option<Interval>,
-    /// The last timer's callback, kept until the next one: it may be the one running.
-    retired_beat: Option<Closure<dyn FnMut()>>,
 }
 
 const PING: &str = r#""ping""#;
@@ -104,7 +103,6 @@ impl Socket {
                 last_heard: 0.0,
                 last_ping: 0.0,
                 beat: None,
-                retired_beat: None,
             })),
             handlers: Rc::new(handlers),
         };
@@ -226,10 +224,8 @@ impl Socket {
     }
 
     fn stop_heartbeat(&self) {
-        let mut state = self.state.borrow_mut();
-        if let Some(beat) = state.beat.take() {
-            state.retired_beat = Some(beat.cancel());
-        }
+        let beat = self.state.borrow_mut().beat.take();
+        drop(beat);
     }
 
     /// The link is gone (closed, or silent too long): let go of it and try again.

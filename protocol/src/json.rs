@@ -507,8 +507,9 @@ macro_rules! read_json_enums {
             }
         }
     )*};
+    // A unit variant is its name alone: `{"queued": …}` is not one (serde refuses it).
     (@variant $content:ident, $variant:ident) => {
-        Some(Self::$variant)
+        matches!($content, Json::Null).then_some(Self::$variant)
     };
     (@variant $content:ident, $variant:ident { $($field:ident $(= $absent:tt)?),* }) => {{
         let f = $content.fields()?;

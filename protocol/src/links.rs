@@ -1,10 +1,10 @@
 //! Which parts of a chat message are links. The rule is the help desk's: a URL becomes a
-//! link when it contains `www.` or `https://`, and nothing else ever does. A candidate is
-//! a word (text between spaces) that starts with `https://`, `http://` or `www.` after
-//! any opening brackets or quotes; punctuation at its end, and closing brackets it did not
-//! open, stay text. The `href` built from it only ever has the scheme `https` or `http`.
-//! (Written here rather than taken from an autolinking crate: the widget's size budget
-//! counts every KB, and this rule needs none of a general autolinker's cases.)
+//! link when it contains `www.` or `https://`, and nothing else ever does.
+//!
+//! `linkify` finds the candidates, leaving punctuation at their end (and closing brackets
+//! they did not open) as text. The rule on top keeps a candidate only when it starts its
+//! word (after any opening brackets or quotes) with `https://`, `http://` or `www.`, and
+//! builds an `href` that only ever has the scheme `https` or `http`.
 
 use linkify::{LinkFinder, LinkKind};
 

@@ -28,6 +28,12 @@ impl Transcript {
         &self.pending
     }
 
+    /// The sends still on their way that the server has not refused: what a client
+    /// sends again after it reconnects (the server stores each `client_id` once).
+    pub fn unsent(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.iter().filter(|p| p.failed.is_none())
+    }
+
     /// The last `seq` held: what to resume from.
     pub fn last_seq(&self) -> Seq {
         self.messages.last().map_or(0, |m| m.seq)

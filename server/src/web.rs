@@ -19,7 +19,8 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::AppState;
 use crate::settings::SharedSettings;
 
-/// The loader a site embeds: small hand-written JS, shipped inside the server binary.
+/// The loader a site embeds: small hand-written JS. Sites get the build's minified copy
+/// (see [`loader_source`]); this one, inside the binary, is for running without a build.
 /// The admin's widget settings go in where it says `/*SETTINGS*/{}`.
 const WIDGET_JS: &str = include_str!("../../public/widget.js");
 const SETTINGS_SLOT: &str = "/*SETTINGS*/{}";

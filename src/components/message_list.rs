@@ -190,15 +190,18 @@ pub fn MessageList(
         let Some(list) = list.get() else {
             return;
         };
-        let same_end = last_line.with_value(|last| last.is_some() && *last == newest);
-        let bottom = list.scroll_height();
-        list.set_scroll_top(if same_end {
-            bottom - from_bottom.get_value()
-        } else {
-            bottom
+        // Once the list's own update has reached the page, before it is painted.
+        request_animation_frame(move || {
+            let same_end = last_line.with_value(|last| last.is_some() && *last == newest);
+            let bottom = list.scroll_height();
+            list.set_scroll_top(if same_end {
+                bottom - from_bottom.get_value()
+            } else {
+                bottom
+            });
+            last_line.set_value(newest);
+            measure();
         });
-        last_line.set_value(newest);
-        measure();
     });
     view! {
         <ol class="messages" node_ref=list aria-live="polite" aria-label="Messages"

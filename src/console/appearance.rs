@@ -1,7 +1,7 @@
 //! The Appearance page: how the widget looks and what its pre-chat form asks, which sites
 //! may embed it, a live preview of the panel, and the embed snippet to copy.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use leptos::html;
 use leptos::prelude::*;
@@ -14,6 +14,23 @@ use super::http::call;
 thread_local! {
     // Whether the Appearance page holds edits not saved yet.
     static UNSAVED: Cell<bool> = const { Cell::new(false) };
+    // Those edits, kept while the page is left without a question (Back, Forward) until
+    // the agent says whether to lose them.
+    static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+    // The browser's warning before the tab closes, once listening.
+    static WARNS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Unsaved edits: the draft, the allowed sites as typed, and what is saved.
+struct Kept {
+    draft: WidgetSettings,
+    origins: String,
+    stored: WidgetSettings,
+}
+
+/// Whether unsaved edits are waiting (the page may already be gone: Back left it).
+pub fn unsaved() -> bool {
+    UNSAVED.with(Cell::get)
 }
 
 /// Whether the agent may leave the current page: yes, unless the Appearance page has
@@ -27,6 +44,7 @@ pub fn may_leave() -> bool {
     );
     if leave {
         UNSAVED.with(|u| u.set(false));
+        KEPT.with_borrow_mut(|kept| *kept = None);
     }
     leave
 }
@@ -36,6 +54,9 @@ fn warn_before_unload() {
     let Some(window) = web_sys::window() else {
         return;
     };
+    if WARNS.with(|w| w.replace(true)) {
+        return;
+    }
     // For the page's whole life.
     gloo::events::EventListener::new(&window, "beforeunload", |ev| {
         if UNSAVED.with(Cell::get) {
@@ -128,13 +149,31 @@ pub fn AppearancePage() -> impl IntoView {
             })
         });
         UNSAVED.with(|u| u.set(unsaved));
+        let kept = unsaved
+            .then(|| {
+                Some(Kept {
+                    draft: draft.get_untracked(),
+                    origins: origins.get_untracked(),
+                    stored: stored.get_untracked()?,
+                })
+            })
+            .flatten();
+        KEPT.with_borrow_mut(|k| *k = kept);
     });
-    on_cleanup(|| UNSAVED.with(|u| u.set(false)));
-    run(
-        problem,
-        call::<WidgetSettings>("GET", "/api/settings/widget", None::<&()>),
-        show,
-    );
+    // Back with unsaved edits, and the agent chose to stay: the edits come back.
+    match KEPT.with_borrow_mut(Option::take) {
+        Some(kept) => {
+            loaded.set(true);
+            origins.set(kept.origins);
+            stored.set(Some(kept.stored));
+            draft.set(kept.draft);
+        }
+        None => run(
+            problem,
+            call::<WidgetSettings>("GET", "/api/settings/widget", None::<&()>),
+            show,
+        ),
+    }
     Effect::new(move || {
         let settings = draft.get();
         if let Some(frame) = preview.get() {

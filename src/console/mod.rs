@@ -243,6 +243,22 @@ fn ConsoleApp() -> impl IntoView {
             }
         }
     });
+    // Leaving the Appearance page some other way than its link (Back, Forward) with
+    // unsaved edits asks too; staying brings the page and its edits back.
+    Effect::new({
+        let navigate = navigate.clone();
+        move |before: Option<Page>| {
+            let now = page.get();
+            if before == Some(Page::Appearance)
+                && now != Page::Appearance
+                && appearance::unsaved()
+                && !appearance::may_leave()
+            {
+                navigate(Page::Appearance.path(), NavigateOptions::default());
+            }
+            now
+        }
+    });
     let open_case = Callback::new({
         let navigate = navigate.clone();
         move |id: CaseId| navigate(&case_path(id), NavigateOptions::default())

@@ -306,15 +306,11 @@ impl Model {
         let unsent: Vec<AgentFrame> = self.tabs.with_untracked(|tabs| {
             tabs.iter()
                 .flat_map(|tab| {
-                    tab.transcript
-                        .pending()
-                        .iter()
-                        .filter(|p| p.failed.is_none())
-                        .map(|p| AgentFrame::Send {
-                            case_id: tab.case.id,
-                            client_id: p.client_id.clone(),
-                            body: p.body.clone(),
-                        })
+                    tab.transcript.unsent().map(|p| AgentFrame::Send {
+                        case_id: tab.case.id,
+                        client_id: p.client_id.clone(),
+                        body: p.body.clone(),
+                    })
                 })
                 .collect()
         });

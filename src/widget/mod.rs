@@ -2,9 +2,9 @@
 //! customer's site. Pre-chat form, queue state, live messages, End chat; a reload
 //! resumes the same chat from the visitor token the loader keeps.
 //!
-//! A Leptos app built from the same components as the console (`crate::components`):
-//! one `State` signal holds everything the panel shows, and every frame from Parlor is
-//! one change to it.
+//! A Leptos app built from the same components as the console (`crate::components`).
+//! `Model` holds what the panel shows, a signal per part, and each frame from Parlor
+//! changes only the parts it is about.
 
 mod host;
 mod prechat;
@@ -320,9 +320,7 @@ impl Model {
             socket.send(&start);
         }
         let unsent: Vec<VisitorFrame> = self.transcript.with_untracked(|t| {
-            t.pending()
-                .iter()
-                .filter(|p| p.failed.is_none())
+            t.unsent()
                 .map(|p| VisitorFrame::Send {
                     client_id: p.client_id.clone(),
                     body: p.body.clone(),
@@ -468,14 +466,20 @@ pub fn WidgetApp() -> impl IntoView {
         confirming_end.set(false);
         focus_when_shown(model.composer);
     };
-    let end = move |_| {
-        confirming_end.set(false);
-        model.send(&VisitorFrame::EndChat);
-    };
+    let end = move |_| model.send(&VisitorFrame::EndChat);
     let new_chat = move |_| {
         model.case.set(None);
         model.transcript.set(Transcript::default());
     };
+    // However the chat ended (here, by the agent, by a timeout), the question goes with
+    // it, and a visitor who just ended it keeps the keyboard on Start a new chat.
+    let start_again = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if ended() && confirming_end.get_untracked() {
+            confirming_end.set(false);
+            focus_when_shown(start_again);
+        }
+    });
     let close_button = host::embedded().then(|| {
         view! {
             <button type="button" class="panel-close" aria-label="Minimise chat"
@@ -536,7 +540,8 @@ pub fn WidgetApp() -> impl IntoView {
                             hidden=move || !confirming_end.get() on:click=keep>"Keep chatting"</button>
                     </div>
                 </div>
-                <button type="button" class="primary new-chat" hidden=move || !ended() on:click=new_chat>
+                <button type="button" class="primary new-chat" node_ref=start_again
+                    hidden=move || !ended() on:click=new_chat>
                     "Start a new chat"
                 </button>
             </div>

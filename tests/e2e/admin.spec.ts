@@ -78,6 +78,18 @@ test("the Appearance page takes a colour as hex too, shows the launcher where it
   expect(asked).toContain("not saved");
   await expect(hex).toHaveValue("#0f766e");
 
+  // The back button asks too; staying brings the page back with the edits.
+  asked = "";
+  page.once("dialog", async (dialog) => {
+    asked = dialog.message();
+    await dialog.dismiss();
+  });
+  await page.goBack();
+  await expect.poll(() => asked).toContain("not saved");
+  await expect(page).toHaveURL(/\/console\/appearance$/);
+  await expect(hex).toHaveValue("#0f766e");
+  await expect(form.locator(".preview-stage")).toHaveAttribute("data-side", "left");
+
   // Saved: leaving asks nothing.
   await form.getByRole("button", { name: "Save appearance" }).click();
   await expect(form.locator(".saved")).toHaveText("Saved.");

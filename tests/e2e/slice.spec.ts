@@ -70,10 +70,19 @@ test("the agent ends a chat and the customer sees it", async ({ browser }) => {
 
   const caseView = agent.getByRole("tabpanel");
   await expect(caseView.locator(".case-subject")).toHaveText("Password reset");
+  // The customer is being asked "End this chat?" when the agent ends it: the question
+  // goes, the keyboard lands on Start a new chat, and the next chat starts without it.
+  await widget.getByRole("button", { name: "End chat" }).click();
+  await expect(widget.getByText("End this chat?")).toBeVisible();
   await caseView.getByRole("button", { name: "End chat" }).click();
   await expect(caseView.locator(".chat-status")).toContainText("Admin ended the chat.");
   await expect(widget.locator(".chat-status")).toContainText("Admin ended the chat.");
   await expect(widget.locator(".msg-system").last()).toHaveText("Admin ended the chat.");
+  await expect(widget.getByRole("button", { name: "Start a new chat" })).toBeFocused();
+  await widget.getByRole("button", { name: "Start a new chat" }).click();
+  await startChat(widget, "Alan Turing", "Another question", "One more thing.");
+  await expect(widget.getByText("End this chat?")).toBeHidden();
+  await expect(widget.getByRole("button", { name: "End chat" })).toBeVisible();
 
   await close();
 });
