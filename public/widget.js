@@ -65,9 +65,14 @@
     root.appendChild(style);
   }
 
-  var launcher = document.createElement("button");
-  launcher.className = "launcher";
-  launcher.type = "button";
+  function el(tag, className, parent) {
+    var e = document.createElement(tag);
+    e.className = className;
+    if (tag === "button") e.type = "button";
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  var launcher = el("button", "launcher");
   launcher.setAttribute("aria-label", "Open chat");
   launcher.setAttribute("aria-expanded", "false");
   var SVG = "http://www.w3.org/2000/svg";
@@ -79,13 +84,6 @@
   icon.appendChild(path);
   launcher.appendChild(icon);
   if (color) launcher.style.background = color;
-  function el(tag, className, parent) {
-    var e = document.createElement(tag);
-    e.className = className;
-    if (tag === "button") e.type = "button";
-    if (parent) parent.appendChild(e);
-    return e;
-  }
   // A reply while the panel is closed: a count on the launcher, a preview that opens
   // the chat or is dismissed, and an announcement.
   var badge = el("span", "badge", launcher);

@@ -96,6 +96,18 @@ fn case_path(id: CaseId) -> String {
     format!("/console/cases/{id}")
 }
 
+/// An admin page, by its URL. Anyone else is told whose page it is rather than shown
+/// forms the API would refuse.
+#[component]
+fn ForAdmins(me: RwSignal<Option<AgentProfile>>, children: ChildrenFn) -> impl IntoView {
+    view! {
+        <Show when=move || me.with(|m| m.as_ref().is_some_and(|m| m.is_admin))
+            fallback=|| view! { <p class="page-refused" role="alert">"This page is for admins."</p> }>
+            {children()}
+        </Show>
+    }
+}
+
 /// A link in the pages bar. Leaving the Appearance page with unsaved edits asks first.
 #[component]
 fn PageLink(page: Page, current: Memo<Page>) -> impl IntoView {
@@ -428,11 +440,11 @@ fn ConsoleApp() -> impl IntoView {
                     // keeps its caret and a transcript its place.
                     <Routes fallback=|| ()>
                         <Route path=path!("/console/cases") view=move || view! { <cases::CasesPage on_open=open_case/> }/>
-                        <Route path=path!("/console/macros") view=move || view! { <MacrosPage macros=model.macros/> }/>
-                        <Route path=path!("/console/agents") view=admin::AgentsPage/>
-                        <Route path=path!("/console/groups") view=admin::GroupsPage/>
-                        <Route path=path!("/console/settings") view=admin::SettingsPage/>
-                        <Route path=path!("/console/appearance") view=appearance::AppearancePage/>
+                        <Route path=path!("/console/macros") view=move || view! { <ForAdmins me=model.me><MacrosPage macros=model.macros/></ForAdmins> }/>
+                        <Route path=path!("/console/agents") view=move || view! { <ForAdmins me=model.me><admin::AgentsPage/></ForAdmins> }/>
+                        <Route path=path!("/console/groups") view=move || view! { <ForAdmins me=model.me><admin::GroupsPage/></ForAdmins> }/>
+                        <Route path=path!("/console/settings") view=move || view! { <ForAdmins me=model.me><admin::SettingsPage/></ForAdmins> }/>
+                        <Route path=path!("/console/appearance") view=move || view! { <ForAdmins me=model.me><appearance::AppearancePage/></ForAdmins> }/>
                     </Routes>
                     <div class="chats" class:hidden=move || page.get() != Page::Chats>
                         <chats::ChatsPage model=model send=Callback::new(send) open_case=open_case/>

@@ -18,6 +18,7 @@ use parlor_protocol::{
     Author, CaseSummary, Chat, ChatMessage, ChatState, EndedBy, FormProblem, Group, PrechatFields,
     ToVisitor, Transcript, VisitorFrame, WidgetSettings,
 };
+use wasm_bindgen::JsCast;
 
 use crate::components::{Composer, MessageList, TypingLine, Viewer};
 use crate::net::{self, Handlers, Link, Socket};
@@ -426,13 +427,18 @@ impl Model {
             }
         });
         // Escape closes the panel from anywhere in it; the loader gives the launcher focus.
-        let escape = window_event_listener(leptos::ev::keydown, |ev| {
-            if ev.key() == "Escape" {
-                host::tell_host("close");
-            }
-        });
-        // Listens for the page's whole life.
-        std::mem::forget(escape);
+        if let Some(window) = web_sys::window() {
+            // For the page's whole life.
+            gloo::events::EventListener::new(&window, "keydown", |ev| {
+                if ev
+                    .dyn_ref::<web_sys::KeyboardEvent>()
+                    .is_some_and(|ev| ev.key() == "Escape")
+                {
+                    host::tell_host("close");
+                }
+            })
+            .forget();
+        }
         host::tell_host("ready");
     }
 }
@@ -554,12 +560,12 @@ pub fn WidgetApp() -> impl IntoView {
 fn focus_when_shown<E>(node: NodeRef<E>)
 where
     E: leptos::html::ElementType,
-    E::Output: wasm_bindgen::JsCast + Clone + 'static,
+    E::Output: JsCast + Clone + 'static,
     NodeRef<E>: Get<Value = Option<E::Output>>,
 {
     request_animation_frame(move || {
         if let Some(el) = node.get_untracked() {
-            let el: &web_sys::HtmlElement = wasm_bindgen::JsCast::unchecked_ref(&el);
+            let el: &web_sys::HtmlElement = el.unchecked_ref();
             let _ = el.focus();
         }
     });

@@ -1,6 +1,17 @@
 // Every console page has its URL: the back button, a reload and a link to a case work.
-import { test, expect } from "./fixtures";
-import { twoSides, signIn, openWidget, startChat, acceptScreenPop } from "./helpers";
+import type { Page } from "@playwright/test";
+import { test, expect, adminEmail, adminPassword } from "./fixtures";
+import { twoSides, signIn, openWidget, startChat, acceptScreenPop, createAgent } from "./helpers";
+
+/** Opens `url` signed out and signs in on the page it shows, staying at that URL. */
+async function signInAt(page: Page, url: string, email: string, password: string) {
+  await page.goto(url);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.locator(".link-state")).toHaveText("Connected");
+  await expect(page).toHaveURL(url);
+}
 
 test("console pages have URLs: back and reload keep the page, and a link to a case opens it", async ({ browser }) => {
   const { agent, customer, close } = await twoSides(browser);
@@ -46,5 +57,25 @@ test("console pages have URLs: back and reload keep the page, and a link to a ca
   const watched = agent.getByRole("tabpanel");
   await expect(watched).toHaveAttribute("data-case", caseId!);
   await expect(watched.locator(".msg-customer")).toContainText("Where is my order?");
+
+  // Signed out, the case's link asks to sign in first, then opens the case.
+  const signedOut = await (await browser.newContext()).newPage();
+  await signInAt(signedOut, caseUrl, adminEmail, adminPassword);
+  await expect(signedOut.getByRole("tabpanel")).toHaveAttribute("data-case", caseId!);
+  await signedOut.context().close();
+
+  // Another agent (not an admin) opens the case read-only, and is told the admin pages
+  // are not theirs rather than shown their forms.
+  await createAgent(agent.request, { name: "Bea Agent", email: "bea@example.com", password: "bea-password-1" });
+  const bea = await (await browser.newContext()).newPage();
+  await signInAt(bea, caseUrl, "bea@example.com", "bea-password-1");
+  await expect(bea.getByRole("tabpanel")).toHaveAttribute("data-case", caseId!);
+  await expect(bea.getByRole("tabpanel").getByRole("textbox", { name: "Message", exact: true })).toBeDisabled();
+  for (const page of ["agents", "groups", "macros", "settings", "appearance"]) {
+    await bea.goto(`/console/${page}`);
+    await expect(bea.getByRole("alert").filter({ hasText: "This page is for admins." })).toBeVisible();
+  }
+  await expect(bea.getByRole("heading", { name: "Agents" })).toHaveCount(0);
+  await bea.context().close();
   await close();
 });
