@@ -14,7 +14,8 @@ use crate::settings::Settings;
 use crate::store::{Store, StoreResult};
 
 /// Stores a message, then publishes it. A retry (same `client_id`) publishes nothing
-/// and returns the stored message with `false`.
+/// and returns the stored message with `false`. With `member` set, the chat must be
+/// live with that agent in it (an agent's own send).
 pub async fn post(
     store: &Store,
     hub: &Hub,
@@ -22,8 +23,11 @@ pub async fn post(
     client_id: &str,
     author: &Author,
     body: &str,
+    member: Option<AgentId>,
 ) -> StoreResult<(ChatMessage, bool)> {
-    let (message, new) = store.append_message(case, client_id, author, body).await?;
+    let (message, new) = store
+        .append_message(case, client_id, author, body, member)
+        .await?;
     if new {
         publish_message(hub, &message);
     }
@@ -51,7 +55,7 @@ pub async fn announce(
 ) -> StoreResult<()> {
     let Some(text) = text else { return Ok(()) };
     let client_id = format!("sys-{}", &secret::token()[..24]);
-    post(store, hub, case, &client_id, &Author::System, text).await?;
+    post(store, hub, case, &client_id, &Author::System, text, None).await?;
     Ok(())
 }
 

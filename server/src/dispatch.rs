@@ -3,6 +3,12 @@
 //! engine's decisions (store, then tell the people concerned). Sockets and handlers
 //! only send events; two agents reaching for the same chat are decided here, in order.
 //!
+//! The shell queues each decision's writes in order and goes on deciding; it does not
+//! wait for the commit. What follows a commit (reads, frames, events back to routing)
+//! runs in a task per decision: those overlap, so a burst of decisions shares commits
+//! and reads, but each sends only after the one before it has sent ([`Turn`]), so a
+//! console never hears a screen pop closed before it opened.
+//!
 //! It also tells whoever cares how the queue changed, at most every
 //! [`QUEUE_NEWS_EVERY`]: consoles get the waiting list, waiting customers their place.
 
@@ -15,7 +21,7 @@ use parlor_protocol::{
     AgentId, CaseId, ErrorCode, Millis, Offer, ProtocolError, RoutingChange, ToAgent, ToVisitor,
     WAITING_LISTED, WaitingChat,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::chat;
 use crate::hub::Hub;
@@ -77,6 +83,44 @@ struct Shell {
     /// When consoles and waiting customers next hear how the queue changed.
     queue_due: Option<tokio::time::Instant>,
     online: Arc<AtomicBool>,
+    /// Where the tasks that carry out decisions send the events that follow from them;
+    /// weak, so the shell still ends when every [`Routing`] handle is gone.
+    feedback: mpsc::WeakUnboundedSender<Command>,
+    /// Done when the last decision's task has sent what it had to send.
+    last_turn: Option<oneshot::Receiver<()>>,
+}
+
+/// A decision's place in the order of sending: [`Turn::mine`] waits until the decision
+/// before has sent its frames; dropping the turn lets the next one go.
+struct Turn {
+    before: Option<oneshot::Receiver<()>>,
+    _done: oneshot::Sender<()>,
+}
+
+impl Turn {
+    async fn mine(&mut self) {
+        if let Some(before) = self.before.take() {
+            // An error means the task before ended: its turn is over either way.
+            let _ = before.await;
+        }
+    }
+}
+
+/// What a decision's task needs: the store, the sockets, and the way back to routing.
+#[derive(Clone)]
+struct Crew {
+    store: Store,
+    hub: Arc<Hub>,
+    settings: SharedSettings,
+    feedback: mpsc::WeakUnboundedSender<Command>,
+}
+
+impl Crew {
+    fn tell_routing(&self, event: Event) {
+        if let Some(commands) = self.feedback.upgrade() {
+            let _ = commands.send(Command::Route(event));
+        }
+    }
 }
 
 /// Starts the routing task, re-queueing the chats that were waiting when the server
@@ -106,6 +150,8 @@ pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> Sto
         told_waiting: Vec::new(),
         queue_due: None,
         online,
+        feedback: routing.commands.downgrade(),
+        last_turn: None,
     };
     tokio::spawn(shell.run(rx));
     Ok(routing)
@@ -142,15 +188,11 @@ impl Shell {
                 Event::AgentConnected { agent, .. } => Some(*agent),
                 _ => None,
             };
-            let mut pending = vec![event];
-            while let Some(event) = pending.pop() {
-                self.engine
-                    .set_offer_timeout(self.settings.get().screen_pop_timeout_ms);
-                for decision in self.engine.handle(now_ms(), event) {
-                    match self.carry_out(decision).await {
-                        Ok(more) => pending.extend(more),
-                        Err(error) => tracing::error!(%error, "a routing decision failed"),
-                    }
+            self.engine
+                .set_offer_timeout(self.settings.get().screen_pop_timeout_ms);
+            for decision in self.engine.handle(now_ms(), event) {
+                if let Err(error) = self.carry_out(decision).await {
+                    tracing::error!(%error, "a routing decision failed");
                 }
             }
             if let Some(agent) = connected
@@ -163,96 +205,95 @@ impl Shell {
         }
     }
 
-    /// Carries out one decision; returns events that follow from it.
-    async fn carry_out(&mut self, decision: Decision) -> StoreResult<Vec<Event>> {
+    /// Queues the decision's writes behind those before it, and hands the rest to a
+    /// task of its own (see the module's note).
+    async fn carry_out(&mut self, decision: Decision) -> StoreResult<()> {
+        let turn = self.next_turn();
+        let crew = Crew {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            settings: self.settings.clone(),
+            feedback: self.feedback.clone(),
+        };
         match decision {
             Decision::Offer {
                 case,
                 agent,
                 expires_at,
             } => {
-                self.store
-                    .set_offer(case, Some((agent, expires_at)))
-                    .await?;
-                self.store.log_offer(case, agent, now_ms()).await?;
-                self.send_offer(case, agent, expires_at).await?;
+                let written = self.store.open_offer(case, agent, expires_at).await?;
+                tokio::spawn(async move {
+                    let sent = async {
+                        written.committed().await?;
+                        send_offer(&crew.store, &crew.hub, case, agent, expires_at, turn).await
+                    };
+                    if let Err(error) = sent.await {
+                        tracing::error!(%error, "a screen pop failed");
+                    }
+                });
             }
             Decision::OfferClosed {
                 case,
                 agent,
                 reason,
             } => {
-                self.store.set_offer(case, None).await?;
-                self.store
-                    .close_offer_log(case, agent, reason, now_ms())
-                    .await?;
-                self.hub.send_agent(
-                    agent,
-                    &ToAgent::OfferClosed {
+                let written = self.store.close_offer(case, agent, reason).await?;
+                tokio::spawn(async move {
+                    let mut turn = turn;
+                    if let Err(error) = written.committed().await {
+                        tracing::error!(%error, "closing a screen pop failed");
+                    }
+                    turn.mine().await;
+                    let closed = ToAgent::OfferClosed {
                         case_id: case,
                         reason,
-                    },
-                );
+                    };
+                    crew.hub.send_agent(agent, &closed);
+                });
             }
             Decision::RoutingOff { agent, change } => {
-                self.store.set_routing(agent, false).await?;
-                self.hub
-                    .send_agent(agent, &ToAgent::Routing { on: false, change });
+                let written = self.store.queue_routing(agent, false).await?;
+                tokio::spawn(async move {
+                    let mut turn = turn;
+                    if let Err(error) = written.committed().await {
+                        tracing::error!(%error, "switching routing off failed");
+                    }
+                    turn.mine().await;
+                    crew.hub
+                        .send_agent(agent, &ToAgent::Routing { on: false, change });
+                });
             }
-            Decision::Assign { case, agent } => return self.assign(case, agent).await,
+            Decision::Assign { case, agent } => {
+                let written = self.store.queue_assign(case, agent).await?;
+                tokio::spawn(async move {
+                    let done = async {
+                        let assigned = written.committed().await?;
+                        assign(&crew, case, agent, assigned, turn).await
+                    };
+                    if let Err(error) = done.await {
+                        tracing::error!(%error, "an assignment failed");
+                    }
+                });
+            }
             Decision::Refuse { agent, refusal, .. } => {
                 let error = ProtocolError::new(ErrorCode::Conflict, refusal.message());
-                self.hub.send_agent(agent, &ToAgent::Error { error });
+                tokio::spawn(async move {
+                    let mut turn = turn;
+                    turn.mine().await;
+                    crew.hub.send_agent(agent, &ToAgent::Error { error });
+                });
             }
         }
-        Ok(Vec::new())
-    }
-
-    async fn send_offer(
-        &self,
-        case: CaseId,
-        agent: AgentId,
-        expires_at: Millis,
-    ) -> StoreResult<()> {
-        let Some(record) = self.store.case(case).await? else {
-            return Ok(());
-        };
-        let offer = Offer {
-            case_id: case,
-            customer_name: record.summary.customer_name,
-            subject: record.summary.subject,
-            group: record.group,
-            location: record.location,
-            created_at: record.summary.created_at,
-            expires_in_ms: u64::try_from(expires_at - now_ms()).unwrap_or(0),
-        };
-        self.hub.send_agent(agent, &ToAgent::Offer { offer });
         Ok(())
     }
 
-    /// The agent enters the chat: stored first, then the customer is told (if that
-    /// message is on) and the agent's consoles open the case tab.
-    async fn assign(&mut self, case: CaseId, agent: AgentId) -> StoreResult<Vec<Event>> {
-        if !self.store.assign(case, agent).await? {
-            // The customer ended the chat a moment before: give the place back.
-            let error = ProtocolError::new(
-                ErrorCode::Conflict,
-                "The customer has already left this chat.",
-            );
-            self.hub.send_agent(agent, &ToAgent::Error { error });
-            return Ok(vec![Event::ChatClosed { agent, case }]);
+    /// The next place in the order of sending.
+    fn next_turn(&mut self) -> Turn {
+        let (done, next) = oneshot::channel();
+        Turn {
+            before: self.last_turn.replace(next),
+            _done: done,
         }
-        self.hub.follow_for_agent(agent, case);
-        let name = self.store.agent_name(agent).await?;
-        let text = self
-            .settings
-            .get()
-            .message(parlor_protocol::SystemMessageKind::AgentJoined, &name);
-        chat::announce(&self.store, &self.hub, case, text.as_deref()).await?;
-        chat::publish_state(&self.store, &self.hub, case).await?;
-        let chat = self.store.chat_for(Caller::Agent(agent), case, 0).await?;
-        self.hub.send_agent(agent, &ToAgent::ChatOpened { chat });
-        Ok(Vec::new())
     }
 
     /// The first [`WAITING_LISTED`] waiting chats, for consoles.
@@ -279,12 +320,13 @@ impl Shell {
 
     /// A console that just connected hears the waiting list at once, and its agent's
     /// open screen pop if there is one.
-    async fn greet(&self, agent: AgentId) -> StoreResult<()> {
+    async fn greet(&mut self, agent: AgentId) -> StoreResult<()> {
         let waiting: Vec<Queued> = self.engine.waiting().collect();
         let frame = self.waiting_frame(&waiting).await?;
         self.hub.send_agent(agent, &frame);
         if let Some((case, expires_at)) = self.engine.offer_of(agent) {
-            self.send_offer(case, agent, expires_at).await?;
+            let turn = self.next_turn();
+            send_offer(&self.store, &self.hub, case, agent, expires_at, turn).await?;
         }
         Ok(())
     }
@@ -339,6 +381,80 @@ impl Shell {
         };
         self.hub.publish_to(case, Some(&frame), None);
     }
+}
+
+/// Shows the screen pop of `case` on `agent`'s consoles, in its turn.
+async fn send_offer(
+    store: &Store,
+    hub: &Hub,
+    case: CaseId,
+    agent: AgentId,
+    expires_at: Millis,
+    mut turn: Turn,
+) -> StoreResult<()> {
+    let record = store.case(case).await?;
+    turn.mine().await;
+    let Some(record) = record else {
+        return Ok(());
+    };
+    let offer = Offer {
+        case_id: case,
+        customer_name: record.summary.customer_name,
+        subject: record.summary.subject,
+        group: record.group,
+        location: record.location,
+        created_at: record.summary.created_at,
+        expires_in_ms: u64::try_from(expires_at - now_ms()).unwrap_or(0),
+    };
+    hub.send_agent(agent, &ToAgent::Offer { offer });
+    Ok(())
+}
+
+/// The agent enters the chat (`assigned`: the store took it): the customer is told (if
+/// that message is on) and the agent's consoles open the case tab. If the customer
+/// ended the chat a moment before, the agent hears so and routing gets the place back.
+async fn assign(
+    crew: &Crew,
+    case: CaseId,
+    agent: AgentId,
+    assigned: bool,
+    mut turn: Turn,
+) -> StoreResult<()> {
+    let Crew {
+        store,
+        hub,
+        settings,
+        ..
+    } = crew;
+    if !assigned {
+        turn.mine().await;
+        let error = ProtocolError::new(
+            ErrorCode::Conflict,
+            "The customer has already left this chat.",
+        );
+        hub.send_agent(agent, &ToAgent::Error { error });
+        crew.tell_routing(Event::ChatClosed { agent, case });
+        return Ok(());
+    }
+    hub.follow_for_agent(agent, case);
+    let name = store.agent_name(agent).await?;
+    let text = settings
+        .get()
+        .message(parlor_protocol::SystemMessageKind::AgentJoined, &name);
+    chat::announce(store, hub, case, text.as_deref()).await?;
+    let chat = store.chat_for(Caller::Agent(agent), case, 0).await?;
+    turn.mine().await;
+    hub.publish(
+        case,
+        &ToVisitor::State {
+            case: chat.case.clone(),
+        },
+        &ToAgent::State {
+            case: chat.case.clone(),
+        },
+    );
+    hub.send_agent(agent, &ToAgent::ChatOpened { chat });
+    Ok(())
 }
 
 /// How long until `deadline` (epoch ms), from now.

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use parlor_protocol::{
-    AgentFrame, Author, CaseId, CaseStatus, ChatState, EndedBy, ErrorCode, FieldRule, GroupId,
-    MAX_FRAME_BYTES, MAX_SUBJECT_CHARS, PrechatAnswers, PrechatFields, ProtocolError, Seq,
+    AgentFrame, Author, CaseId, CaseStatus, ChatMessage, ChatState, EndedBy, ErrorCode, FieldRule,
+    GroupId, MAX_FRAME_BYTES, MAX_SUBJECT_CHARS, PrechatAnswers, PrechatFields, ProtocolError, Seq,
     SystemMessageKind, TextError, ToAgent, ToVisitor, VisitorFrame, check_client_id, check_message,
     one_line,
 };
@@ -45,6 +45,10 @@ impl From<StoreError> for ProtocolError {
         let (code, message) = match error {
             StoreError::CaseNotFound => (ErrorCode::NotFound, "There is no such chat."),
             StoreError::ChatEnded => (ErrorCode::Conflict, "This chat has ended."),
+            StoreError::NotInChat => (
+                ErrorCode::Conflict,
+                "You are not in this chat: accept it first.",
+            ),
             StoreError::ClientIdTaken => (
                 ErrorCode::Conflict,
                 "That message id was already used for another message.",
@@ -335,6 +339,7 @@ pub async fn visitor_socket(
             token: None,
             visitor: None,
             typed: None,
+            live: None,
             case: None,
         };
         let budget = state.limits.visitor_frames;
@@ -360,6 +365,10 @@ struct VisitorSession {
     visitor: Option<VisitorId>,
     /// The chat this widget follows (live, or just ended and still on screen).
     case: Option<CaseId>,
+    /// The visitor's live chat and the customer's name in it, as last read, so that a
+    /// send needs no read first. A chat that ended since is found out by the write
+    /// (`ChatEnded`), which then looks again once.
+    live: Option<(CaseId, String)>,
     /// When a typing note was last relayed from this widget.
     typed: Option<Instant>,
 }
@@ -405,7 +414,8 @@ impl Session for VisitorSession {
     }
 
     async fn handle(&mut self, frame: VisitorFrame) -> Result<(), ProtocolError> {
-        let store = &self.state.store;
+        // A handle of its own, so that the session can change while it is used.
+        let store = &self.state.store.clone();
         match frame {
             VisitorFrame::Hello { token, since } => {
                 if self.token.is_some() {
@@ -426,6 +436,7 @@ impl Session for VisitorSession {
                             Some(case) => {
                                 let chat = self.follow(case, since, true).await?;
                                 self.case = Some(case);
+                                self.remember_live(&chat.case);
                                 Some(chat)
                             }
                             None => None,
@@ -501,6 +512,7 @@ impl Session for VisitorSession {
                 // A retried start finds the chat already there, perhaps left meanwhile.
                 let chat_view = self.follow(started.case, 0, !started.new).await?;
                 self.case = Some(started.case);
+                self.remember_live(&chat_view.case);
                 self.reply(&ToVisitor::ChatStarted { chat: chat_view });
                 if started.new {
                     self.state.routing.send(Event::ChatQueued {
@@ -554,12 +566,10 @@ impl Session for VisitorSession {
                     .limits
                     .message(token, &self.ip)
                     .map_err(|e| e.for_send(&client_id))?;
-                let (case, name) = self.live_case().await.map_err(|e| e.for_send(&client_id))?;
-                let author = Author::Customer { name };
-                let (message, new) =
-                    chat::post(store, &self.state.hub, case, &client_id, &author, &body)
-                        .await
-                        .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                let (message, new) = self
+                    .post(&client_id, &body)
+                    .await
+                    .map_err(|e| e.for_send(&client_id))?;
                 if !new {
                     // A retry: answer the sender alone with what was stored the first time.
                     self.reply(&ToVisitor::Message { message });
@@ -579,13 +589,14 @@ impl Session for VisitorSession {
                 if !typing_due(&mut self.typed) {
                     return Ok(());
                 }
-                let (case, _) = self.live_case().await?;
+                let (case, _) = self.read_live_case().await?;
                 self.state
                     .hub
                     .publish_to(case, None, Some(&ToAgent::Typing { case_id: case }));
             }
             VisitorFrame::EndChat => {
-                let (case, _) = self.live_case().await?;
+                let (case, _) = self.read_live_case().await?;
+                self.live = None;
                 let settings = self.state.settings.get();
                 if let Some(events) =
                     chat::end(store, &self.state.hub, &settings, case, EndedBy::Customer).await?
@@ -663,8 +674,63 @@ impl VisitorSession {
             .await?)
     }
 
-    /// The visitor's chat that has not ended, with the customer's name.
-    async fn live_case(&self) -> Result<(CaseId, String), ProtocolError> {
+    /// Keeps `case` as the live chat sends go to, unless it has ended.
+    fn remember_live(&mut self, case: &parlor_protocol::CaseSummary) {
+        self.live = (case.state != ChatState::Ended).then(|| (case.id, case.customer_name.clone()));
+    }
+
+    /// Stores and publishes the customer's message in their live chat. The chat known
+    /// from before is tried first; if it has ended, the live chat is read again (the
+    /// customer may have started another in a second tab) and tried once more.
+    async fn post(
+        &mut self,
+        client_id: &str,
+        body: &str,
+    ) -> Result<(ChatMessage, bool), ProtocolError> {
+        let known = self.live.clone();
+        let (case, name) = match known.clone() {
+            Some(live) => live,
+            None => self.read_live_case().await?,
+        };
+        let state = &self.state;
+        let author = Author::Customer { name };
+        match chat::post(
+            &state.store,
+            &state.hub,
+            case,
+            client_id,
+            &author,
+            body,
+            None,
+        )
+        .await
+        {
+            Err(StoreError::ChatEnded) if known.is_some() => {
+                self.live = None;
+                let (again, name) = self.read_live_case().await?;
+                if again == case {
+                    return Err(StoreError::ChatEnded.into());
+                }
+                let author = Author::Customer { name };
+                let state = &self.state;
+                Ok(chat::post(
+                    &state.store,
+                    &state.hub,
+                    again,
+                    client_id,
+                    &author,
+                    body,
+                    None,
+                )
+                .await?)
+            }
+            posted => Ok(posted?),
+        }
+    }
+
+    /// Reads the visitor's chat that has not ended, with the customer's name, and keeps
+    /// it for the sends that follow.
+    async fn read_live_case(&mut self) -> Result<(CaseId, String), ProtocolError> {
         self.token.as_ref().ok_or_else(say_hello)?;
         let no_chat = || ProtocolError::new(ErrorCode::Conflict, "There is no chat open.");
         let visitor = self.visitor.ok_or_else(no_chat)?;
@@ -679,7 +745,9 @@ impl VisitorSession {
             .store
             .case_for(Caller::Visitor(visitor), case)
             .await?;
-        Ok((case, record.summary.customer_name))
+        let live = (case, record.summary.customer_name);
+        self.live = Some(live.clone());
+        Ok(live)
     }
 }
 
@@ -875,34 +943,31 @@ impl Session for AgentSession {
                 let fail = |e: TextError| invalid(e).for_send(&client_id);
                 check_client_id(&client_id).map_err(fail)?;
                 let body = check_message(&body).map_err(fail)?;
-                let case = self
-                    .my_live_chat(case_id)
-                    .await
-                    .map_err(|e| e.for_send(&client_id))?;
-                let context = templates::Context {
-                    customer_name: case.summary.customer_name.clone(),
-                    customer_email: case.summary.customer_email.clone(),
-                    agent_name: self.agent.profile.name.clone(),
-                    case_id,
-                    case_subject: case.summary.subject.clone(),
-                };
                 // Liquid is filled in now; the stored message is what the customer sees.
-                let body = self
-                    .state
-                    .templates
-                    .render_off_workers(body, context)
-                    .await
-                    .map_err(|e| {
-                        ProtocolError::new(ErrorCode::Invalid, e.to_string()).for_send(&client_id)
-                    })?;
+                // Plain text needs no read first: the write checks that this agent is
+                // in the live chat.
+                let body = if templates::has_liquid(&body) {
+                    self.rendered(case_id, body)
+                        .await
+                        .map_err(|e| e.for_send(&client_id))?
+                } else {
+                    body
+                };
                 let author = Author::Agent {
                     id: self.me(),
                     name: self.agent.profile.name.clone(),
                 };
-                let (message, new) =
-                    chat::post(store, &self.state.hub, case_id, &client_id, &author, &body)
-                        .await
-                        .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                let (message, new) = chat::post(
+                    store,
+                    &self.state.hub,
+                    case_id,
+                    &client_id,
+                    &author,
+                    &body,
+                    Some(self.me()),
+                )
+                .await
+                .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 if !new {
                     self.reply(&ToAgent::Message { message });
                 }
@@ -1050,6 +1115,23 @@ impl AgentSession {
         Ok(())
     }
 
+    /// An answer's Liquid filled in with what the case holds, if this agent is in it.
+    async fn rendered(&self, case_id: CaseId, body: String) -> Result<String, ProtocolError> {
+        let case = self.my_live_chat(case_id).await?;
+        let context = templates::Context {
+            customer_name: case.summary.customer_name,
+            customer_email: case.summary.customer_email,
+            agent_name: self.agent.profile.name.clone(),
+            case_id,
+            case_subject: case.summary.subject,
+        };
+        self.state
+            .templates
+            .render_off_workers(body, context)
+            .await
+            .map_err(|e| ProtocolError::new(ErrorCode::Invalid, e.to_string()))
+    }
+
     /// The case, if this agent is in it and it has not ended.
     async fn my_live_chat(&self, case: CaseId) -> Result<CaseRecord, ProtocolError> {
         let record = self
@@ -1058,14 +1140,8 @@ impl AgentSession {
             .case_for(Caller::Agent(self.me()), case)
             .await?;
         match record.summary.state {
-            ChatState::Ended => Err(ProtocolError::new(
-                ErrorCode::Conflict,
-                "This chat has ended.",
-            )),
-            _ if record.agent_id != Some(self.me()) => Err(ProtocolError::new(
-                ErrorCode::Conflict,
-                "You are not in this chat: accept it first.",
-            )),
+            ChatState::Ended => Err(StoreError::ChatEnded.into()),
+            _ if record.agent_id != Some(self.me()) => Err(StoreError::NotInChat.into()),
             _ => Ok(record),
         }
     }

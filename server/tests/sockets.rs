@@ -1161,3 +1161,45 @@ async fn text_that_would_disguise_itself_arrives_without_its_hidden_characters()
         }
     }
 }
+
+/// The case a customer's message with `client_id` landed in, as published.
+async fn landed_in(ws: &mut Ws, client_id: &str) -> i64 {
+    first_of(ws, |frame: ToVisitor| match frame {
+        ToVisitor::Message { message } if message.client_id == client_id => Some(message.case_id),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_widget_whose_chat_ended_in_another_tab_sends_into_the_chat_started_there() {
+    let server = Server::start().await;
+    assert_eq!(server.put_routing(false, 30).await, 200);
+    let (mut first, token) = server.visitor().await;
+    send(&mut first, &start_chat("a")).await;
+    let say = |client_id: &str| VisitorFrame::Send {
+        client_id: client_id.into(),
+        body: "hello".into(),
+    };
+    send(&mut first, &say("m1")).await;
+    let ended = landed_in(&mut first, "m1").await;
+
+    let (mut second, _) = server.widget(Some(token), 0).await;
+    send(&mut second, &VisitorFrame::EndChat).await;
+    first_of(&mut second, |frame: ToVisitor| match frame {
+        ToVisitor::State { case } if case.state == ChatState::Ended => Some(()),
+        _ => None,
+    })
+    .await;
+    send(&mut second, &start_chat("b")).await;
+    let live = first_of(&mut second, |frame: ToVisitor| match frame {
+        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
+        _ => None,
+    })
+    .await;
+    assert_ne!(live, ended);
+
+    // The first tab still holds the chat that ended; its next message goes to the new one.
+    send(&mut first, &say("m2")).await;
+    assert_eq!(landed_in(&mut second, "m2").await, live);
+}

@@ -24,7 +24,7 @@ async fn fill(server: &Server, case_id: i64, count: usize, len: usize) {
     for n in 0..count {
         let body = format!("{n:05}{}", "x".repeat(len.saturating_sub(5)));
         store
-            .append_message(case_id, &format!("fill-{n}"), &author, &body)
+            .append_message(case_id, &format!("fill-{n}"), &author, &body, None)
             .await
             .expect("stored");
     }

@@ -176,7 +176,7 @@ impl Templates {
     }
 }
 
-fn has_liquid(body: &str) -> bool {
+pub fn has_liquid(body: &str) -> bool {
     body.contains("{{") || body.contains("{%")
 }
 

@@ -17,10 +17,19 @@ use parlor_protocol::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::passwords::{DUMMY_HASH, Passwords};
 use crate::secret;
+
+mod chats;
+mod writer;
+
+use chats::{
+    Append, Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Presence, Requeue,
+    SetRouting, StartChat,
+};
+pub use writer::Queued;
+use writer::{Op, Writes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +47,8 @@ pub enum StoreError {
     CaseNotFound,
     #[error("the chat has ended")]
     ChatEnded,
+    #[error("the agent is not in this chat")]
+    NotInChat,
     #[error("that message id was already used by someone else")]
     ClientIdTaken,
     #[error("an agent with that email already exists")]
@@ -119,11 +130,10 @@ pub struct Store {
     /// Readers see every committed write (WAL) and never block the writer.
     read: SqlitePool,
     /// The connection that copies the write-ahead log into the database, off the
-    /// writer's path (see [`run_checkpoints`]).
+    /// writer's path (see [`writer::run_checkpoints`]).
     checkpoint: SqlitePool,
-    /// Chat messages to append and presence marks, committed in groups by
-    /// [`run_writes`].
-    writes: mpsc::Sender<Write>,
+    /// The chat writes, committed in groups by the one writer (see [`writer`]).
+    writes: Writes,
     /// Argon2 hashing, a few at a time.
     passwords: Arc<Passwords>,
     /// The most messages of customers and agents one case keeps.
@@ -133,203 +143,6 @@ pub struct Store {
 /// How many messages of customers and agents a case keeps unless configured otherwise:
 /// hours of lively chat, and a bound on what one chat can make the server hold.
 pub const CASE_MESSAGES: u32 = 5_000;
-
-/// One message waiting to be appended, and who waits for the outcome.
-struct Append {
-    case: CaseId,
-    client_id: String,
-    author: Author,
-    body: String,
-    /// Refused once the case holds this many messages (Parlor's own are never refused:
-    /// a chat can always end).
-    cap: Seq,
-    reply: oneshot::Sender<StoreResult<(ChatMessage, bool)>>,
-}
-
-/// Whose last socket has closed (or is back): a chat's customer, or an agent.
-#[derive(Clone, Copy, Debug)]
-enum Presence {
-    Customer(CaseId),
-    Agent(AgentId),
-}
-
-impl Presence {
-    async fn mark(self, tx: &mut sqlx::SqliteConnection, since: Option<Millis>) -> StoreResult<()> {
-        let (sql, id) = match self {
-            Presence::Customer(case) => {
-                ("UPDATE cases SET customer_gone_at = ? WHERE id = ?", case)
-            }
-            Presence::Agent(agent) => ("UPDATE agents SET gone_at = ? WHERE id = ?", agent),
-        };
-        sqlx::query(sql)
-            .bind(since)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
-    }
-}
-
-/// A write that shares its commit with whatever else is waiting: chat messages, and
-/// the presence marks that a crowd of sockets closing (or coming back) at once would
-/// otherwise commit one by one, each waiting its turn for the one writer.
-enum Write {
-    Append {
-        append: Append,
-        /// The message as stored, or its own refusal; set once written.
-        result: Option<StoreResult<(ChatMessage, bool)>>,
-    },
-    Presence {
-        who: Presence,
-        /// Gone since then; `None` when back.
-        since: Option<Millis>,
-        reply: oneshot::Sender<StoreResult<()>>,
-        failed: Option<StoreError>,
-    },
-}
-
-impl Write {
-    /// Writes inside `tx`. An error means the transaction must go; an append's own
-    /// refusal (checked before it writes anything) is kept for its sender instead.
-    async fn apply(&mut self, tx: &mut sqlx::SqliteConnection) -> StoreResult<()> {
-        match self {
-            Write::Append { append, result } => *result = Some(append_one(tx, append).await?),
-            Write::Presence { who, since, .. } => who.mark(tx, *since).await?,
-        }
-        Ok(())
-    }
-
-    /// The write was not committed.
-    fn failed(&mut self, error: StoreError) {
-        match self {
-            Write::Append { result, .. } => *result = Some(Err(error)),
-            Write::Presence { failed, .. } => *failed = Some(error),
-        }
-    }
-
-    /// Tells the sender how it went, after the commit. The sender may have gone (its
-    /// socket closed); what was written stays.
-    fn reply(self) {
-        match self {
-            Write::Append { append, result } => {
-                let _ = append.reply.send(result.unwrap_or_else(|| Err(closed())));
-            }
-            Write::Presence { reply, failed, .. } => {
-                let _ = reply.send(failed.map_or(Ok(()), Err));
-            }
-        }
-    }
-}
-
-/// The error a write gets when the store is closing.
-fn closed() -> StoreError {
-    StoreError::Database(sqlx::Error::PoolClosed)
-}
-
-/// At most this many writes share one commit.
-const WRITE_BATCH: usize = 256;
-
-/// Writes as they come, all those waiting in one transaction: one disk flush for a
-/// burst instead of one each. Each sender hears back only after the commit. If a
-/// commit fails, that group is tried again one write at a time, so each sender gets
-/// its own outcome.
-async fn run_writes(write: SqlitePool, mut queue: mpsc::Receiver<Write>) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        if let Err(error) = write_all(&write, &mut batch).await {
-            tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
-            for one in &mut batch {
-                if let Err(error) = write_all(&write, std::slice::from_mut(one)).await {
-                    one.failed(error);
-                }
-            }
-        }
-        batch.drain(..).for_each(Write::reply);
-    }
-}
-
-/// How often the write-ahead log is copied into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// Copies what the write-ahead log holds into the database file, every second, on a
-/// connection of its own. SQLite would otherwise do it inside whichever commit fills
-/// the log to 1,000 pages, and every message queued behind that commit would wait for
-/// the copy and its disk flush (this halved the relay's p99 under load). A passive
-/// checkpoint never blocks the writer or the readers; what it cannot copy yet (a
-/// reader still needs it) waits for the next one. Ends when the store closes.
-async fn run_checkpoints(checkpoint: SqlitePool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&checkpoint)
-            .await
-        {
-            Ok(_) => {}
-            Err(sqlx::Error::PoolClosed) => return,
-            Err(error) => tracing::warn!(%error, "a checkpoint failed; trying again"),
-        }
-    }
-}
-
-/// Writes `batch` in one transaction; an error means nothing was committed.
-async fn write_all(write: &SqlitePool, batch: &mut [Write]) -> StoreResult<()> {
-    let mut tx = write.begin().await?;
-    for one in batch.iter_mut() {
-        one.apply(&mut tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn append_one(
-    tx: &mut sqlx::SqliteConnection,
-    append: &Append,
-) -> StoreResult<StoreResult<(ChatMessage, bool)>> {
-    let Append {
-        case,
-        client_id,
-        author,
-        body,
-        cap,
-        ..
-    } = append;
-    let existing = sqlx::query(
-        "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-         FROM messages WHERE case_id = ? AND client_id = ?",
-    )
-    .bind(case)
-    .bind(client_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(row) = existing {
-        let message = message_from_row(&row);
-        return Ok(if same_author(&message.author, author) {
-            Ok((message, false))
-        } else {
-            Err(StoreError::ClientIdTaken)
-        });
-    }
-    let state: Option<(String, Seq)> =
-        sqlx::query_as("SELECT chat_state, last_seq FROM cases WHERE id = ?")
-            .bind(case)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((state, last_seq)) = state else {
-        return Ok(Err(StoreError::CaseNotFound));
-    };
-    if *author != Author::System {
-        if state == "ended" {
-            return Ok(Err(StoreError::ChatEnded));
-        }
-        if last_seq >= *cap {
-            return Ok(Err(StoreError::CaseFull(*cap)));
-        }
-    }
-    let message = insert_message(tx, *case, client_id, author, body, now_ms()).await?;
-    Ok(Ok((message, true)))
-}
 
 const ACCOUNT_COLUMNS: &str = "id, name, email, is_admin, active, capacity";
 
@@ -366,9 +179,8 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        tokio::spawn(run_checkpoints(checkpoint.clone()));
-        let (writes, queue) = mpsc::channel(4 * WRITE_BATCH);
-        tokio::spawn(run_writes(write.clone(), queue));
+        tokio::spawn(writer::run_checkpoints(checkpoint.clone()));
+        let writes = writer::start(write.clone());
         Ok(Self {
             write,
             read,
@@ -686,35 +498,38 @@ impl Store {
 
     // -------------------------------------------------------------------- offer log
 
-    pub async fn log_offer(&self, case: CaseId, agent: AgentId, at: Millis) -> StoreResult<()> {
-        sqlx::query("INSERT INTO offer_log (case_id, agent_id, offered_at) VALUES (?, ?, ?)")
-            .bind(case)
-            .bind(agent)
-            .bind(at)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+    /// Records a screen pop opened on `agent`'s screen, to run out at `expires_at`.
+    pub async fn open_offer(
+        &self,
+        case: CaseId,
+        agent: AgentId,
+        expires_at: Millis,
+    ) -> StoreResult<Queued<()>> {
+        let at = now_ms();
+        self.queue(OpenOffer {
+            case,
+            agent,
+            expires_at,
+            at,
+        })
+        .await
     }
 
     /// Records how the open screen pop of `case` on `agent`'s screen ended.
-    pub async fn close_offer_log(
+    pub async fn close_offer(
         &self,
         case: CaseId,
         agent: AgentId,
         outcome: OfferClosed,
-        at: Millis,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE offer_log SET outcome = ?, closed_at = ? \
-             WHERE case_id = ? AND agent_id = ? AND outcome IS NULL",
-        )
-        .bind(outcome_name(outcome))
-        .bind(at)
-        .bind(case)
-        .bind(agent)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+    ) -> StoreResult<Queued<()>> {
+        let at = now_ms();
+        self.queue(CloseOffer {
+            case,
+            agent,
+            outcome,
+            at,
+        })
+        .await
     }
 
     pub async fn offer_log(&self, case: CaseId) -> StoreResult<Vec<OfferLogEntry>> {
@@ -739,12 +554,12 @@ impl Store {
     }
 
     pub async fn set_routing(&self, agent: AgentId, on: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE agents SET routing = ? WHERE id = ?")
-            .bind(on)
-            .bind(agent)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.queue_routing(agent, on).await?.committed().await
+    }
+
+    /// Queues an agent's routing switch without waiting for the commit.
+    pub async fn queue_routing(&self, agent: AgentId, on: bool) -> StoreResult<Queued<()>> {
+        self.queue(SetRouting { agent, on }).await
     }
 
     // --------------------------------------------------------------------- sessions
@@ -839,65 +654,21 @@ impl Store {
     /// A retry of the same start (same token, same first message id) returns the chat
     /// already started.
     pub async fn start_chat(&self, token: &str, chat: &NewChat) -> StoreResult<Started> {
-        let now = now_ms();
-        let mut tx = self.write.begin().await?;
-        let visitor = upsert_visitor(&mut tx, token, now).await?;
-        let live: Option<(CaseId, Option<String>)> = sqlx::query_as(
-            "SELECT c.id, m.client_id FROM cases c \
-             LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
-             WHERE c.visitor_id = ? AND c.chat_state != 'ended' ORDER BY c.id DESC LIMIT 1",
-        )
-        .bind(visitor)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((case, first_client_id)) = live {
-            return if first_client_id.as_deref() == Some(chat.client_id.as_str()) {
-                Ok(Started {
-                    visitor,
-                    case,
-                    new: false,
-                })
-            } else {
-                Err(StoreError::AlreadyChatting)
-            };
-        }
-        let case = insert_case(&mut tx, visitor, chat, Channel::Chat, now).await?;
-        tx.commit().await?;
-        Ok(Started {
-            visitor,
-            case,
-            new: true,
+        self.write(StartChat {
+            token: token.to_owned(),
+            chat: chat.clone(),
         })
+        .await
     }
 
     /// The offline form: a case with the customer's message and no chat, for an answer
     /// by email. A retry (same `client_id`) returns the case already made.
     pub async fn leave_message(&self, token: &str, message: &NewChat) -> StoreResult<Started> {
-        let now = now_ms();
-        let mut tx = self.write.begin().await?;
-        let visitor = upsert_visitor(&mut tx, token, now).await?;
-        let earlier: Option<CaseId> = sqlx::query_scalar(
-            "SELECT c.id FROM cases c JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
-             WHERE c.visitor_id = ? AND c.channel = 'message' AND m.client_id = ?",
-        )
-        .bind(visitor)
-        .bind(&message.client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(case) = earlier {
-            return Ok(Started {
-                visitor,
-                case,
-                new: false,
-            });
-        }
-        let case = insert_case(&mut tx, visitor, message, Channel::Message, now).await?;
-        tx.commit().await?;
-        Ok(Started {
-            visitor,
-            case,
-            new: true,
+        self.write(LeaveMessage {
+            token: token.to_owned(),
+            message: message.clone(),
         })
+        .await
     }
 
     // ------------------------------------------------------------------------ cases
@@ -1025,63 +796,49 @@ impl Store {
         Ok(rows.iter().map(case_record).collect())
     }
 
-    /// Appends a message as `caller`. A retry with a `client_id` already stored in the
+    /// Appends a message by `author`. A retry with a `client_id` already stored in the
     /// case returns the stored message and `false`, storing nothing new. Returns once the
-    /// message is committed; messages arriving together share one commit.
+    /// message is committed; messages arriving together share one commit. With `member`
+    /// set, the chat must be live with that agent in it ([`StoreError::NotInChat`]).
     pub async fn append_message(
         &self,
         case: CaseId,
         client_id: &str,
         author: &Author,
         body: &str,
+        member: Option<AgentId>,
     ) -> StoreResult<(ChatMessage, bool)> {
-        self.submit(|reply| Write::Append {
-            append: Append {
-                case,
-                client_id: client_id.to_owned(),
-                author: author.clone(),
-                body: body.to_owned(),
-                cap: self.case_cap,
-                reply,
-            },
-            result: None,
+        self.write(Append {
+            case,
+            client_id: client_id.to_owned(),
+            author: author.clone(),
+            body: body.to_owned(),
+            cap: self.case_cap,
+            member,
         })
         .await
     }
 
-    /// Hands the write `make` builds around its reply to [`run_writes`], and waits for
-    /// the outcome (after the commit). Fails by itself only when the store is closing.
-    async fn submit<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Write,
-    ) -> StoreResult<T> {
-        let (reply, answer) = oneshot::channel();
-        self.writes.send(make(reply)).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+    /// Commits `op` with whatever else is waiting, and gives its outcome.
+    async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        self.queue(op).await?.committed().await
+    }
+
+    /// Queues `op` behind every write queued before it, without waiting for the commit:
+    /// the caller awaits [`Queued::committed`] when it needs the outcome.
+    async fn queue<O: Op>(&self, op: O) -> StoreResult<Queued<O::Output>> {
+        writer::queue(&self.writes, op).await
     }
 
     /// Records that `who`'s last socket closed at `since`, or that one is back (`None`).
     async fn set_gone(&self, who: Presence, since: Option<Millis>) -> StoreResult<()> {
-        self.submit(|reply| Write::Presence {
-            who,
-            since,
-            reply,
-            failed: None,
-        })
-        .await
+        self.write(Mark { who, since }).await
     }
 
     /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
-    pub async fn assign(&self, case: CaseId, agent: AgentId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE cases SET chat_state = 'active', agent_id = ?, offer_agent_id = NULL, \
-             offer_expires_at = NULL WHERE id = ? AND chat_state = 'queued'",
-        )
-        .bind(agent)
-        .bind(case)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Queued without waiting for the commit (routing goes on deciding meanwhile).
+    pub async fn queue_assign(&self, case: CaseId, agent: AgentId) -> StoreResult<Queued<bool>> {
+        self.queue(Assign { case, agent }).await
     }
 
     /// Ends a chat. `None` when it had already ended; else the agent who was in it.
@@ -1090,37 +847,17 @@ impl Store {
         case: CaseId,
         by: &EndedBy,
     ) -> StoreResult<Option<Option<AgentId>>> {
-        let (kind, name) = match by {
-            EndedBy::Customer => ("customer", None),
-            EndedBy::Agent { name } => ("agent", Some(name.as_str())),
-            EndedBy::Timeout => ("timeout", None),
-        };
-        let agent = sqlx::query_scalar(
-            "UPDATE cases SET chat_state = 'ended', ended_by = ?, ended_by_name = ?, ended_at = ?, \
-             offer_agent_id = NULL, offer_expires_at = NULL \
-             WHERE id = ? AND chat_state != 'ended' RETURNING agent_id",
-        )
-        .bind(kind)
-        .bind(name)
-        .bind(now_ms())
-        .bind(case)
-        .fetch_optional(&self.write)
-        .await?;
-        Ok(agent)
+        self.write(EndChat {
+            case,
+            by: by.clone(),
+        })
+        .await
     }
 
     /// Takes the agent out of a live chat and puts it back in the queue. `false` when
     /// the agent was not in it (any more).
     pub async fn requeue(&self, case: CaseId, agent: AgentId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
-             WHERE id = ? AND chat_state = 'active' AND agent_id = ?",
-        )
-        .bind(case)
-        .bind(agent)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.write(Requeue { case, agent }).await
     }
 
     /// The case fields an agent edits. `false` when there is no such case.
@@ -1232,21 +969,6 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await?;
-        Ok(())
-    }
-
-    /// Records the open screen pop of a case (or that there is none).
-    pub async fn set_offer(
-        &self,
-        case: CaseId,
-        offer: Option<(AgentId, Millis)>,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE cases SET offer_agent_id = ?, offer_expires_at = ? WHERE id = ?")
-            .bind(offer.map(|o| o.0))
-            .bind(offer.map(|o| o.1))
-            .bind(case)
-            .execute(&self.write)
-            .await?;
         Ok(())
     }
 
@@ -1400,59 +1122,6 @@ fn name_taken(error: sqlx::Error) -> StoreError {
     }
 }
 
-async fn insert_message(
-    tx: &mut sqlx::SqliteConnection,
-    case: CaseId,
-    client_id: &str,
-    author: &Author,
-    body: &str,
-    sent_at: Millis,
-) -> StoreResult<ChatMessage> {
-    let seq: Seq = sqlx::query_scalar(
-        "UPDATE cases SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(case)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (kind, agent_id, name) = match author {
-        Author::Customer { name } => ("customer", None, name.as_str()),
-        Author::Agent { id, name } => ("agent", Some(*id), name.as_str()),
-        Author::System => ("system", None, ""),
-    };
-    sqlx::query(
-        "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \
-         body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(case)
-    .bind(seq)
-    .bind(client_id)
-    .bind(kind)
-    .bind(agent_id)
-    .bind(name)
-    .bind(body)
-    .bind(sent_at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(ChatMessage {
-        case_id: case,
-        seq,
-        client_id: client_id.to_owned(),
-        author: author.clone(),
-        body: body.to_owned(),
-        sent_at,
-    })
-}
-
-/// A retry must come from whoever sent the original: the same customer or agent.
-fn same_author(stored: &Author, retry: &Author) -> bool {
-    match (stored, retry) {
-        (Author::Customer { .. }, Author::Customer { .. }) => true,
-        (Author::Agent { id: a, .. }, Author::Agent { id: b, .. }) => a == b,
-        (Author::System, Author::System) => true,
-        _ => false,
-    }
-}
-
 fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> ChatMessage {
     let name: String = row.get("author_name");
     let author = match row.get::<&str, _>("author_kind") {
@@ -1473,67 +1142,6 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> ChatMessage {
         body: row.get("body"),
         sent_at: row.get("sent_at"),
     }
-}
-
-/// The visitor of `token`, made on their first chat or message.
-async fn upsert_visitor(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    token: &str,
-    now: Millis,
-) -> StoreResult<VisitorId> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
-         ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
-         RETURNING id",
-    )
-    .bind(secret::digest(token))
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?)
-}
-
-/// A new case with the customer's first message: a queued chat, or a message left
-/// (over at once: nobody chats in it).
-async fn insert_case(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    visitor: VisitorId,
-    chat: &NewChat,
-    channel: Channel,
-    now: Millis,
-) -> StoreResult<CaseId> {
-    let (state, channel) = match channel {
-        Channel::Chat => ("queued", "chat"),
-        Channel::Message => ("ended", "message"),
-    };
-    let case: CaseId = sqlx::query_scalar(
-        "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
-         customer_email, answers, chat_state, channel, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(visitor)
-    .bind(&chat.customer_name)
-    .bind(&chat.subject)
-    .bind(&chat.location)
-    .bind(chat.group)
-    .bind(&chat.email)
-    .bind(serde_json::to_string(&chat.answers).unwrap_or_else(|_| "[]".to_owned()))
-    .bind(state)
-    .bind(channel)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    insert_message(
-        tx,
-        case,
-        &chat.client_id,
-        &Author::Customer {
-            name: chat.customer_name.clone(),
-        },
-        &chat.body,
-        now,
-    )
-    .await?;
-    Ok(case)
 }
 
 fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
@@ -1659,11 +1267,11 @@ mod tests {
             name: "Grace".into(),
         };
         let (second, _) = store
-            .append_message(case, "m2", &customer, "a")
+            .append_message(case, "m2", &customer, "a", None)
             .await
             .expect("stored");
         let (third, _) = store
-            .append_message(case, "m3", &Author::System, "b")
+            .append_message(case, "m3", &Author::System, "b", None)
             .await
             .expect("stored");
         assert_eq!((second.seq, third.seq), (2, 3));
@@ -1681,12 +1289,12 @@ mod tests {
             name: "Grace".into(),
         };
         let (first, new) = store
-            .append_message(case, "m2", &customer, "hi")
+            .append_message(case, "m2", &customer, "hi", None)
             .await
             .expect("stored");
         assert!(new);
         let (again, new) = store
-            .append_message(case, "m2", &customer, "hi")
+            .append_message(case, "m2", &customer, "hi", None)
             .await
             .expect("stored");
         assert!(!new);
@@ -1786,17 +1394,31 @@ mod tests {
             .await
             .expect("started")
             .case;
-        store.log_offer(case, ada, 10).await.expect("logged");
+        let opened = |agent, expires_at| store.open_offer(case, agent, expires_at);
+        opened(ada, 10).await.expect("queued");
         store
-            .close_offer_log(case, ada, OfferClosed::TimedOut, 40)
+            .close_offer(case, ada, OfferClosed::TimedOut)
             .await
-            .expect("closed");
-        store.log_offer(case, bob, 41).await.expect("logged");
+            .expect("queued");
+        // Queued one after another, the writes commit in that order.
+        opened(bob, 41)
+            .await
+            .expect("queued")
+            .committed()
+            .await
+            .expect("logged");
         let log = store.offer_log(case).await.expect("read");
         assert_eq!(log.len(), 2);
         assert_eq!(
-            (log[0].agent_name.as_str(), log[0].outcome, log[0].closed_at),
-            ("Ada", Some(OfferClosed::TimedOut), Some(40))
+            (log[0].agent_name.as_str(), log[0].outcome),
+            ("Ada", Some(OfferClosed::TimedOut))
+        );
+        assert!(log[0].closed_at >= Some(log[0].offered_at));
+        let record = store.case(case).await.expect("read").expect("there");
+        assert_eq!(
+            record.offer,
+            Some((bob, 41)),
+            "the open screen pop is Bob's"
         );
         assert_eq!((log[1].agent_name.as_str(), log[1].outcome), ("Bob", None));
     }
@@ -1855,7 +1477,9 @@ mod tests {
             name: "Grace".into(),
         };
         assert!(matches!(
-            store.append_message(case, "m2", &customer, "late").await,
+            store
+                .append_message(case, "m2", &customer, "late", None)
+                .await,
             Err(StoreError::ChatEnded)
         ));
     }
@@ -1888,7 +1512,9 @@ mod tests {
                 let customer = Author::Customer {
                     name: "Grace".into(),
                 };
-                let said = store.append_message(case, "bye", &customer, "Bye").await;
+                let said = store
+                    .append_message(case, "bye", &customer, "Bye", None)
+                    .await;
                 let gone = store
                     .set_customer_gone(case, Some(1_000 + i as Millis))
                     .await;
@@ -1950,7 +1576,7 @@ mod tests {
                 };
                 let body = "x".repeat(2_000);
                 store
-                    .append_message(case, &format!("m{i}"), &customer, &body)
+                    .append_message(case, &format!("m{i}"), &customer, &body, None)
                     .await
             });
         }

@@ -1,0 +1,162 @@
+//! The one writer. SQLite takes one writer at a time, so every chat write goes through
+//! one connection in one task, and whatever waits while a commit runs shares the next
+//! one: one disk flush for a burst instead of one each, and no write ever waits on the
+//! database lock (several writers would, with back-off sleeps).
+//!
+//! A write is an [`Op`]: plain data and the statements it runs. Writes queued one
+//! after another commit in that order, so a caller that queues without waiting (see
+//! [`Queued`]) still sees its writes land in order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+
+/// One write, applied inside a transaction it shares with others.
+pub(super) trait Op: Send + 'static {
+    type Output: Send + 'static;
+
+    /// Writes inside `tx`. The outer error means the transaction must go (the batch is
+    /// then tried again one write at a time, so each gets its own outcome); the inner
+    /// one is this write's own refusal, decided before it wrote anything, and the rest
+    /// of the batch commits.
+    fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+    ) -> impl Future<Output = StoreResult<StoreResult<Self::Output>>> + Send;
+}
+
+type Applying<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
+
+/// An [`Op`] waiting in the queue, with whoever waits for its outcome.
+pub(super) trait Job: Send {
+    fn apply<'a>(&'a mut self, tx: &'a mut SqliteConnection) -> Applying<'a>;
+    /// The write was not committed.
+    fn failed(&mut self, error: StoreError);
+    /// Tells the sender how it went, after the commit. The sender may have gone (its
+    /// socket closed); what was written stays.
+    fn reply(self: Box<Self>);
+}
+
+struct Pending<O: Op> {
+    op: O,
+    outcome: Option<StoreResult<O::Output>>,
+    reply: oneshot::Sender<StoreResult<O::Output>>,
+}
+
+impl<O: Op> Job for Pending<O> {
+    fn apply<'a>(&'a mut self, tx: &'a mut SqliteConnection) -> Applying<'a> {
+        Box::pin(async move {
+            self.outcome = Some(self.op.apply(tx).await?);
+            Ok(())
+        })
+    }
+
+    fn failed(&mut self, error: StoreError) {
+        self.outcome = Some(Err(error));
+    }
+
+    fn reply(self: Box<Self>) {
+        let _ = self
+            .reply
+            .send(self.outcome.unwrap_or_else(|| Err(closed())));
+    }
+}
+
+/// The writer's queue.
+pub(super) type Writes = mpsc::Sender<Box<dyn Job>>;
+
+/// A write in the queue; awaiting it gives its outcome once committed.
+pub struct Queued<T>(oneshot::Receiver<StoreResult<T>>);
+
+impl<T> Queued<T> {
+    pub async fn committed(self) -> StoreResult<T> {
+        self.0.await.map_err(|_| closed())?
+    }
+}
+
+/// Queues `op` behind every write queued before it. Fails only when the store is
+/// closing.
+pub(super) async fn queue<O: Op>(writes: &Writes, op: O) -> StoreResult<Queued<O::Output>> {
+    let (reply, answer) = oneshot::channel();
+    let job = Box::new(Pending {
+        op,
+        outcome: None,
+        reply,
+    });
+    writes.send(job).await.map_err(|_| closed())?;
+    Ok(Queued(answer))
+}
+
+/// The error a write gets when the store is closing.
+pub(super) fn closed() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
+}
+
+/// At most this many writes share one commit.
+pub(super) const WRITE_BATCH: usize = 256;
+
+/// Starts the writer on `write` (its pool's one connection); it ends when the store's
+/// last queue handle is dropped.
+pub(super) fn start(write: SqlitePool) -> Writes {
+    let (writes, queue) = mpsc::channel(4 * WRITE_BATCH);
+    tokio::spawn(run_writes(write, queue));
+    writes
+}
+
+/// Writes as they come, all those waiting in one transaction. Each sender hears back
+/// only after the commit. If a commit fails, that group is tried again one write at a
+/// time, so each sender gets its own outcome.
+async fn run_writes(write: SqlitePool, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        if let Err(error) = write_all(&write, &mut batch).await {
+            tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
+            for one in &mut batch {
+                if let Err(error) = write_all(&write, std::slice::from_mut(one)).await {
+                    one.failed(error);
+                }
+            }
+        }
+        batch.drain(..).for_each(Job::reply);
+    }
+}
+
+/// Writes `batch` in one transaction; an error means nothing was committed.
+async fn write_all(write: &SqlitePool, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
+    let mut tx = write.begin().await?;
+    for one in batch.iter_mut() {
+        one.apply(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How often the write-ahead log is copied into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies what the write-ahead log holds into the database file, every second, on a
+/// connection of its own. SQLite would otherwise do it inside whichever commit fills
+/// the log to 1,000 pages, and every message queued behind that commit would wait for
+/// the copy and its disk flush (this halved the relay's p99 under load). A passive
+/// checkpoint never blocks the writer or the readers; what it cannot copy yet (a
+/// reader still needs it) waits for the next one. Ends when the store closes.
+pub(super) async fn run_checkpoints(checkpoint: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&checkpoint)
+            .await
+        {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(error) => tracing::warn!(%error, "a checkpoint failed; trying again"),
+        }
+    }
+}
