@@ -4,10 +4,12 @@
 //! transaction that writes it, so no caller needs a read first and nothing can change
 //! between the check and the write.
 
+use std::collections::HashMap;
+
 use parlor_protocol::{
     AgentId, Author, CaseId, Channel, ChatMessage, EndedBy, Millis, OfferClosed, Seq,
 };
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::writer::Op;
 use super::{
@@ -57,16 +59,8 @@ impl Op for Append {
         let Some((state, last_seq, agent)) = state else {
             return Ok(Err(StoreError::CaseNotFound));
         };
-        if self.author != Author::System {
-            if state == "ended" {
-                return Ok(Err(StoreError::ChatEnded));
-            }
-            if self.member.is_some() && (state != "active" || agent != self.member) {
-                return Ok(Err(StoreError::NotInChat));
-            }
-            if last_seq >= self.cap {
-                return Ok(Err(StoreError::CaseFull(self.cap)));
-            }
+        if let Some(refused) = refusal(self, &state, last_seq, agent) {
+            return Ok(Err(refused));
         }
         let message = insert_message(
             tx,
@@ -78,6 +72,162 @@ impl Op for Append {
         )
         .await?;
         Ok(Ok((message, true)))
+    }
+}
+
+/// An append waiting in a batch, and where its outcome goes.
+pub(super) type AppendSlot<'a> = (&'a Append, &'a mut Option<StoreResult<(ChatMessage, bool)>>);
+
+/// Writes appends that arrived together with a handful of statements for all of them
+/// instead of four each: one read of the ids already stored, one of the cases, one
+/// insert of every new message and one update of every case's last `seq`. Each append
+/// gets what [`Append::apply`] would give it in this order (a retry within the group
+/// is answered with the message stored before it). An error means the transaction
+/// must go.
+pub(super) async fn append_all(
+    tx: &mut SqliteConnection,
+    run: Vec<AppendSlot<'_>>,
+) -> StoreResult<()> {
+    let mut stored: HashMap<(CaseId, String), ChatMessage> = HashMap::new();
+    let mut known = QueryBuilder::<Sqlite>::new(
+        "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
+         FROM messages WHERE (case_id, client_id) IN (VALUES ",
+    );
+    let mut ids = known.separated(", ");
+    for (append, _) in &run {
+        ids.push("(")
+            .push_bind_unseparated(append.case)
+            .push_unseparated(", ")
+            .push_bind_unseparated(&append.client_id)
+            .push_unseparated(")");
+    }
+    known.push(")");
+    for row in known.build().fetch_all(&mut *tx).await? {
+        let message = message_from_row(&row);
+        stored.insert((message.case_id, message.client_id.clone()), message);
+    }
+
+    let mut cases: HashMap<CaseId, (String, Seq, Option<AgentId>)> = HashMap::new();
+    let mut read = QueryBuilder::<Sqlite>::new(
+        "SELECT id, chat_state, last_seq, agent_id FROM cases WHERE id IN (",
+    );
+    let mut ids = read.separated(", ");
+    for (append, _) in &run {
+        ids.push_bind(append.case);
+    }
+    read.push(")");
+    for row in read.build().fetch_all(&mut *tx).await? {
+        cases.insert(
+            row.get("id"),
+            (
+                row.get("chat_state"),
+                row.get("last_seq"),
+                row.get("agent_id"),
+            ),
+        );
+    }
+
+    let now = now_ms();
+    let mut new = Vec::new();
+    for (append, outcome) in run {
+        let key = (append.case, append.client_id.clone());
+        *outcome = Some(match stored.get(&key) {
+            Some(message) if same_author(&message.author, &append.author) => {
+                Ok((message.clone(), false))
+            }
+            Some(_) => Err(StoreError::ClientIdTaken),
+            None => match cases.get_mut(&append.case) {
+                None => Err(StoreError::CaseNotFound),
+                Some((state, last_seq, agent)) => match refusal(append, state, *last_seq, *agent) {
+                    Some(refused) => Err(refused),
+                    None => {
+                        *last_seq += 1;
+                        let message = ChatMessage {
+                            case_id: append.case,
+                            seq: *last_seq,
+                            client_id: append.client_id.clone(),
+                            author: append.author.clone(),
+                            body: append.body.clone(),
+                            sent_at: now,
+                        };
+                        stored.insert(key, message.clone());
+                        new.push(message.clone());
+                        Ok((message, true))
+                    }
+                },
+            },
+        });
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \
+         body, sent_at) ",
+    );
+    insert.push_values(&new, |mut row, message| {
+        let (kind, agent_id, name) = author_columns(&message.author);
+        row.push_bind(message.case_id)
+            .push_bind(message.seq)
+            .push_bind(&message.client_id)
+            .push_bind(kind)
+            .push_bind(agent_id)
+            .push_bind(name)
+            .push_bind(&message.body)
+            .push_bind(message.sent_at);
+    });
+    insert.build().execute(&mut *tx).await?;
+
+    let mut last: HashMap<CaseId, Seq> = HashMap::new();
+    for message in &new {
+        last.insert(message.case_id, message.seq);
+    }
+    let mut update = QueryBuilder::<Sqlite>::new("UPDATE cases SET last_seq = CASE id");
+    for (case, seq) in &last {
+        update
+            .push(" WHEN ")
+            .push_bind(*case)
+            .push(" THEN ")
+            .push_bind(*seq);
+    }
+    update.push(" END WHERE id IN (");
+    let mut ids = update.separated(", ");
+    for case in last.keys() {
+        ids.push_bind(*case);
+    }
+    update.push(")");
+    update.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Why `append` may not be written to a case in `state` holding `last_seq` messages
+/// with `agent` in it, if it may not. Parlor's own messages always may: a chat can
+/// always end.
+fn refusal(
+    append: &Append,
+    state: &str,
+    last_seq: Seq,
+    agent: Option<AgentId>,
+) -> Option<StoreError> {
+    if append.author == Author::System {
+        return None;
+    }
+    if state == "ended" {
+        return Some(StoreError::ChatEnded);
+    }
+    if append.member.is_some() && (state != "active" || agent != append.member) {
+        return Some(StoreError::NotInChat);
+    }
+    (last_seq >= append.cap).then_some(StoreError::CaseFull(append.cap))
+}
+
+/// How an author is stored: kind, agent id and name.
+fn author_columns(author: &Author) -> (&'static str, Option<AgentId>, &str) {
+    match author {
+        Author::Customer { name } => ("customer", None, name.as_str()),
+        Author::Agent { id, name } => ("agent", Some(*id), name.as_str()),
+        Author::System => ("system", None, ""),
     }
 }
 
@@ -369,11 +519,7 @@ pub(super) async fn insert_message(
     .bind(case)
     .fetch_one(&mut *tx)
     .await?;
-    let (kind, agent_id, name) = match author {
-        Author::Customer { name } => ("customer", None, name.as_str()),
-        Author::Agent { id, name } => ("agent", Some(*id), name.as_str()),
-        Author::System => ("system", None, ""),
-    };
+    let (kind, agent_id, name) = author_columns(author);
     sqlx::query(
         "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \
          body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -808,15 +808,18 @@ impl Store {
         body: &str,
         member: Option<AgentId>,
     ) -> StoreResult<(ChatMessage, bool)> {
-        self.write(Append {
+        let append = Append {
             case,
             client_id: client_id.to_owned(),
             author: author.clone(),
             body: body.to_owned(),
             cap: self.case_cap,
             member,
-        })
-        .await
+        };
+        writer::queue_append(&self.writes, append)
+            .await?
+            .committed()
+            .await
     }
 
     /// Commits `op` with whatever else is waiting, and gives its outcome.
@@ -1482,6 +1485,97 @@ mod tests {
                 .await,
             Err(StoreError::ChatEnded)
         ));
+    }
+
+    #[tokio::test]
+    async fn appends_queued_together_get_what_each_would_get_alone() {
+        let (store, _dir) = store().await;
+        let start = |n: &str| {
+            let store = store.clone();
+            let chat = new_chat(n);
+            async move {
+                store
+                    .start_chat(&secret::token(), &chat)
+                    .await
+                    .expect("started")
+                    .case
+            }
+        };
+        let (busy, quiet, ended) = (start("s1").await, start("s2").await, start("s3").await);
+        store
+            .end_chat(ended, &EndedBy::Customer)
+            .await
+            .expect("ended");
+        let customer = Author::Customer {
+            name: "Grace".into(),
+        };
+        let agent = Author::Agent {
+            id: 1,
+            name: "Ada".into(),
+        };
+        let mut sends = vec![];
+        for i in 0..40 {
+            sends.push((busy, format!("b{i}"), customer.clone(), None));
+        }
+        for i in 0..5 {
+            sends.push((quiet, format!("q{i}"), customer.clone(), None));
+        }
+        // A retry, a message id someone else used, an ended chat, no such chat, and an
+        // agent who is not in the chat.
+        sends.push((busy, "b3".into(), customer.clone(), None));
+        sends.push((busy, "b5".into(), agent.clone(), None));
+        sends.push((ended, "e0".into(), customer.clone(), None));
+        sends.push((9_999, "n0".into(), customer.clone(), None));
+        sends.push((quiet, "a0".into(), agent.clone(), Some(1)));
+        let mut writes = tokio::task::JoinSet::new();
+        for (case, client_id, author, member) in sends {
+            let store = store.clone();
+            writes.spawn(async move {
+                let said = store
+                    .append_message(case, &client_id, &author, "hi", member)
+                    .await;
+                (client_id, author, said)
+            });
+        }
+        let mut new = HashMap::new();
+        let mut retried = 0;
+        while let Some(done) = writes.join_next().await {
+            let (client_id, author, said) = done.expect("task ran");
+            match client_id.as_str() {
+                "e0" => assert!(matches!(said, Err(StoreError::ChatEnded))),
+                "n0" => assert!(matches!(said, Err(StoreError::CaseNotFound))),
+                "a0" => assert!(matches!(said, Err(StoreError::NotInChat))),
+                "b5" if author == agent => assert!(matches!(said, Err(StoreError::ClientIdTaken))),
+                _ => match said.expect("stored") {
+                    (message, true) => assert!(new.insert(client_id, message.seq).is_none()),
+                    (message, false) => {
+                        retried += 1;
+                        assert_eq!(client_id, "b3");
+                        new.insert("retry".into(), message.seq);
+                    }
+                },
+            }
+        }
+        assert_eq!(retried, 1, "the retry stored nothing");
+        assert_eq!(
+            new.remove("retry"),
+            new.get("b3").copied(),
+            "the retry got the first one's message"
+        );
+        for (case, count) in [(busy, 40), (quiet, 5)] {
+            let seqs: Vec<Seq> = store
+                .page(case, 0, Seq::MAX)
+                .await
+                .expect("read")
+                .iter()
+                .map(|m| m.seq)
+                .collect();
+            assert_eq!(
+                seqs,
+                (1..=count + 1).collect::<Vec<Seq>>(),
+                "gap-free, each once"
+            );
+        }
     }
 
     #[tokio::test]

@@ -14,6 +14,9 @@ use std::time::Duration;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use parlor_protocol::ChatMessage;
+
+use super::chats::{Append, AppendSlot, append_all};
 use super::{StoreError, StoreResult};
 
 /// One write, applied inside a transaction it shares with others.
@@ -40,6 +43,14 @@ pub(super) trait Job: Send {
     /// Tells the sender how it went, after the commit. The sender may have gone (its
     /// socket closed); what was written stays.
     fn reply(self: Box<Self>);
+    /// The message to append and its outcome's place, if this job is one: appends
+    /// next to each other in a batch are written together ([`append_all`]).
+    fn appending(&mut self) -> Option<AppendSlot<'_>> {
+        None
+    }
+    fn is_append(&self) -> bool {
+        false
+    }
 }
 
 struct Pending<O: Op> {
@@ -65,6 +76,55 @@ impl<O: Op> Job for Pending<O> {
             .reply
             .send(self.outcome.unwrap_or_else(|| Err(closed())));
     }
+}
+
+/// A message to append, waiting in the queue.
+struct PendingAppend {
+    append: Append,
+    outcome: Option<StoreResult<(ChatMessage, bool)>>,
+    reply: oneshot::Sender<StoreResult<(ChatMessage, bool)>>,
+}
+
+impl Job for PendingAppend {
+    fn apply<'a>(&'a mut self, tx: &'a mut SqliteConnection) -> Applying<'a> {
+        Box::pin(async move {
+            self.outcome = Some(self.append.apply(tx).await?);
+            Ok(())
+        })
+    }
+
+    fn failed(&mut self, error: StoreError) {
+        self.outcome = Some(Err(error));
+    }
+
+    fn reply(self: Box<Self>) {
+        let _ = self
+            .reply
+            .send(self.outcome.unwrap_or_else(|| Err(closed())));
+    }
+
+    fn appending(&mut self) -> Option<AppendSlot<'_>> {
+        Some((&self.append, &mut self.outcome))
+    }
+
+    fn is_append(&self) -> bool {
+        true
+    }
+}
+
+/// Queues a message to append, like [`queue`].
+pub(super) async fn queue_append(
+    writes: &Writes,
+    append: Append,
+) -> StoreResult<Queued<(ChatMessage, bool)>> {
+    let (reply, answer) = oneshot::channel();
+    let job = Box::new(PendingAppend {
+        append,
+        outcome: None,
+        reply,
+    });
+    writes.send(job).await.map_err(|_| closed())?;
+    Ok(Queued(answer))
 }
 
 /// The writer's queue.
@@ -126,11 +186,28 @@ async fn run_writes(write: SqlitePool, mut queue: mpsc::Receiver<Box<dyn Job>>) 
     }
 }
 
-/// Writes `batch` in one transaction; an error means nothing was committed.
+/// Writes `batch` in one transaction, in order; appends next to each other go in
+/// together. An error means nothing was committed.
 async fn write_all(write: &SqlitePool, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
     let mut tx = write.begin().await?;
-    for one in batch.iter_mut() {
-        one.apply(&mut tx).await?;
+    let mut rest = batch;
+    while let Some(first) = rest.first_mut() {
+        if !first.is_append() {
+            first.apply(&mut tx).await?;
+            rest = &mut rest[1..];
+            continue;
+        }
+        let run = rest.iter().take_while(|job| job.is_append()).count();
+        let (appends, after) = rest.split_at_mut(run);
+        append_all(
+            &mut tx,
+            appends
+                .iter_mut()
+                .filter_map(|job| job.appending())
+                .collect(),
+        )
+        .await?;
+        rest = after;
     }
     tx.commit().await?;
     Ok(())
