@@ -51,11 +51,12 @@ impl Op for Append {
                 Err(StoreError::ClientIdTaken)
             });
         }
-        let state: Option<(String, Seq, Option<AgentId>)> =
-            sqlx::query_as("SELECT chat_state, last_seq, agent_id FROM cases WHERE id = ?")
-                .bind(self.case)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let state: Option<(String, Seq, Option<AgentId>)> = sqlx::query_as(&format!(
+            "SELECT {CASE_FOR_APPEND} FROM cases c WHERE c.id = ?"
+        ))
+        .bind(self.case)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((state, last_seq, agent)) = state else {
             return Ok(Err(StoreError::CaseNotFound));
         };
@@ -75,12 +76,18 @@ impl Op for Append {
     }
 }
 
+/// What an append checks of its case: the chat's state, the last `seq` (from the
+/// primary key's index) and the agent in it.
+const CASE_FOR_APPEND: &str = "c.chat_state, \
+     (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.case_id = c.id) AS last_seq, \
+     c.agent_id";
+
 /// An append waiting in a batch, and where its outcome goes.
 pub(super) type AppendSlot<'a> = (&'a Append, &'a mut Option<StoreResult<(ChatMessage, bool)>>);
 
 /// Writes appends that arrived together with a handful of statements for all of them
-/// instead of four each: one read of the ids already stored, one of the cases, one
-/// insert of every new message and one update of every case's last `seq`. Each append
+/// instead of three each: one read of the ids already stored, one of the cases (with
+/// their last `seq`) and one insert of every new message. Each append
 /// gets what [`Append::apply`] would give it in this order (a retry within the group
 /// is answered with the message stored before it). An error means the transaction
 /// must go.
@@ -108,9 +115,9 @@ pub(super) async fn append_all(
     }
 
     let mut cases: HashMap<CaseId, (String, Seq, Option<AgentId>)> = HashMap::new();
-    let mut read = QueryBuilder::<Sqlite>::new(
-        "SELECT id, chat_state, last_seq, agent_id FROM cases WHERE id IN (",
-    );
+    let mut read = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT c.id, {CASE_FOR_APPEND} FROM cases c WHERE c.id IN ("
+    ));
     let mut ids = read.separated(", ");
     for (append, _) in &run {
         ids.push_bind(append.case);
@@ -178,26 +185,6 @@ pub(super) async fn append_all(
             .push_bind(message.sent_at);
     });
     insert.build().execute(&mut *tx).await?;
-
-    let mut last: HashMap<CaseId, Seq> = HashMap::new();
-    for message in &new {
-        last.insert(message.case_id, message.seq);
-    }
-    let mut update = QueryBuilder::<Sqlite>::new("UPDATE cases SET last_seq = CASE id");
-    for (case, seq) in &last {
-        update
-            .push(" WHEN ")
-            .push_bind(*case)
-            .push(" THEN ")
-            .push_bind(*seq);
-    }
-    update.push(" END WHERE id IN (");
-    let mut ids = update.separated(", ");
-    for case in last.keys() {
-        ids.push_bind(*case);
-    }
-    update.push(")");
-    update.build().execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -513,12 +500,11 @@ pub(super) async fn insert_message(
     body: &str,
     sent_at: Millis,
 ) -> StoreResult<ChatMessage> {
-    let seq: Seq = sqlx::query_scalar(
-        "UPDATE cases SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(case)
-    .fetch_one(&mut *tx)
-    .await?;
+    let seq: Seq =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE case_id = ?")
+            .bind(case)
+            .fetch_one(&mut *tx)
+            .await?;
     let (kind, agent_id, name) = author_columns(author);
     sqlx::query(
         "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \

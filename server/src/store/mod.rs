@@ -179,8 +179,7 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        tokio::spawn(writer::run_checkpoints(checkpoint.clone()));
-        let writes = writer::start(write.clone());
+        let writes = writer::start(write.clone(), checkpoint.clone());
         Ok(Self {
             write,
             read,
@@ -1683,6 +1682,59 @@ mod tests {
         while db_size() < before + 400 * 2_000 {
             assert!(tokio::time::Instant::now() < deadline, "no checkpoint ran");
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.close().await;
+    }
+
+    /// How many times the write-ahead log has started over: its header's checkpoint
+    /// sequence number.
+    fn log_restarts(dir: &Path) -> u32 {
+        let mut header = [0; 16];
+        std::fs::File::open(dir.join("parlor.db-wal"))
+            .and_then(|mut log| std::io::Read::read_exact(&mut log, &mut header))
+            .map_or(0, |()| {
+                u32::from_be_bytes([header[12], header[13], header[14], header[15]])
+            })
+    }
+
+    #[tokio::test]
+    async fn under_steady_writes_the_log_starts_over_instead_of_growing() {
+        let (store, dir) = store().await;
+        let mut cases = Vec::new();
+        for i in 0..20 {
+            let chat = new_chat(&format!("start-{i}"));
+            let started = store.start_chat(&secret::token(), &chat).await;
+            cases.push(started.expect("started").case);
+        }
+        let customer = Author::Customer {
+            name: "Grace".into(),
+        };
+        let body = "x".repeat(4_000);
+        let restarts_before = log_restarts(dir.path());
+        let began = tokio::time::Instant::now();
+        let mut n = 0;
+        // Writes that never pause, until the log has started over twice (it would never
+        // start over if checkpoints had to find a moment with nothing written).
+        let mut restarts = 0;
+        while restarts < 2 {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "the log started over {restarts} times in 30 s of writes"
+            );
+            let sends = cases.iter().map(|&case| {
+                n += 1;
+                let id = format!("m{n}");
+                let (store, customer, body) = (store.clone(), customer.clone(), body.clone());
+                async move {
+                    store
+                        .append_message(case, &id, &customer, &body, None)
+                        .await
+                }
+            });
+            for sent in futures_util::future::join_all(sends).await {
+                sent.expect("stored");
+            }
+            restarts = log_restarts(dir.path()).saturating_sub(restarts_before);
         }
         store.close().await;
     }

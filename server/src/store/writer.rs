@@ -9,6 +9,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::{SqliteConnection, SqlitePool};
@@ -160,18 +162,28 @@ pub(super) fn closed() -> StoreError {
 /// At most this many writes share one commit.
 pub(super) const WRITE_BATCH: usize = 256;
 
-/// Starts the writer on `write` (its pool's one connection); it ends when the store's
-/// last queue handle is dropped.
-pub(super) fn start(write: SqlitePool) -> Writes {
+/// Starts the writer on `write` (its pool's one connection) and the checkpoints on
+/// `checkpoint`; the writer ends when the store's last queue handle is dropped, the
+/// checkpoints when the store closes.
+pub(super) fn start(write: SqlitePool, checkpoint: SqlitePool) -> Writes {
     let (writes, queue) = mpsc::channel(4 * WRITE_BATCH);
-    tokio::spawn(run_writes(write, queue));
+    let copied = Arc::new(AtomicBool::new(false));
+    tokio::spawn(run_checkpoints(checkpoint, copied.clone()));
+    tokio::spawn(run_writes(write, queue, copied));
     writes
 }
 
 /// Writes as they come, all those waiting in one transaction. Each sender hears back
 /// only after the commit. If a commit fails, that group is tried again one write at a
 /// time, so each sender gets its own outcome.
-async fn run_writes(write: SqlitePool, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+///
+/// After each checkpoint (`copied`), the writer copies the little written since, between
+/// two commits: see [`run_checkpoints`].
+async fn run_writes(
+    write: SqlitePool,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    copied: Arc<AtomicBool>,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         if let Err(error) = write_all(&write, &mut batch).await {
@@ -183,6 +195,11 @@ async fn run_writes(write: SqlitePool, mut queue: mpsc::Receiver<Box<dyn Job>>) 
             }
         }
         batch.drain(..).for_each(Job::reply);
+        if copied.swap(false, Ordering::AcqRel)
+            && let Err(error) = checkpoint(&write).await
+        {
+            tracing::warn!(%error, "the writer's checkpoint failed");
+        }
     }
 }
 
@@ -222,18 +239,30 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// the copy and its disk flush (this halved the relay's p99 under load). A passive
 /// checkpoint never blocks the writer or the readers; what it cannot copy yet (a
 /// reader still needs it) waits for the next one. Ends when the store closes.
-pub(super) async fn run_checkpoints(checkpoint: SqlitePool) {
+///
+/// Under steady writes this copy never catches up with the end of the log, and SQLite
+/// starts the log over only once all of it is copied: the file grew by the gigabyte,
+/// and a sixth of the server's time went to the kernel zeroing its new pages. So after
+/// each copy the writer copies the rest, between two of its commits (nothing is being
+/// written then, so it ends with the whole log copied, and the next commit starts the
+/// log over). That rest is only what was written during the copy.
+async fn run_checkpoints(checkpoint_pool: SqlitePool, copied: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&checkpoint)
-            .await
-        {
-            Ok(_) => {}
+        match checkpoint(&checkpoint_pool).await {
+            Ok(()) => copied.store(true, Ordering::Release),
             Err(sqlx::Error::PoolClosed) => return,
             Err(error) => tracing::warn!(%error, "a checkpoint failed; trying again"),
         }
     }
+}
+
+/// A passive checkpoint: copies what it can without waiting for anyone.
+async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
