@@ -1,26 +1,69 @@
 #!/usr/bin/env bash
-# Load benchmark: builds Parlor and parlor-load in release mode, starts Parlor on a
-# fresh SQLite database, drives it with customers and agents over real WebSockets and
-# prints what it measured. Arguments go to parlor-load (see `parlor-load --help`), e.g.
-#   scripts/bench-load.sh --customers 10000 --agents 210 --rate 2000 --duration 60
+# Load benchmark: builds Parlor, the bare relay and parlor-load in release mode, then
+# drives each with the same customers and agents over real WebSockets and prints what
+# it measured, side by side: first the bare relay (no storage, no routing: the floor
+# any chat server stands on here), then Parlor on a fresh SQLite database. Arguments go
+# to parlor-load (see `parlor-load --help`), e.g.
+#   scripts/bench-load.sh --customers 10000 --agents 205 --rate 5000 --duration 30 --ramp 2000
+# PARLOR_BENCH_RATES="2000 5000 8000" runs the pair once per rate (the --rate given is
+# then overridden); PARLOR_BENCH_BARE=off leaves the bare relay out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p parlor-server -p parlor-load
 ulimit -n "$(ulimit -Hn)"
-data=$(mktemp -d)
 port=${PARLOR_BENCH_PORT:-18181}
 password=bench-admin-password
-# Every simulated customer comes from this one address: lift the per-address limits.
-PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 PARLOR_CONNECTIONS_PER_IP=0 \
-PARLOR_ADDR=127.0.0.1:$port PARLOR_DATA_DIR=$data PARLOR_ADMIN_PASSWORD=$password \
-  RUST_LOG=${RUST_LOG:-warn} target/release/parlor >"$data/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.1
-done
+server=
+data=
+stop() {
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  server=
+  if [ -n "$data" ]; then rm -rf "$data"; fi
+  data=
+}
+trap stop EXIT
+
+wait_for() {
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "nothing answered at $1" >&2
+  return 1
+}
+
+bare() {
+  target/release/bare-relay "127.0.0.1:$port" &
+  server=$!
+  wait_for "http://127.0.0.1:$port/"
+  target/release/parlor-load --bare --url "http://127.0.0.1:$port" --admin-password unused \
+    --server-pid "$server" "$@"
+  stop
+}
+
+parlor() {
+  data=$(mktemp -d)
+  # Every simulated customer comes from this one address: lift the per-address limits.
+  PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 PARLOR_CONNECTIONS_PER_IP=0 \
+  PARLOR_ADDR=127.0.0.1:$port PARLOR_DATA_DIR=$data PARLOR_ADMIN_PASSWORD=$password \
+    RUST_LOG=${RUST_LOG:-warn} target/release/parlor >"$data/server.log" 2>&1 &
+  server=$!
+  wait_for "http://127.0.0.1:$port/healthz"
+  target/release/parlor-load --url "http://127.0.0.1:$port" --admin-password "$password" \
+    --server-pid "$server" "$@"
+  stop
+}
+
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); open-file limit $(ulimit -n)"
-target/release/parlor-load --url "http://127.0.0.1:$port" --admin-password "$password" \
-  --server-pid "$server" "$@"
+for rate in ${PARLOR_BENCH_RATES:-given}; do
+  args=("$@")
+  [ "$rate" = given ] || args+=(--rate "$rate")
+  if [ "${PARLOR_BENCH_BARE:-on}" != off ]; then
+    bare "${args[@]}"
+  fi
+  parlor "${args[@]}"
+done

@@ -8,6 +8,11 @@
 //! time. One process holds all sockets: keep customers + agents under the open-file
 //! limit (`ulimit -n`).
 //!
+//! With `--bare` it drives the bare relay (`bare-relay`, the floor: no storage, no
+//! routing) with the same customers, rate and measurements, so the two compare in one
+//! run. It also reports the server's CPU time per message, so that work moved from the
+//! server to the load tool does not look like a gain.
+//!
 //! While the load runs, probe chats measure re-offers: the screen-pop timeout is set short
 //! and whichever agent gets a probe's first screen pop lets it run out; the time from that
 //! deadline to the next agent's screen pop is the re-offer latency.
@@ -58,9 +63,14 @@ struct Args {
     /// The screen-pop timeout set for the probes, in seconds (Parlor takes 3 to 600).
     #[arg(long, default_value_t = 3)]
     probe_timeout: u32,
-    /// The server's process id, to report its memory.
+    /// The server's process id, to report its memory and CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Drive the bare relay (`bare-relay`) instead of Parlor: the same customers and
+    /// agents, each customer served by one agent, with no sign-in, routing, storage or
+    /// probes.
+    #[arg(long)]
+    bare: bool,
 }
 
 type Ws =
@@ -152,6 +162,17 @@ async fn sign_in(
         .and_then(|v| v.split(';').next())
         .map(str::to_owned)
         .ok_or_else(|| "no session cookie".to_owned())
+}
+
+/// CPU time (user and system, all threads) a process has used, in seconds. Linux
+/// counts it in ticks of 1/100 s (USER_HZ).
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its `)`.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -388,6 +409,81 @@ async fn customer(run: Arc<Run>, number: usize, every: Option<Duration>) {
     }
 }
 
+/// A bare relay's agent socket: answers each customer message as a Parlor agent would,
+/// starting the answer with the customer's number so the relay knows where it goes.
+async fn bare_agent(run: Arc<Run>, number: usize) {
+    let url = run.ws_url(&format!("/ws/agent/{number}"));
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(url, None, true).await
+    else {
+        return run.error("agent socket did not open");
+    };
+    run.tally.agents_ready.fetch_add(1, Ordering::Relaxed);
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        // "t=<micros> c=<customer>"
+        let (Some(sent), Some(from)) = (stamp(text.as_str()), text.split(" c=").nth(1)) else {
+            continue;
+        };
+        run.tally.received.fetch_add(1, Ordering::Relaxed);
+        if run.tally.measuring.load(Ordering::Relaxed) {
+            let took = run.micros().saturating_sub(sent);
+            run.tally.to_agent.lock().await.push(took);
+        }
+        let answer = format!("{from} t={}", run.micros());
+        if ws.send(Message::Text(answer.into())).await.is_err() {
+            return run.error("agent send failed");
+        }
+    }
+    run.error("an agent socket closed");
+}
+
+/// A bare relay's customer socket, served by one of the agents as in Parlor: sends
+/// every `every`.
+async fn bare_customer(run: Arc<Run>, number: usize, every: Duration) {
+    let agent = number % run.args.agents.max(1);
+    let url = run.ws_url(&format!("/ws/customer/{agent}/{number}"));
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(url, None, true).await
+    else {
+        return run.error("customer socket did not open");
+    };
+    run.tally
+        .customers_connected
+        .fetch_add(1, Ordering::Relaxed);
+    run.tally.chats_active.fetch_add(1, Ordering::Relaxed);
+    let offset = every.mul_f64((number as f64 * 0.618_034).fract());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+    loop {
+        tokio::select! {
+            incoming = ws.next() => {
+                let Some(Ok(message)) = incoming else {
+                    return run.error("a customer socket closed");
+                };
+                // "<customer> t=<micros>"
+                if let Message::Text(text) = message
+                    && let Some(at) = text.split_once(' ').and_then(|(_, answer)| stamp(answer))
+                {
+                    run.tally.received.fetch_add(1, Ordering::Relaxed);
+                    if run.tally.measuring.load(Ordering::Relaxed) {
+                        let took = run.micros().saturating_sub(at);
+                        run.tally.to_customer.lock().await.push(took);
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if !run.tally.measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let body = format!("t={} c={number}", run.micros());
+                if ws.send(Message::Text(body.into())).await.is_err() {
+                    return run.error("customer send failed");
+                }
+            }
+        }
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -518,22 +614,34 @@ async fn main() -> std::process::ExitCode {
         tally: Tally::default(),
     });
     let http = reqwest::Client::new();
-    let (admin, cookies) = match prepare_agents(&run, &http).await {
-        Ok(made) => made,
-        Err(error) => {
-            eprintln!("parlor-load: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    for cookie in cookies {
-        tokio::spawn(agent(run.clone(), cookie));
-    }
     let n = run.args.customers;
+    let bare = run.args.bare;
+    let mut admin = String::new();
+    if bare {
+        for number in 0..run.args.agents {
+            tokio::spawn(bare_agent(run.clone(), number));
+        }
+    } else {
+        let cookies = match prepare_agents(&run, &http).await {
+            Ok((signed_in, cookies)) => {
+                admin = signed_in;
+                cookies
+            }
+            Err(error) => {
+                eprintln!("parlor-load: {error}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        for cookie in cookies {
+            tokio::spawn(agent(run.clone(), cookie));
+        }
+    }
+    let agents = run.args.agents;
     wait_for(
         "agents",
-        run.args.agents,
+        agents,
         &run.tally.agents_ready,
-        Duration::from_secs(30),
+        Duration::from_secs(30 + n as u64 / 200),
     )
     .await;
     let pid = run.args.server_pid;
@@ -544,9 +652,16 @@ async fn main() -> std::process::ExitCode {
     let every = Duration::from_secs_f64((2 * n) as f64 / run.args.rate.max(1) as f64);
     let ramp = Instant::now();
     let pause = Duration::from_secs_f64(1.0 / run.args.ramp.max(1) as f64);
+    let ramp_start = tokio::time::Instant::now();
     for number in 0..n {
-        tokio::spawn(customer(run.clone(), number, Some(every)));
-        tokio::time::sleep(pause).await;
+        if bare {
+            tokio::spawn(bare_customer(run.clone(), number, every));
+        } else {
+            tokio::spawn(customer(run.clone(), number, Some(every)));
+        }
+        // On a schedule rather than a sleep per customer: timers tick in milliseconds,
+        // and a pause shorter than that would hold the ramp to 1,000 a second.
+        tokio::time::sleep_until(ramp_start + pause.mul_f64((number + 1) as f64)).await;
     }
     let all_in = wait_for(
         "chats accepted",
@@ -559,13 +674,24 @@ async fn main() -> std::process::ExitCode {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = pid.and_then(rss_kib);
 
+    let server = pid.map(|pid| pid.to_string());
+    let cpu = || {
+        let server = server.as_deref().and_then(cpu_secs);
+        (server, cpu_secs("self"))
+    };
     run.tally.measuring.store(true, Ordering::Relaxed);
     let received_before = run.tally.received.load(Ordering::Relaxed);
+    let cpu_before = cpu();
     let window = Duration::from_secs(run.args.duration);
-    let probes = start_probes(&run, &http, &admin, n, window).await;
+    let probes = if bare {
+        None
+    } else {
+        start_probes(&run, &http, &admin, n, window).await
+    };
     tokio::time::sleep(window).await;
     run.tally.measuring.store(false, Ordering::Relaxed);
     let relayed = run.tally.received.load(Ordering::Relaxed) - received_before;
+    let cpu_after = cpu();
     if let Some(probes) = probes {
         // The last probe's screen pop may still be running out.
         let _ = probes.await;
@@ -575,7 +701,8 @@ async fn main() -> std::process::ExitCode {
     let rss_after = pid.and_then(rss_kib);
 
     let t = &run.tally;
-    println!("parlor-load against {}", run.args.url);
+    let against = if bare { "the bare relay" } else { "Parlor" };
+    println!("parlor-load against {against} at {}", run.args.url);
     println!(
         "  customers connected           {} of {n}; chats accepted {} ({:.1} s to open and accept all{})",
         t.customers_connected.load(Ordering::Relaxed),
@@ -595,17 +722,31 @@ async fn main() -> std::process::ExitCode {
     );
     report("customer → agent", &t.to_agent).await;
     report("agent → customer", &t.to_customer).await;
-    report("customer's send stored+acked", &t.acked).await;
-    report("re-offer after a timeout", &t.reoffer).await;
+    if !bare {
+        report("customer's send stored+acked", &t.acked).await;
+        report("re-offer after a timeout", &t.reoffer).await;
+    }
+    let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    if let Some(server) = used(cpu_before.0, cpu_after.0) {
+        println!(
+            "  server CPU                    {server:.1} s in {} s ({:.0}% of the machine) = {:.1} µs per message relayed; the load tool used {:.1} s",
+            run.args.duration,
+            100.0 * server
+                / window.as_secs_f64()
+                / std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+            1e6 * server / relayed.max(1) as f64,
+            used(cpu_before.1, cpu_after.1).unwrap_or(f64::NAN)
+        );
+    }
     println!(
         "  errors                        {}",
         t.errors.load(Ordering::Relaxed)
     );
-    let sockets = (n + run.args.agents) as f64;
+    let sockets = (n + agents) as f64;
     if let (Some(before), Some(idle)) = (rss_before, rss_idle) {
         println!(
             "  server RSS                    {before} KiB before, {idle} KiB with {} sockets idle = {:.1} KiB per connection; {} KiB after traffic",
-            n + run.args.agents,
+            n + agents,
             (idle as f64 - before as f64) / sockets,
             rss_after.unwrap_or_default()
         );
