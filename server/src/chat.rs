@@ -13,27 +13,8 @@ use crate::secret;
 use crate::settings::Settings;
 use crate::store::{Store, StoreResult};
 
-/// Stores a message, then publishes it. A retry (same `client_id`) publishes nothing
-/// and returns the stored message with `false`. With `member` set, the chat must be
-/// live with that agent in it (an agent's own send).
-pub async fn post(
-    store: &Store,
-    hub: &Hub,
-    case: CaseId,
-    client_id: &str,
-    author: &Author,
-    body: &str,
-    member: Option<AgentId>,
-) -> StoreResult<(ChatMessage, bool)> {
-    let (message, new) = store
-        .append_message(case, client_id, author, body, member)
-        .await?;
-    if new {
-        publish_message(hub, &message);
-    }
-    Ok((message, new))
-}
-
+/// Tells everyone following its case about a new message: the store's writer calls
+/// this for each message it commits, in order.
 pub fn publish_message(hub: &Hub, message: &ChatMessage) {
     hub.publish(
         message.case_id,
@@ -47,15 +28,12 @@ pub fn publish_message(hub: &Hub, message: &ChatMessage) {
 }
 
 /// Writes one of Parlor's own messages into the chat, when the admin has it on.
-pub async fn announce(
-    store: &Store,
-    hub: &Hub,
-    case: CaseId,
-    text: Option<&str>,
-) -> StoreResult<()> {
+pub async fn announce(store: &Store, case: CaseId, text: Option<&str>) -> StoreResult<()> {
     let Some(text) = text else { return Ok(()) };
     let client_id = format!("sys-{}", &secret::token()[..24]);
-    post(store, hub, case, &client_id, &Author::System, text, None).await?;
+    store
+        .append_message(case, &client_id, &Author::System, text, None)
+        .await?;
     Ok(())
 }
 
@@ -125,7 +103,7 @@ pub async fn end(
         EndedBy::Agent { name } => settings.message(SystemMessageKind::EndedByAgent, name),
         EndedBy::Timeout => settings.message(SystemMessageKind::TimedOut, ""),
     };
-    announce(store, hub, case, text.as_deref()).await?;
+    announce(store, case, text.as_deref()).await?;
     publish_state(store, hub, case).await?;
     // Whether it was still waiting or already had an agent, routing hears of it.
     let mut events = vec![Event::ChatLeft { case }];
@@ -171,13 +149,7 @@ pub async fn requeue(
     }
     hub.unfollow_for_agent(agent, case);
     hub.send_agent(agent, &ToAgent::TabClosed { case_id: case });
-    announce(
-        store,
-        hub,
-        case,
-        settings.message(why, agent_name).as_deref(),
-    )
-    .await?;
+    announce(store, case, settings.message(why, agent_name).as_deref()).await?;
     publish_state(store, hub, case).await?;
     let record = store.case(case).await?;
     Ok(Some(vec![

@@ -441,7 +441,7 @@ async fn assign(
     let text = settings
         .get()
         .message(parlor_protocol::SystemMessageKind::AgentJoined, &name);
-    chat::announce(store, hub, case, text.as_deref()).await?;
+    chat::announce(store, case, text.as_deref()).await?;
     let chat = store.chat_for(Caller::Agent(agent), case, 0).await?;
     turn.mine().await;
     hub.publish(

@@ -163,6 +163,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     store.mark_everyone_gone(store::now_ms()).await?;
     let settings = SharedSettings::new(Settings::load(&store).await?);
     let hub = Arc::new(Hub::default());
+    store.publish_with({
+        let hub = hub.clone();
+        move |message| chat::publish_message(&hub, message)
+    });
     let routing = dispatch::start(store.clone(), hub.clone(), settings.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -26,7 +26,7 @@ use crate::AppState;
 use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat;
 use crate::client;
-use crate::hub::{ConnId, Connection, Outbox, encode};
+use crate::hub::{ConnId, Connection, Hub, Outbox, encode};
 use crate::limits::{FrameBudget, Rate, Verdict, too_fast};
 use crate::location;
 use crate::routing::Event;
@@ -145,14 +145,16 @@ trait Session {
     /// it. A client that stopped reading is not waited for (this socket's reader, its
     /// heartbeat and shutdown would wait with it): its socket is dropped and it resumes.
     fn reply(&self, frame: &impl Serialize) {
-        let Some(frame) = encode(frame) else { return };
-        if self.outbox().push(frame).is_err() {
-            tracing::warn!(
-                conn = self.conn(),
-                "socket fell behind; disconnecting it so it resumes"
-            );
-            self.state().hub.kick(self.conn());
-        }
+        reply_on(&self.state().hub, self.outbox(), self.conn(), frame);
+    }
+}
+
+/// Sends a frame on socket `conn`'s own outbox; see [`Session::reply`].
+fn reply_on(hub: &Hub, outbox: &Outbox, conn: ConnId, frame: &impl Serialize) {
+    let Some(frame) = encode(frame) else { return };
+    if outbox.push(frame).is_err() {
+        tracing::warn!(conn, "socket fell behind; disconnecting it so it resumes");
+        hub.kick(conn);
     }
 }
 
@@ -692,18 +694,11 @@ impl VisitorSession {
             Some(live) => live,
             None => self.read_live_case().await?,
         };
-        let state = &self.state;
+        let store = &self.state.store;
         let author = Author::Customer { name };
-        match chat::post(
-            &state.store,
-            &state.hub,
-            case,
-            client_id,
-            &author,
-            body,
-            None,
-        )
-        .await
+        match store
+            .append_message(case, client_id, &author, body, None)
+            .await
         {
             Err(StoreError::ChatEnded) if known.is_some() => {
                 self.live = None;
@@ -712,17 +707,10 @@ impl VisitorSession {
                     return Err(StoreError::ChatEnded.into());
                 }
                 let author = Author::Customer { name };
-                let state = &self.state;
-                Ok(chat::post(
-                    &state.store,
-                    &state.hub,
-                    again,
-                    client_id,
-                    &author,
-                    body,
-                    None,
-                )
-                .await?)
+                let store = &self.state.store;
+                Ok(store
+                    .append_message(again, client_id, &author, body, None)
+                    .await?)
             }
             posted => Ok(posted?),
         }
@@ -957,20 +945,24 @@ impl Session for AgentSession {
                     id: self.me(),
                     name: self.agent.profile.name.clone(),
                 };
-                let (message, new) = chat::post(
-                    store,
-                    &self.state.hub,
-                    case_id,
-                    &client_id,
-                    &author,
-                    &body,
-                    Some(self.me()),
-                )
-                .await
-                .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
-                if !new {
-                    self.reply(&ToAgent::Message { message });
-                }
+                let queued = store
+                    .queue_message(case_id, &client_id, &author, &body, Some(self.me()))
+                    .await
+                    .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
+                // The answer is committed and published while this console's next frames
+                // are read: an agent in many chats is not held to one commit at a time.
+                // A refusal or a retry's stored message comes back on this socket.
+                let (hub, outbox, conn) = (self.state.hub.clone(), self.outbox.clone(), self.conn);
+                tokio::spawn(async move {
+                    let answer = match queued.committed().await {
+                        Ok((_, true)) => return,
+                        Ok((message, false)) => ToAgent::Message { message },
+                        Err(error) => ToAgent::Error {
+                            error: ProtocolError::from(error).for_send(&client_id),
+                        },
+                    };
+                    reply_on(&hub, &outbox, conn, &answer);
+                });
             }
             AgentFrame::Ping => self.reply(&ToAgent::Pong),
             AgentFrame::Typing { case_id } => {

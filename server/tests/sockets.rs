@@ -1203,3 +1203,57 @@ async fn a_widget_whose_chat_ended_in_another_tab_sends_into_the_chat_started_th
     send(&mut first, &say("m2")).await;
     assert_eq!(landed_in(&mut second, "m2").await, live);
 }
+
+#[tokio::test]
+async fn an_agents_answers_sent_back_to_back_reach_the_customer_in_order_and_a_refusal_comes_back()
+{
+    let server = Server::start().await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;
+    let answer = |case_id, client_id: &str| AgentFrame::Send {
+        case_id,
+        client_id: client_id.into(),
+        body: format!("answer {client_id}"),
+    };
+    // None waits for the one before: all are queued before the first commits.
+    for i in 0..20 {
+        send(&mut agent, &answer(case_id, &format!("a{i}"))).await;
+    }
+    send(&mut agent, &answer(case_id + 1, "elsewhere")).await;
+    send(&mut agent, &answer(case_id, "a3")).await;
+
+    let mut seqs = Vec::new();
+    while seqs.len() < 20 {
+        if let ToVisitor::Message { message } = recv::<ToVisitor>(&mut visitor).await {
+            assert_eq!(
+                message.body,
+                format!("answer a{}", seqs.len()),
+                "in the order sent"
+            );
+            seqs.push(message.seq);
+        }
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "one after another: {seqs:?}"
+    );
+    // The agent hears its first "a3" as published, then the retry's answer: the same.
+    let mut refused = false;
+    let mut a3_heard = 0;
+    while !(refused && a3_heard == 2) {
+        match recv::<ToAgent>(&mut agent).await {
+            ToAgent::Error { error } if error.client_id.as_deref() == Some("elsewhere") => {
+                assert_eq!(error.code, ErrorCode::NotFound);
+                refused = true;
+            }
+            ToAgent::Message { message } if message.client_id == "a3" => {
+                assert_eq!(message.seq, seqs[3]);
+                a3_heard += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        quiet::<ToVisitor>(&mut visitor).await,
+        "the retry stored nothing new"
+    );
+}

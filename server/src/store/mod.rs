@@ -134,6 +134,9 @@ pub struct Store {
     checkpoint: SqlitePool,
     /// The chat writes, committed in groups by the one writer (see [`writer`]).
     writes: Writes,
+    /// How the writer publishes each new message once committed (see
+    /// [`Store::publish_with`]).
+    publish: writer::Publish,
     /// Argon2 hashing, a few at a time.
     passwords: Arc<Passwords>,
     /// The most messages of customers and agents one case keeps.
@@ -179,15 +182,24 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        let writes = writer::start(write.clone(), checkpoint.clone());
+        let publish = writer::Publish::default();
+        let writes = writer::start(write.clone(), checkpoint.clone(), publish.clone());
         Ok(Self {
             write,
             read,
             checkpoint,
             writes,
+            publish,
             passwords: Arc::default(),
             case_cap: Seq::from(CASE_MESSAGES),
         })
+    }
+
+    /// How each new message is published once committed: the writer calls `publish`
+    /// right after each commit, for its new messages in `seq` order. Set once, when
+    /// Parlor starts; a store without it publishes nothing (tests of the store alone).
+    pub fn publish_with(&self, publish: impl Fn(&ChatMessage) + Send + Sync + 'static) {
+        let _ = self.publish.set(Box::new(publish));
     }
 
     /// Sets how many messages of customers and agents one case keeps.
@@ -797,8 +809,9 @@ impl Store {
 
     /// Appends a message by `author`. A retry with a `client_id` already stored in the
     /// case returns the stored message and `false`, storing nothing new. Returns once the
-    /// message is committed; messages arriving together share one commit. With `member`
-    /// set, the chat must be live with that agent in it ([`StoreError::NotInChat`]).
+    /// message is committed (and published); messages arriving together share one
+    /// commit. With `member` set, the chat must be live with that agent in it
+    /// ([`StoreError::NotInChat`]).
     pub async fn append_message(
         &self,
         case: CaseId,
@@ -807,6 +820,22 @@ impl Store {
         body: &str,
         member: Option<AgentId>,
     ) -> StoreResult<(ChatMessage, bool)> {
+        self.queue_message(case, client_id, author, body, member)
+            .await?
+            .committed()
+            .await
+    }
+
+    /// Like [`Store::append_message`], without waiting for the commit: messages queued
+    /// one after another commit (and are published) in that order.
+    pub async fn queue_message(
+        &self,
+        case: CaseId,
+        client_id: &str,
+        author: &Author,
+        body: &str,
+        member: Option<AgentId>,
+    ) -> StoreResult<Queued<(ChatMessage, bool)>> {
         let append = Append {
             case,
             client_id: client_id.to_owned(),
@@ -815,10 +844,7 @@ impl Store {
             cap: self.case_cap,
             member,
         };
-        writer::queue_append(&self.writes, append)
-            .await?
-            .committed()
-            .await
+        writer::queue_append(&self.writes, append).await
     }
 
     /// Commits `op` with whatever else is waiting, and gives its outcome.
