@@ -96,19 +96,8 @@ pub(super) async fn append_all(
     run: Vec<AppendSlot<'_>>,
 ) -> StoreResult<()> {
     let mut stored: HashMap<(CaseId, String), ChatMessage> = HashMap::new();
-    let mut known = QueryBuilder::<Sqlite>::new(
-        "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-         FROM messages WHERE (case_id, client_id) IN (VALUES ",
-    );
-    let mut ids = known.separated(", ");
-    for (append, _) in &run {
-        ids.push("(")
-            .push_bind_unseparated(append.case)
-            .push_unseparated(", ")
-            .push_bind_unseparated(&append.client_id)
-            .push_unseparated(")");
-    }
-    known.push(")");
+    let mut known = QueryBuilder::<Sqlite>::new("");
+    push_stored(&mut known, run.iter().map(|(append, _)| *append));
     for row in known.build().fetch_all(&mut *tx).await? {
         let message = message_from_row(&row);
         stored.insert((message.case_id, message.client_id.clone()), message);
@@ -186,6 +175,28 @@ pub(super) async fn append_all(
     });
     insert.build().execute(&mut *tx).await?;
     Ok(())
+}
+
+/// The query for the messages already stored under these appends' ids. A join with
+/// the list rather than `(case_id, client_id) IN (VALUES …)`, which SQLite answers by
+/// reading every message stored.
+pub(super) fn push_stored<'a>(
+    query: &mut QueryBuilder<'a, Sqlite>,
+    appends: impl Iterator<Item = &'a Append>,
+) {
+    query.push(
+        "SELECT m.case_id, m.seq, m.client_id, m.author_kind, m.agent_id, m.author_name, \
+         m.body, m.sent_at FROM (VALUES ",
+    );
+    let mut ids = query.separated(", ");
+    for append in appends {
+        ids.push("(")
+            .push_bind_unseparated(append.case)
+            .push_unseparated(", ")
+            .push_bind_unseparated(&append.client_id)
+            .push_unseparated(")");
+    }
+    query.push(") k JOIN messages m ON m.case_id = k.column1 AND m.client_id = k.column2");
 }
 
 /// Why `append` may not be written to a case in `state` holding `last_seq` messages

@@ -1604,6 +1604,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn appends_look_up_their_ids_by_index_not_by_reading_every_message() {
+        let (store, _dir) = store().await;
+        let appends: Vec<Append> = (0..3)
+            .map(|i| Append {
+                case: i,
+                client_id: format!("m{i}"),
+                author: Author::System,
+                body: String::new(),
+                cap: 1,
+                member: None,
+            })
+            .collect();
+        let mut plan = sqlx::QueryBuilder::new("EXPLAIN QUERY PLAN ");
+        chats::push_stored(&mut plan, appends.iter());
+        let steps: Vec<String> = plan
+            .build()
+            .fetch_all(&store.read)
+            .await
+            .expect("planned")
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect();
+        assert!(
+            steps
+                .iter()
+                .any(|step| step.starts_with("SEARCH m USING INDEX")),
+            "{steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|step| step.starts_with("SCAN m")),
+            "{steps:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn presence_marks_and_messages_sent_together_all_land_and_a_refusal_sinks_no_other() {
         let (store, _dir) = store().await;
         let mut cases = Vec::new();
