@@ -14,8 +14,9 @@ use parlor_protocol::{
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 
-/// A serialised frame, shared by every socket it goes to.
-pub type Outbound = Arc<str>;
+/// A serialised frame, shared by every socket it goes to: each socket writes the same
+/// bytes, counted by reference rather than copied.
+pub type Outbound = axum::extract::ws::Utf8Bytes;
 
 /// How many frames may wait for one slow socket before it is dropped.
 pub const OUTBOX_FRAMES: usize = 256;
@@ -151,7 +152,7 @@ impl Default for Hub {
 /// if it ever did, the frame is logged and skipped rather than taking the server down.
 pub fn encode(frame: &impl Serialize) -> Option<Outbound> {
     match serde_json::to_string(frame) {
-        Ok(json) => Some(json.into()),
+        Ok(json) => Some(Outbound::from(json)),
         Err(error) => {
             tracing::error!(%error, "a frame could not be serialised");
             None

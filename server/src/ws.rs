@@ -162,9 +162,16 @@ fn upgrade(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(SOCKET_MESSAGE_LIMIT)
         .max_frame_size(SOCKET_MESSAGE_LIMIT)
         // Small buffers: most sockets are idle chats, and the default costs ~128 KiB each.
+        // Frames fed together are written together up to this (see `run`).
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
 }
+
+/// How many bytes of frames a socket's writer gathers before writing them out.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
+/// How many queued frames a socket's writer takes in one go.
+const BURST_FRAMES: usize = 64;
 
 /// Close code telling a client that Parlor is restarting: reconnect and resume.
 const CLOSE_RESTARTING: u16 = 1012;
@@ -202,6 +209,7 @@ async fn run(
         let closing = hub.wait_closing();
         tokio::pin!(closing);
         let mut restarting = false;
+        let mut burst = Vec::new();
         loop {
             // Biased: what is queued goes out before a refusal's close frame.
             let frame = tokio::select! {
@@ -219,11 +227,20 @@ async fn run(
                 }
             };
             let Some(frame) = frame else { break };
-            if sink
-                .send(Message::Text(frame.as_ref().into()))
-                .await
-                .is_err()
+            // Whatever else is queued already goes out in the same write: a console in
+            // many busy chats makes one system call for a burst, not one per frame.
+            burst.push(frame);
+            while burst.len() < BURST_FRAMES
+                && let Some(more) = outbox.try_recv()
             {
+                burst.push(more);
+            }
+            for frame in burst.drain(..) {
+                if sink.feed(Message::Text(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
                 return;
             }
         }
