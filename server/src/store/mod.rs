@@ -143,6 +143,12 @@ pub struct Store {
     case_cap: Seq,
 }
 
+/// The database page size, for a new database. A commit writes every page it changed
+/// to the log whole, and a message changes two index pages far apart (its case's place
+/// in each); at 1 KiB rather than SQLite's 4 KiB the log takes a quarter of the bytes.
+/// A database made with another page size keeps it.
+const PAGE_BYTES_ON_DISK: u32 = 1024;
+
 /// How many messages of customers and agents a case keeps unless configured otherwise:
 /// hours of lively chat, and a bound on what one chat can make the server hold.
 pub const CASE_MESSAGES: u32 = 5_000;
@@ -165,7 +171,8 @@ impl Store {
             // A message is acknowledged only once it would survive a power cut.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .page_size(PAGE_BYTES_ON_DISK);
         let one = || {
             SqlitePoolOptions::new()
                 .max_connections(1)
