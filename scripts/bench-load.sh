@@ -6,7 +6,9 @@
 # to parlor-load (see `parlor-load --help`), e.g.
 #   scripts/bench-load.sh --customers 10000 --agents 205 --rate 5000 --duration 30 --ramp 2000
 # PARLOR_BENCH_RATES="2000 5000 8000" runs the pair once per rate (the --rate given is
-# then overridden); PARLOR_BENCH_BARE=off leaves the bare relay out.
+# then overridden); PARLOR_BENCH_BARE=off leaves the bare relay out, =only runs it alone;
+# PARLOR_BENCH_SERVER=path runs that Parlor binary instead of this one (an older build,
+# for a before and after in the same conditions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -50,7 +52,7 @@ parlor() {
   # Every simulated customer comes from this one address: lift the per-address limits.
   PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 PARLOR_CONNECTIONS_PER_IP=0 \
   PARLOR_ADDR=127.0.0.1:$port PARLOR_DATA_DIR=$data PARLOR_ADMIN_PASSWORD=$password \
-    RUST_LOG=${RUST_LOG:-warn} target/release/parlor >"$data/server.log" 2>&1 &
+    RUST_LOG=${RUST_LOG:-warn} "${PARLOR_BENCH_SERVER:-target/release/parlor}" >"$data/server.log" 2>&1 &
   server=$!
   wait_for "http://127.0.0.1:$port/healthz"
   target/release/parlor-load --url "http://127.0.0.1:$port" --admin-password "$password" \
@@ -65,5 +67,7 @@ for rate in ${PARLOR_BENCH_RATES:-given}; do
   if [ "${PARLOR_BENCH_BARE:-on}" != off ]; then
     bare "${args[@]}"
   fi
-  parlor "${args[@]}"
+  if [ "${PARLOR_BENCH_BARE:-on}" != only ]; then
+    parlor "${args[@]}"
+  fi
 done
