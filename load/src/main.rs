@@ -724,6 +724,8 @@ async fn main() -> std::process::ExitCode {
     report("agent → customer", &t.to_customer).await;
     if !bare {
         report("customer's send stored+acked", &t.acked).await;
+    }
+    if !bare && run.args.probes > 0 {
         report("re-offer after a timeout", &t.reoffer).await;
     }
     let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
