@@ -34,6 +34,17 @@ pub(super) struct Append {
 impl Op for Append {
     type Output = (ChatMessage, bool);
 
+    fn appends(&self) -> bool {
+        true
+    }
+
+    fn appending<'a>(
+        &'a self,
+        outcome: &'a mut Option<StoreResult<Self::Output>>,
+    ) -> Option<AppendSlot<'a>> {
+        Some((self, outcome))
+    }
+
     async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<Self::Output>> {
         let existing = sqlx::query(
             "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \

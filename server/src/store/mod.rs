@@ -851,7 +851,7 @@ impl Store {
             cap: self.case_cap,
             member,
         };
-        writer::queue_append(&self.writes, append).await
+        self.queue(append).await
     }
 
     /// Commits `op` with whatever else is waiting, and gives its outcome.

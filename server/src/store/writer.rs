@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use parlor_protocol::ChatMessage;
 
-use super::chats::{Append, AppendSlot, append_all};
+use super::chats::{AppendSlot, append_all};
 use super::{StoreError, StoreResult};
 
 /// One write, applied inside a transaction it shares with others.
@@ -33,6 +33,20 @@ pub(super) trait Op: Send + 'static {
         &self,
         tx: &mut SqliteConnection,
     ) -> impl Future<Output = StoreResult<StoreResult<Self::Output>>> + Send;
+
+    /// Whether this is a message to append: appends next to each other in a batch are
+    /// written together ([`append_all`]).
+    fn appends(&self) -> bool {
+        false
+    }
+
+    /// The message to append with its outcome's place, if this is one.
+    fn appending<'a>(
+        &'a self,
+        _outcome: &'a mut Option<StoreResult<Self::Output>>,
+    ) -> Option<AppendSlot<'a>> {
+        None
+    }
 }
 
 type Applying<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
@@ -78,55 +92,14 @@ impl<O: Op> Job for Pending<O> {
             .reply
             .send(self.outcome.unwrap_or_else(|| Err(closed())));
     }
-}
-
-/// A message to append, waiting in the queue.
-struct PendingAppend {
-    append: Append,
-    outcome: Option<StoreResult<(ChatMessage, bool)>>,
-    reply: oneshot::Sender<StoreResult<(ChatMessage, bool)>>,
-}
-
-impl Job for PendingAppend {
-    fn apply<'a>(&'a mut self, tx: &'a mut SqliteConnection) -> Applying<'a> {
-        Box::pin(async move {
-            self.outcome = Some(self.append.apply(tx).await?);
-            Ok(())
-        })
-    }
-
-    fn failed(&mut self, error: StoreError) {
-        self.outcome = Some(Err(error));
-    }
-
-    fn reply(self: Box<Self>) {
-        let _ = self
-            .reply
-            .send(self.outcome.unwrap_or_else(|| Err(closed())));
-    }
 
     fn appending(&mut self) -> Option<AppendSlot<'_>> {
-        Some((&self.append, &mut self.outcome))
+        self.op.appending(&mut self.outcome)
     }
 
     fn is_append(&self) -> bool {
-        true
+        self.op.appends()
     }
-}
-
-/// Queues a message to append, like [`queue`].
-pub(super) async fn queue_append(
-    writes: &Writes,
-    append: Append,
-) -> StoreResult<Queued<(ChatMessage, bool)>> {
-    let (reply, answer) = oneshot::channel();
-    let job = Box::new(PendingAppend {
-        append,
-        outcome: None,
-        reply,
-    });
-    writes.send(job).await.map_err(|_| closed())?;
-    Ok(Queued(answer))
 }
 
 /// The writer's queue.
