@@ -45,45 +45,12 @@ impl Op for Append {
         Some((self, outcome))
     }
 
+    /// The writer takes appends through [`append_all`], a run of them at a time; one
+    /// alone is a run of one.
     async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<Self::Output>> {
-        let existing = sqlx::query(
-            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-             FROM messages WHERE case_id = ? AND client_id = ?",
-        )
-        .bind(self.case)
-        .bind(&self.client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let message = message_from_row(&row);
-            return Ok(if same_author(&message.author, &self.author) {
-                Ok((message, false))
-            } else {
-                Err(StoreError::ClientIdTaken)
-            });
-        }
-        let state: Option<(String, Seq, Option<AgentId>)> = sqlx::query_as(&format!(
-            "SELECT {CASE_FOR_APPEND} FROM cases c WHERE c.id = ?"
-        ))
-        .bind(self.case)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((state, last_seq, agent)) = state else {
-            return Ok(Err(StoreError::CaseNotFound));
-        };
-        if let Some(refused) = refusal(self, &state, last_seq, agent) {
-            return Ok(Err(refused));
-        }
-        let message = insert_message(
-            tx,
-            self.case,
-            &self.client_id,
-            &self.author,
-            &self.body,
-            now_ms(),
-        )
-        .await?;
-        Ok(Ok((message, true)))
+        let mut outcome = None;
+        append_all(tx, vec![(self, &mut outcome)]).await?;
+        Ok(outcome.unwrap_or(Err(StoreError::CaseNotFound)))
     }
 }
 
