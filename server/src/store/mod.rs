@@ -1766,6 +1766,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_write_outside_the_chat_queue_is_not_held_behind_every_message_queued() {
+        let (store, _dir) = store().await;
+        let mut cases = Vec::new();
+        for i in 0..20 {
+            let chat = new_chat(&format!("start-{i}"));
+            let started = store.start_chat(&secret::token(), &chat).await;
+            cases.push(started.expect("started").case);
+        }
+        // Far more messages than one commit takes: the writer keeps its connection from
+        // one commit to the next while they last, but not for all of them.
+        let sending = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let customer = Author::Customer {
+                    name: "Grace".into(),
+                };
+                let mut last = None;
+                for n in 0..12 * writer::WRITE_BATCH {
+                    let case = cases[n % cases.len()];
+                    let id = format!("m{n}");
+                    let queued = store.queue_message(case, &id, &customer, "hi", None).await;
+                    last = Some(queued.expect("queued"));
+                }
+                last.expect("sent").committed().await.expect("stored");
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let created = store.create_agent("ada@example.com", "Ada", "a long password", false);
+        tokio::select! {
+            biased;
+            created = created => {
+                created.expect("created");
+            }
+            _ = &mut std::pin::pin!(async { sending.await.expect("sent") }) => {
+                panic!("the account waited for every message queued before it");
+            }
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn under_steady_writes_the_log_starts_over_instead_of_growing() {
         let (store, dir) = store().await;
         let mut cases = Vec::new();
