@@ -72,7 +72,10 @@ impl From<StoreError> for ProtocolError {
                     ),
                 );
             }
-            StoreError::Database(_) | StoreError::Migration(_) | StoreError::Password(_) => {
+            StoreError::Database(_)
+            | StoreError::Writer(_)
+            | StoreError::Migration(_)
+            | StoreError::Password(_) => {
                 tracing::error!(%error, "storage failed while handling a frame");
                 (
                     ErrorCode::Internal,

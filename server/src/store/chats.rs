@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use parlor_protocol::{
     AgentId, Author, CaseId, Channel, ChatMessage, EndedBy, Millis, OfferClosed, Seq,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::writer::Op;
 use super::{
-    NewChat, Started, StoreError, StoreResult, VisitorId, message_from_row, now_ms, outcome_name,
+    NewChat, Started, StoreError, StoreResult, VisitorId, author_from_columns, now_ms, outcome_name,
 };
 use crate::secret;
 
@@ -47,134 +47,105 @@ impl Op for Append {
 
     /// The writer takes appends through [`append_all`], a run of them at a time; one
     /// alone is a run of one.
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<Self::Output>> {
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>> {
         let mut outcome = None;
-        append_all(tx, vec![(self, &mut outcome)]).await?;
+        append_all(tx, vec![(self, &mut outcome)])?;
         Ok(outcome.unwrap_or(Err(StoreError::CaseNotFound)))
     }
 }
 
+/// The message stored under an id in a case, if any (the `(case_id, client_id)` index).
+pub(super) const STORED_UNDER: &str = "SELECT case_id, seq, client_id, author_kind, agent_id, \
+     author_name, body, sent_at FROM messages WHERE case_id = ? AND client_id = ?";
+
 /// What an append checks of its case: the chat's state, the last `seq` (from the
 /// primary key's index) and the agent in it.
-const CASE_FOR_APPEND: &str = "c.chat_state, \
-     (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.case_id = c.id) AS last_seq, \
-     c.agent_id";
+const CASE_FOR_APPEND: &str = "SELECT c.chat_state, \
+     (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.case_id = c.id), \
+     c.agent_id FROM cases c WHERE c.id = ?";
+
+const INSERT_MESSAGE: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
+     agent_id, author_name, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// An append waiting in a batch, and where its outcome goes.
 pub(super) type AppendSlot<'a> = (&'a Append, &'a mut Option<StoreResult<(ChatMessage, bool)>>);
 
-/// Writes appends that arrived together with a handful of statements for all of them
-/// instead of three each: one read of the ids already stored, one of the cases (with
-/// their last `seq`) and one insert of every new message. Each append
-/// gets what [`Append::apply`] would give it in this order (a retry within the group
-/// is answered with the message stored before it). An error means the transaction
-/// must go.
-pub(super) async fn append_all(
-    tx: &mut SqliteConnection,
-    run: Vec<AppendSlot<'_>>,
-) -> StoreResult<()> {
-    let mut stored: HashMap<(CaseId, String), ChatMessage> = HashMap::new();
-    let mut known = QueryBuilder::<Sqlite>::new("");
-    push_stored(&mut known, run.iter().map(|(append, _)| *append));
-    for row in known.build().fetch_all(&mut *tx).await? {
-        let message = message_from_row(&row);
-        stored.insert((message.case_id, message.client_id.clone()), message);
-    }
-
-    let mut cases: HashMap<CaseId, (String, Seq, Option<AgentId>)> = HashMap::new();
-    let mut read = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT c.id, {CASE_FOR_APPEND} FROM cases c WHERE c.id IN ("
-    ));
-    let mut ids = read.separated(", ");
-    for (append, _) in &run {
-        ids.push_bind(append.case);
-    }
-    read.push(")");
-    for row in read.build().fetch_all(&mut *tx).await? {
-        cases.insert(
-            row.get("id"),
-            (
-                row.get("chat_state"),
-                row.get("last_seq"),
-                row.get("agent_id"),
-            ),
-        );
-    }
-
+/// Writes appends that arrived together. Each case is read once for all its appends,
+/// each id looked up and each message inserted with statements prepared once. Each
+/// append gets what it would get alone, in this order (a retry within the group is
+/// answered with the message stored before it). An error means the transaction must
+/// go.
+pub(super) fn append_all(tx: &Transaction<'_>, run: Vec<AppendSlot<'_>>) -> rusqlite::Result<()> {
+    let mut stored_under = tx.prepare_cached(STORED_UNDER)?;
+    let mut case_for = tx.prepare_cached(CASE_FOR_APPEND)?;
+    let mut insert = tx.prepare_cached(INSERT_MESSAGE)?;
+    let mut cases: HashMap<CaseId, Option<(String, Seq, Option<AgentId>)>> = HashMap::new();
     let now = now_ms();
-    let mut new = Vec::new();
     for (append, outcome) in run {
-        let key = (append.case, append.client_id.clone());
-        *outcome = Some(match stored.get(&key) {
-            Some(message) if same_author(&message.author, &append.author) => {
-                Ok((message.clone(), false))
-            }
-            Some(_) => Err(StoreError::ClientIdTaken),
-            None => match cases.get_mut(&append.case) {
-                None => Err(StoreError::CaseNotFound),
-                Some((state, last_seq, agent)) => match refusal(append, state, *last_seq, *agent) {
-                    Some(refused) => Err(refused),
-                    None => {
-                        *last_seq += 1;
-                        let message = ChatMessage {
-                            case_id: append.case,
-                            seq: *last_seq,
-                            client_id: append.client_id.clone(),
-                            author: append.author.clone(),
-                            body: append.body.clone(),
-                            sent_at: now,
-                        };
-                        stored.insert(key, message.clone());
-                        new.push(message.clone());
-                        Ok((message, true))
-                    }
-                },
-            },
-        });
-    }
-    if new.is_empty() {
-        return Ok(());
-    }
-
-    let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \
-         body, sent_at) ",
-    );
-    insert.push_values(&new, |mut row, message| {
+        let stored = stored_under
+            .query_row(params![append.case, append.client_id], message_from_row)
+            .optional()?;
+        if let Some(message) = stored {
+            *outcome = Some(if same_author(&message.author, &append.author) {
+                Ok((message, false))
+            } else {
+                Err(StoreError::ClientIdTaken)
+            });
+            continue;
+        }
+        let case = match cases.entry(append.case) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => new.insert(
+                case_for
+                    .query_row([append.case], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()?,
+            ),
+        };
+        let Some((state, last_seq, agent)) = case else {
+            *outcome = Some(Err(StoreError::CaseNotFound));
+            continue;
+        };
+        if let Some(refused) = refusal(append, state, *last_seq, *agent) {
+            *outcome = Some(Err(refused));
+            continue;
+        }
+        let message = ChatMessage {
+            case_id: append.case,
+            seq: *last_seq + 1,
+            client_id: append.client_id.clone(),
+            author: append.author.clone(),
+            body: append.body.clone(),
+            sent_at: now,
+        };
         let (kind, agent_id, name) = author_columns(&message.author);
-        row.push_bind(message.case_id)
-            .push_bind(message.seq)
-            .push_bind(&message.client_id)
-            .push_bind(kind)
-            .push_bind(agent_id)
-            .push_bind(name)
-            .push_bind(&message.body)
-            .push_bind(message.sent_at);
-    });
-    insert.build().execute(&mut *tx).await?;
+        insert.execute(params![
+            message.case_id,
+            message.seq,
+            message.client_id,
+            kind,
+            agent_id,
+            name,
+            message.body,
+            message.sent_at
+        ])?;
+        *last_seq = message.seq;
+        *outcome = Some(Ok((message, true)));
+    }
     Ok(())
 }
 
-/// The query for the messages already stored under these appends' ids. A join with
-/// the list rather than `(case_id, client_id) IN (VALUES …)`, which SQLite answers by
-/// reading every message stored.
-pub(super) fn push_stored<'a>(
-    query: &mut QueryBuilder<'a, Sqlite>,
-    appends: impl Iterator<Item = &'a Append>,
-) {
-    query.push(
-        "SELECT m.case_id, m.seq, m.client_id, m.author_kind, m.agent_id, m.author_name, \
-         m.body, m.sent_at FROM (VALUES ",
-    );
-    let mut ids = query.separated(", ");
-    for append in appends {
-        ids.push("(")
-            .push_bind_unseparated(append.case)
-            .push_unseparated(", ")
-            .push_bind_unseparated(&append.client_id)
-            .push_unseparated(")");
-    }
-    query.push(") k JOIN messages m ON m.case_id = k.column1 AND m.client_id = k.column2");
+/// A message as the writer reads it back (columns as in [`STORED_UNDER`]).
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        case_id: row.get(0)?,
+        seq: row.get(1)?,
+        client_id: row.get(2)?,
+        author: author_from_columns(&row.get::<_, String>(3)?, row.get(4)?, row.get(5)?),
+        body: row.get(6)?,
+        sent_at: row.get(7)?,
+    })
 }
 
 /// Why `append` may not be written to a case in `state` holding `last_seq` messages
@@ -224,18 +195,14 @@ pub(super) struct Mark {
 impl Op for Mark {
     type Output = ();
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<()>> {
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
         let (sql, id) = match self.who {
             Presence::Customer(case) => {
                 ("UPDATE cases SET customer_gone_at = ? WHERE id = ?", case)
             }
             Presence::Agent(agent) => ("UPDATE agents SET gone_at = ? WHERE id = ?", agent),
         };
-        sqlx::query(sql)
-            .bind(self.since)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        tx.prepare_cached(sql)?.execute(params![self.since, id])?;
         Ok(Ok(()))
     }
 }
@@ -251,16 +218,18 @@ pub(super) struct StartChat {
 impl Op for StartChat {
     type Output = Started;
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<Started>> {
-        let live: Option<(VisitorId, CaseId, Option<String>)> = sqlx::query_as(
-            "SELECT v.id, c.id, m.client_id FROM visitors v \
-             JOIN cases c ON c.visitor_id = v.id AND c.chat_state != 'ended' \
-             LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
-             WHERE v.token_hash = ? ORDER BY c.id DESC LIMIT 1",
-        )
-        .bind(secret::digest(&self.token))
-        .fetch_optional(&mut *tx)
-        .await?;
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Started>> {
+        let live: Option<(VisitorId, CaseId, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT v.id, c.id, m.client_id FROM visitors v \
+                 JOIN cases c ON c.visitor_id = v.id AND c.chat_state != 'ended' \
+                 LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+                 WHERE v.token_hash = ? ORDER BY c.id DESC LIMIT 1",
+            )?
+            .query_row([secret::digest(&self.token)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
         if let Some((visitor, case, first_client_id)) = live {
             return Ok(
                 if first_client_id.as_deref() == Some(self.chat.client_id.as_str()) {
@@ -275,8 +244,8 @@ impl Op for StartChat {
             );
         }
         let now = now_ms();
-        let visitor = upsert_visitor(tx, &self.token, now).await?;
-        let case = insert_case(tx, visitor, &self.chat, Channel::Chat, now).await?;
+        let visitor = upsert_visitor(tx, &self.token, now)?;
+        let case = insert_case(tx, visitor, &self.chat, Channel::Chat, now)?;
         Ok(Ok(Started {
             visitor,
             case,
@@ -295,17 +264,19 @@ pub(super) struct LeaveMessage {
 impl Op for LeaveMessage {
     type Output = Started;
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<Started>> {
-        let earlier: Option<(VisitorId, CaseId)> = sqlx::query_as(
-            "SELECT v.id, c.id FROM visitors v \
-             JOIN cases c ON c.visitor_id = v.id AND c.channel = 'message' \
-             JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
-             WHERE v.token_hash = ? AND m.client_id = ?",
-        )
-        .bind(secret::digest(&self.token))
-        .bind(&self.message.client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Started>> {
+        let earlier: Option<(VisitorId, CaseId)> = tx
+            .prepare_cached(
+                "SELECT v.id, c.id FROM visitors v \
+                 JOIN cases c ON c.visitor_id = v.id AND c.channel = 'message' \
+                 JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+                 WHERE v.token_hash = ? AND m.client_id = ?",
+            )?
+            .query_row(
+                params![secret::digest(&self.token), self.message.client_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
         if let Some((visitor, case)) = earlier {
             return Ok(Ok(Started {
                 visitor,
@@ -314,8 +285,8 @@ impl Op for LeaveMessage {
             }));
         }
         let now = now_ms();
-        let visitor = upsert_visitor(tx, &self.token, now).await?;
-        let case = insert_case(tx, visitor, &self.message, Channel::Message, now).await?;
+        let visitor = upsert_visitor(tx, &self.token, now)?;
+        let case = insert_case(tx, visitor, &self.message, Channel::Message, now)?;
         Ok(Ok(Started {
             visitor,
             case,
@@ -333,16 +304,14 @@ pub(super) struct Assign {
 impl Op for Assign {
     type Output = bool;
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<bool>> {
-        let done = sqlx::query(
-            "UPDATE cases SET chat_state = 'active', agent_id = ?, offer_agent_id = NULL, \
-             offer_expires_at = NULL WHERE id = ? AND chat_state = 'queued'",
-        )
-        .bind(self.agent)
-        .bind(self.case)
-        .execute(&mut *tx)
-        .await?;
-        Ok(Ok(done.rows_affected() == 1))
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
+        let changed = tx
+            .prepare_cached(
+                "UPDATE cases SET chat_state = 'active', agent_id = ?, offer_agent_id = NULL, \
+                 offer_expires_at = NULL WHERE id = ? AND chat_state = 'queued'",
+            )?
+            .execute(params![self.agent, self.case])?;
+        Ok(Ok(changed == 1))
     }
 }
 
@@ -355,23 +324,20 @@ pub(super) struct EndChat {
 impl Op for EndChat {
     type Output = Option<Option<AgentId>>;
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<Self::Output>> {
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>> {
         let (kind, name) = match &self.by {
             EndedBy::Customer => ("customer", None),
             EndedBy::Agent { name } => ("agent", Some(name.as_str())),
             EndedBy::Timeout => ("timeout", None),
         };
-        let agent = sqlx::query_scalar(
-            "UPDATE cases SET chat_state = 'ended', ended_by = ?, ended_by_name = ?, ended_at = ?, \
-             offer_agent_id = NULL, offer_expires_at = NULL \
-             WHERE id = ? AND chat_state != 'ended' RETURNING agent_id",
-        )
-        .bind(kind)
-        .bind(name)
-        .bind(now_ms())
-        .bind(self.case)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let agent = tx
+            .prepare_cached(
+                "UPDATE cases SET chat_state = 'ended', ended_by = ?, ended_by_name = ?, \
+                 ended_at = ?, offer_agent_id = NULL, offer_expires_at = NULL \
+                 WHERE id = ? AND chat_state != 'ended' RETURNING agent_id",
+            )?
+            .query_row(params![kind, name, now_ms(), self.case], |row| row.get(0))
+            .optional()?;
         Ok(Ok(agent))
     }
 }
@@ -386,16 +352,14 @@ pub(super) struct Requeue {
 impl Op for Requeue {
     type Output = bool;
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<bool>> {
-        let done = sqlx::query(
-            "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
-             WHERE id = ? AND chat_state = 'active' AND agent_id = ?",
-        )
-        .bind(self.case)
-        .bind(self.agent)
-        .execute(&mut *tx)
-        .await?;
-        Ok(Ok(done.rows_affected() == 1))
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
+        let changed = tx
+            .prepare_cached(
+                "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
+                 WHERE id = ? AND chat_state = 'active' AND agent_id = ?",
+            )?
+            .execute(params![self.case, self.agent])?;
+        Ok(Ok(changed == 1))
     }
 }
 
@@ -411,19 +375,15 @@ pub(super) struct OpenOffer {
 impl Op for OpenOffer {
     type Output = ();
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<()>> {
-        sqlx::query("UPDATE cases SET offer_agent_id = ?, offer_expires_at = ? WHERE id = ?")
-            .bind(self.agent)
-            .bind(self.expires_at)
-            .bind(self.case)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO offer_log (case_id, agent_id, offered_at) VALUES (?, ?, ?)")
-            .bind(self.case)
-            .bind(self.agent)
-            .bind(self.at)
-            .execute(&mut *tx)
-            .await?;
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
+        tx.prepare_cached(
+            "UPDATE cases SET offer_agent_id = ?, offer_expires_at = ? WHERE id = ?",
+        )?
+        .execute(params![self.agent, self.expires_at, self.case])?;
+        tx.prepare_cached(
+            "INSERT INTO offer_log (case_id, agent_id, offered_at) VALUES (?, ?, ?)",
+        )?
+        .execute(params![self.case, self.agent, self.at])?;
         Ok(Ok(()))
     }
 }
@@ -439,25 +399,22 @@ pub(super) struct CloseOffer {
 impl Op for CloseOffer {
     type Output = ();
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<()>> {
-        sqlx::query(
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
+        tx.prepare_cached(
             "UPDATE cases SET offer_agent_id = NULL, offer_expires_at = NULL \
              WHERE id = ? AND offer_agent_id = ?",
-        )
-        .bind(self.case)
-        .bind(self.agent)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        )?
+        .execute(params![self.case, self.agent])?;
+        tx.prepare_cached(
             "UPDATE offer_log SET outcome = ?, closed_at = ? \
              WHERE case_id = ? AND agent_id = ? AND outcome IS NULL",
-        )
-        .bind(outcome_name(self.outcome))
-        .bind(self.at)
-        .bind(self.case)
-        .bind(self.agent)
-        .execute(&mut *tx)
-        .await?;
+        )?
+        .execute(params![
+            outcome_name(self.outcome),
+            self.at,
+            self.case,
+            self.agent
+        ])?;
         Ok(Ok(()))
     }
 }
@@ -471,52 +428,11 @@ pub(super) struct SetRouting {
 impl Op for SetRouting {
     type Output = ();
 
-    async fn apply(&self, tx: &mut SqliteConnection) -> StoreResult<StoreResult<()>> {
-        sqlx::query("UPDATE agents SET routing = ? WHERE id = ?")
-            .bind(self.on)
-            .bind(self.agent)
-            .execute(&mut *tx)
-            .await?;
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
+        tx.prepare_cached("UPDATE agents SET routing = ? WHERE id = ?")?
+            .execute(params![self.on, self.agent])?;
         Ok(Ok(()))
     }
-}
-
-pub(super) async fn insert_message(
-    tx: &mut SqliteConnection,
-    case: CaseId,
-    client_id: &str,
-    author: &Author,
-    body: &str,
-    sent_at: Millis,
-) -> StoreResult<ChatMessage> {
-    let seq: Seq =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE case_id = ?")
-            .bind(case)
-            .fetch_one(&mut *tx)
-            .await?;
-    let (kind, agent_id, name) = author_columns(author);
-    sqlx::query(
-        "INSERT INTO messages (case_id, seq, client_id, author_kind, agent_id, author_name, \
-         body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(case)
-    .bind(seq)
-    .bind(client_id)
-    .bind(kind)
-    .bind(agent_id)
-    .bind(name)
-    .bind(body)
-    .bind(sent_at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(ChatMessage {
-        case_id: case,
-        seq,
-        client_id: client_id.to_owned(),
-        author: author.clone(),
-        body: body.to_owned(),
-        sent_at,
-    })
 }
 
 /// A retry must come from whoever sent the original: the same customer or agent.
@@ -530,62 +446,64 @@ fn same_author(stored: &Author, retry: &Author) -> bool {
 }
 
 /// The visitor of `token`, made on their first chat or message.
-async fn upsert_visitor(
-    tx: &mut SqliteConnection,
-    token: &str,
-    now: Millis,
-) -> StoreResult<VisitorId> {
-    Ok(sqlx::query_scalar(
+fn upsert_visitor(tx: &Transaction<'_>, token: &str, now: Millis) -> rusqlite::Result<VisitorId> {
+    tx.prepare_cached(
         "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
          ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
          RETURNING id",
-    )
-    .bind(secret::digest(token))
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?)
+    )?
+    .query_row(params![secret::digest(token), now], |row| row.get(0))
 }
 
 /// A new case with the customer's first message: a queued chat, or a message left
 /// (over at once: nobody chats in it).
-async fn insert_case(
-    tx: &mut SqliteConnection,
+fn insert_case(
+    tx: &Transaction<'_>,
     visitor: VisitorId,
     chat: &NewChat,
     channel: Channel,
     now: Millis,
-) -> StoreResult<CaseId> {
+) -> rusqlite::Result<CaseId> {
     let (state, channel) = match channel {
         Channel::Chat => ("queued", "chat"),
         Channel::Message => ("ended", "message"),
     };
-    let case: CaseId = sqlx::query_scalar(
-        "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
-         customer_email, answers, chat_state, channel, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(visitor)
-    .bind(&chat.customer_name)
-    .bind(&chat.subject)
-    .bind(&chat.location)
-    .bind(chat.group)
-    .bind(&chat.email)
-    .bind(serde_json::to_string(&chat.answers).unwrap_or_else(|_| "[]".to_owned()))
-    .bind(state)
-    .bind(channel)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    insert_message(
-        tx,
+    let answers = serde_json::to_string(&chat.answers)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let case: CaseId = tx
+        .prepare_cached(
+            "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
+             customer_email, answers, chat_state, channel, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![
+                visitor,
+                chat.customer_name,
+                chat.subject,
+                chat.location,
+                chat.group,
+                chat.email,
+                answers,
+                state,
+                channel,
+                now
+            ],
+            |row| row.get(0),
+        )?;
+    let first = Author::Customer {
+        name: chat.customer_name.clone(),
+    };
+    let (kind, agent_id, name) = author_columns(&first);
+    tx.prepare_cached(INSERT_MESSAGE)?.execute(params![
         case,
-        &chat.client_id,
-        &Author::Customer {
-            name: chat.customer_name.clone(),
-        },
-        &chat.body,
-        now,
-    )
-    .await?;
+        1,
+        chat.client_id,
+        kind,
+        agent_id,
+        name,
+        chat.body,
+        now
+    ])?;
     Ok(case)
 }

@@ -1,21 +1,28 @@
 //! The one writer. SQLite takes one writer at a time, so every chat write goes through
-//! one connection in one task, and whatever waits while a commit runs shares the next
-//! one: one disk flush for a burst instead of one each, and no write ever waits on the
-//! database lock (several writers would, with back-off sleeps).
+//! one connection on one thread, and whatever waits while a commit runs shares the next
+//! one: one disk flush for a burst instead of one each.
+//!
+//! The writer runs each group on a thread of its own, with its own connection
+//! (rusqlite), from `BEGIN` to `COMMIT`. Through sqlx every statement was a round trip
+//! to the connection's thread and back, a tenth to a fifth of a millisecond each under
+//! load: five of them per commit were more than half of the writer's time at 10,000
+//! messages a second. Here a group's statements run back to back, prepared once.
 //!
 //! A write is an [`Op`]: plain data and the statements it runs. Writes queued one
 //! after another commit in that order, so a caller that queues without waiting (see
 //! [`Queued`]) still sees its writes land in order.
+//!
+//! The other writes (accounts, settings, groups) go through sqlx's write pool; they and
+//! the writer take turns through [`WriteTurn`], so neither ever waits on SQLite's lock.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use sqlx::SqlitePool;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use parlor_protocol::ChatMessage;
 
@@ -30,10 +37,7 @@ pub(super) trait Op: Send + 'static {
     /// then tried again one write at a time, so each gets its own outcome); the inner
     /// one is this write's own refusal, decided before it wrote anything, and the rest
     /// of the batch commits.
-    fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-    ) -> impl Future<Output = StoreResult<StoreResult<Self::Output>>> + Send;
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>>;
 
     /// Whether this is a message to append: appends next to each other in a batch are
     /// written together ([`append_all`]).
@@ -50,11 +54,9 @@ pub(super) trait Op: Send + 'static {
     }
 }
 
-type Applying<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
-
 /// An [`Op`] waiting in the queue, with whoever waits for its outcome.
 pub(super) trait Job: Send {
-    fn apply<'a>(&'a mut self, tx: &'a mut SqliteConnection) -> Applying<'a>;
+    fn apply(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()>;
     /// The write was not committed.
     fn failed(&mut self, error: StoreError);
     /// Tells the sender how it went, after the commit. The sender may have gone (its
@@ -77,11 +79,9 @@ struct Pending<O: Op> {
 }
 
 impl<O: Op> Job for Pending<O> {
-    fn apply<'a>(&'a mut self, tx: &'a mut SqliteConnection) -> Applying<'a> {
-        Box::pin(async move {
-            self.outcome = Some(self.op.apply(tx).await?);
-            Ok(())
-        })
+    fn apply(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        self.outcome = Some(self.op.apply(tx)?);
+        Ok(())
     }
 
     fn failed(&mut self, error: StoreError) {
@@ -133,27 +133,52 @@ pub(super) fn closed() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
+/// Whose turn it is to write: the writer's group, or one of the other writes. SQLite
+/// takes one writer at a time; a second connection waiting on its lock would poll with
+/// back-off sleeps (and could wait out its timeout behind a writer that never pauses),
+/// while this lock is handed over in order, the moment a commit ends.
+pub(super) type WriteTurn = Arc<Mutex<()>>;
+
 /// At most this many writes share one commit. A commit waits for the disk, and while it
 /// waits the next group gathers: under load the groups grow, up to this (at 256, the
 /// relay topped out at 12,000 messages a second with the machine half idle).
 pub(super) const WRITE_BATCH: usize = 4096;
 
-/// At most this many appends go in one statement (SQLite takes up to 32,766 values in
-/// one, and each message binds eight).
-const APPENDS_AT_ONCE: usize = 1024;
-
 /// What tells everyone following a case about a new message, once it is committed.
 pub(super) type Publish = Arc<OnceLock<Box<dyn Fn(&ChatMessage) + Send + Sync>>>;
 
-/// Starts the writer on `write` (its pool's one connection) and the checkpoints on
-/// `checkpoint`; the writer ends when the store's last queue handle is dropped, the
-/// checkpoints when the store closes.
-pub(super) fn start(write: SqlitePool, checkpoint: SqlitePool, publish: Publish) -> Writes {
+/// The writer's own connection to the database file at `path`, set up as sqlx sets up
+/// the others (see `Store::open`). It never checkpoints: its commits carry messages
+/// only, and the checkpoints have a connection of their own.
+pub(super) fn connect(path: &PathBuf) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    // A message is acknowledged only once it would survive a power cut.
+    conn.pragma_update(None, "synchronous", "full")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // Every statement the writer runs, kept prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Starts the writer on `conn` (its own thread) and the checkpoints on `checkpoint`;
+/// the writer ends when the store's last queue handle is dropped, the checkpoints when
+/// the store closes.
+pub(super) fn start(
+    conn: Connection,
+    turn: WriteTurn,
+    checkpoint: SqlitePool,
+    publish: Publish,
+) -> std::io::Result<Writes> {
     let (writes, queue) = mpsc::channel(WRITE_BATCH);
     let copied = Arc::new(AtomicBool::new(false));
     tokio::spawn(run_checkpoints(checkpoint, copied.clone()));
-    tokio::spawn(run_writes(write, queue, copied, publish));
-    writes
+    std::thread::Builder::new()
+        .name("parlor-writer".into())
+        .spawn(move || run_writes(conn, turn, queue, copied, publish))?;
+    Ok(writes)
 }
 
 /// Writes as they come, all those waiting in one transaction. Each sender hears back
@@ -166,35 +191,29 @@ pub(super) fn start(write: SqlitePool, checkpoint: SqlitePool, publish: Publish)
 ///
 /// Every few checkpoints (`copied`), the writer copies the little written since, between
 /// two commits, so the log starts over: see [`run_checkpoints`].
-async fn run_writes(
-    write: SqlitePool,
+fn run_writes(
+    mut conn: Connection,
+    turn: WriteTurn,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     copied: Arc<AtomicBool>,
     publish: Publish,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
-    let mut held = Held::default();
-    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        match held.connection(&write).await {
-            Ok(conn) => {
-                if let Err(error) = write_all(conn, &mut batch).await {
-                    tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
-                    for one in &mut batch {
-                        if let Err(error) = write_all(conn, std::slice::from_mut(one)).await {
-                            one.failed(error);
-                        }
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            batch.push(next);
+        }
+        {
+            let _turn = turn.blocking_lock();
+            if let Err(error) = write_all(&mut conn, &mut batch) {
+                tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
+                for one in &mut batch {
+                    if let Err(error) = write_all(&mut conn, std::slice::from_mut(one)) {
+                        one.failed(error.into());
                     }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the writer has no connection");
-                let closing = matches!(error, sqlx::Error::PoolClosed);
-                for job in &mut batch {
-                    job.failed(if closing {
-                        closed()
-                    } else {
-                        StoreError::Database(sqlx::Error::PoolTimedOut)
-                    });
                 }
             }
         }
@@ -207,78 +226,35 @@ async fn run_writes(
         }
         batch.drain(..).for_each(Job::reply);
         if copied.swap(false, Ordering::AcqRel) {
-            let copy = match held.connection(&write).await {
-                Ok(conn) => checkpoint(conn).await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = copy {
+            let _turn = turn.blocking_lock();
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(%error, "the writer's checkpoint failed");
             }
         }
-        if queue.is_empty() {
-            held.release();
-        }
-    }
-}
-
-/// How long the writer keeps its connection while writes keep coming. Taking it from
-/// the pool for each commit cost a third of a millisecond (the pool takes a connection
-/// back in a task of its own); the other writes (accounts, settings, groups) share the
-/// pool's one connection and get their turn at least this often.
-const HOLD_AT_MOST: Duration = Duration::from_millis(10);
-
-/// The writer's connection while it is busy.
-#[derive(Default)]
-struct Held(Option<(PoolConnection<Sqlite>, Instant)>);
-
-impl Held {
-    /// The connection held, or one from the pool if none is held or it was held for
-    /// [`HOLD_AT_MOST`].
-    async fn connection(
-        &mut self,
-        pool: &SqlitePool,
-    ) -> Result<&mut SqliteConnection, sqlx::Error> {
-        if self
-            .0
-            .as_ref()
-            .is_some_and(|(_, since)| since.elapsed() >= HOLD_AT_MOST)
-        {
-            self.release();
-        }
-        let (conn, _) = match self.0.take() {
-            Some(held) => self.0.insert(held),
-            None => self.0.insert((pool.acquire().await?, Instant::now())),
-        };
-        Ok(&mut **conn)
-    }
-
-    /// Gives the connection back to the pool.
-    fn release(&mut self) {
-        self.0 = None;
     }
 }
 
 /// Writes `batch` in one transaction, in order; appends next to each other go in
 /// together. An error means nothing was committed.
-async fn write_all(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
+fn write_all(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut rest = batch;
     while let Some(first) = rest.first_mut() {
         if !first.is_append() {
-            first.apply(&mut tx).await?;
+            first.apply(&tx)?;
             rest = &mut rest[1..];
             continue;
         }
         let run = rest.iter().take_while(|job| job.is_append()).count();
         let (appends, after) = rest.split_at_mut(run);
-        for some in appends.chunks_mut(APPENDS_AT_ONCE) {
-            let slots = some.iter_mut().filter_map(|job| job.appending()).collect();
-            append_all(&mut tx, slots).await?;
-        }
+        let slots = appends
+            .iter_mut()
+            .filter_map(|job| job.appending())
+            .collect();
+        append_all(&tx, slots)?;
         rest = after;
     }
-    tx.commit().await?;
-    Ok(())
+    tx.commit()
 }
 
 /// How often the write-ahead log is copied into the database.
@@ -304,14 +280,17 @@ const RESTART_LOG_AFTER: u32 = 5;
 /// commits (nothing is being written then, so it ends with the whole log copied, and
 /// the next commit starts the log over). That rest is only what was written during the
 /// copy.
-async fn run_checkpoints(checkpoint_pool: SqlitePool, copied: Arc<AtomicBool>) {
+async fn run_checkpoints(checkpoint: SqlitePool, copied: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut since_restart = 0;
     loop {
         tick.tick().await;
-        match checkpoint(&checkpoint_pool).await {
-            Ok(()) => {
+        let copy = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&checkpoint)
+            .await;
+        match copy {
+            Ok(_) => {
                 since_restart += 1;
                 if since_restart == RESTART_LOG_AFTER {
                     since_restart = 0;
@@ -322,12 +301,4 @@ async fn run_checkpoints(checkpoint_pool: SqlitePool, copied: Arc<AtomicBool>) {
             Err(error) => tracing::warn!(%error, "a checkpoint failed; trying again"),
         }
     }
-}
-
-/// A passive checkpoint: copies what it can without waiting for anyone.
-async fn checkpoint<'c>(on: impl sqlx::SqliteExecutor<'c>) -> Result<(), sqlx::Error> {
-    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(on)
-        .await
-        .map(|_| ())
 }
