@@ -64,7 +64,7 @@ const CASE_FOR_APPEND: &str = "SELECT c.chat_state, \
      (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.case_id = c.id), \
      c.agent_id FROM cases c WHERE c.id = ?";
 
-const INSERT_MESSAGE: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
+pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
      agent_id, author_name, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// An append waiting in a batch, and where its outcome goes.

@@ -599,3 +599,75 @@ async fn under_steady_writes_the_log_starts_over_instead_of_growing() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_database_made_before_the_author_check_was_rewritten_keeps_its_messages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("parlor.db").display());
+    {
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.expect("opens");
+        let mut before = sqlx::migrate!("./migrations");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 8)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.expect("migrated to 7");
+        sqlx::query(
+            "INSERT INTO visitors (token_hash, created_at) VALUES ('t', 1); \
+             INSERT INTO cases (visitor_id, customer_name, subject, location, chat_state, \
+             channel, created_at) VALUES (1, 'Grace', '', '', 'queued', 'chat', 1); \
+             INSERT INTO messages (case_id, seq, client_id, author_kind, author_name, body, \
+             sent_at) VALUES (1, 1, 'm1', 'customer', 'Grace', 'hello', 1)",
+        )
+        .execute(&pool)
+        .await
+        .expect("an older chat");
+        pool.close().await;
+    }
+    let store = Store::open(&url).await.expect("migrates");
+    let chat = store
+        .chat_for(Caller::Visitor(1), 1, 0)
+        .await
+        .expect("read");
+    let bodies: Vec<&str> = chat.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["hello"]);
+    let customer = Author::Customer {
+        name: "Grace".into(),
+    };
+    let (next, new) = store
+        .append_message(1, "m2", &customer, "still here", None)
+        .await
+        .expect("appended");
+    assert!(new);
+    assert_eq!(next.seq, 2);
+    let refused = sqlx::query(
+        "INSERT INTO messages (case_id, seq, client_id, author_kind, author_name, body, \
+         sent_at) VALUES (1, 3, 'm3', 'robot', 'R', 'x', 1)",
+    )
+    .execute(&mut *store.writing().await.expect("turn"))
+    .await;
+    assert!(refused.is_err(), "an unknown author kind is still refused");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn appending_a_message_builds_no_temporary_table() {
+    let (store, _dir) = store().await;
+    // On a connection that may write: a read-only one leaves the CHECKs out of its plan.
+    let steps: Vec<String> = sqlx::query(&format!("EXPLAIN {}", chats::INSERT_MESSAGE))
+        .fetch_all(&mut *store.writing().await.expect("turn"))
+        .await
+        .expect("explained")
+        .iter()
+        .map(|row| row.get("opcode"))
+        .collect();
+    assert!(steps.iter().any(|op| op == "Insert"), "{steps:?}");
+    assert!(!steps.iter().any(|op| op == "OpenEphemeral"), "{steps:?}");
+    store.close().await;
+}
