@@ -524,8 +524,9 @@ async fn a_write_outside_the_chat_queue_is_not_held_behind_every_message_queued(
         let started = store.start_chat(&secret::token(), &chat).await;
         cases.push(started.expect("started").case);
     }
-    // Far more messages than one commit takes: the writer keeps its connection from
-    // one commit to the next while they last, but not for all of them.
+    // Far more messages than one commit takes: the writer goes from one commit to the
+    // next while they last, and an account written meanwhile takes its turn between two
+    // of them, not after all of them.
     let sending = tokio::spawn({
         let store = store.clone();
         async move {
