@@ -19,7 +19,6 @@ use parlor_protocol::{
 
 use crate::AppState;
 use crate::auth::{Admin, Agent, Body, Params, SameOrigin, session_token};
-use crate::chat;
 use crate::client;
 use crate::routing::Event;
 use crate::settings::{
@@ -69,6 +68,8 @@ impl From<StoreError> for HttpError {
                 Self::Conflict(format!("{}.", capitalised(&error.to_string())))
             }
             StoreError::PasswordsBusy => Self::Busy,
+            StoreError::CaseNotFound => Self::NotFound("case"),
+            StoreError::GroupNotFound => Self::NotFound("group"),
             StoreError::LastAdmin => {
                 Self::Conflict("Parlor needs at least one active admin.".into())
             }
@@ -425,8 +426,7 @@ async fn remove_agent(
     }
     state.hub.kick_agent(id);
     state.routing.send(Event::AgentRemoved { agent: id });
-    let settings = state.settings.get();
-    chat::requeue_all_of(&state.store, &state.hub, &state.routing, &settings, id).await?;
+    state.chats.requeue_all_of(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -543,11 +543,7 @@ async fn case_offers(
     state
         .store
         .case_for(Caller::Agent(agent.profile.id), id)
-        .await
-        .map_err(|e| match e {
-            StoreError::CaseNotFound => HttpError::NotFound("case"),
-            other => other.into(),
-        })?;
+        .await?;
     Ok(Json(state.store.offer_log(id).await?))
 }
 

@@ -51,6 +51,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub routing: Routing,
+    /// Every flow that changes a chat.
+    pub chats: chat::Chats,
     pub settings: SharedSettings,
     pub templates: Arc<Templates>,
     pub limits: Arc<limits::Limits>,
@@ -178,10 +180,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         addr: config.addr,
         source,
     })?;
+    let chats = chat::Chats::new(
+        store.clone(),
+        hub.clone(),
+        routing.clone(),
+        settings.clone(),
+    );
     let state = AppState {
         store,
         hub,
         routing,
+        chats,
         settings,
         templates: Arc::new(Templates::new()?),
         limits: Arc::new(limits::Limits::new(&config)),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use parlor_protocol::EndedBy;
 
 use crate::AppState;
-use crate::chat;
 use crate::store::{StoreResult, now_ms};
 
 /// How often deadlines are checked: the most a timeout can run late.
@@ -55,18 +54,14 @@ async fn sweep(state: &AppState) -> StoreResult<()> {
         .chats_idle_since(now - settings.inactivity_timeout_ms)
         .await?
     {
-        if let Some(events) =
-            chat::end(&state.store, &state.hub, &settings, case, EndedBy::Timeout).await?
-        {
-            events.into_iter().for_each(|e| state.routing.send(e));
-        }
+        state.chats.end(case, EndedBy::Timeout).await?;
     }
     for agent in state
         .store
         .agents_gone_since(now - settings.agent_grace_ms)
         .await?
     {
-        chat::requeue_all_of(&state.store, &state.hub, &state.routing, &settings, agent).await?;
+        state.chats.requeue_all_of(agent).await?;
         state.store.set_agent_gone(agent, None).await?;
     }
     Ok(())

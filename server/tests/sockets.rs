@@ -873,6 +873,40 @@ async fn resolving_a_live_chat_places_the_customer_back_in_the_queue() {
 }
 
 #[tokio::test]
+async fn moving_a_case_to_a_group_that_does_not_exist_is_refused_and_changes_nothing() {
+    let server = Server::start().await;
+    let (mut agent, _visitor, case_id) = accepted_chat(&server).await;
+    let store = &server.running.state.store;
+    let before = store.case(case_id).await.expect("read").expect("case");
+    send(
+        &mut agent,
+        &AgentFrame::UpdateCase {
+            case_id,
+            status: parlor_protocol::CaseStatus::Pending,
+            subject: "Moved".into(),
+            group: Some(9_999),
+            close_tab: false,
+        },
+    )
+    .await;
+    loop {
+        match recv::<ToAgent>(&mut agent).await {
+            ToAgent::Error { error } => {
+                assert_eq!(error.code, ErrorCode::Invalid);
+                assert_eq!(error.message, "There is no such group.");
+                break;
+            }
+            ToAgent::State { case } => panic!("the case changed: {case:?}"),
+            _ => {}
+        }
+    }
+    let after = store.case(case_id).await.expect("read").expect("case");
+    assert_eq!(after.summary.subject, before.summary.subject);
+    assert_eq!(after.summary.status, before.summary.status);
+    assert_eq!(after.group_id, before.group_id);
+}
+
+#[tokio::test]
 async fn watching_a_chat_read_only_tells_the_customer_nothing_and_cannot_write() {
     let server = Server::start().await;
     let (mut agent, mut visitor, case_id) = accepted_chat(&server).await;

@@ -65,6 +65,10 @@ pub enum StoreError {
     ChatEnded,
     #[error("the agent is not in this chat")]
     NotInChat,
+    #[error("only the agent in this chat can change the case while it is live")]
+    LiveChatOfAnother,
+    #[error("no such group")]
+    GroupNotFound,
     #[error("that message id was already used by someone else")]
     ClientIdTaken,
     #[error("an agent with that email already exists")]
