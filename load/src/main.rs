@@ -652,12 +652,30 @@ async fn main() -> std::process::ExitCode {
     let every = Duration::from_secs_f64((2 * n) as f64 / run.args.rate.max(1) as f64);
     let ramp = Instant::now();
     let pause = Duration::from_secs_f64(1.0 / run.args.ramp.max(1) as f64);
-    let ramp_start = tokio::time::Instant::now();
+    let mut ramp_start = tokio::time::Instant::now();
+    // Halfway, the ramp waits for those chats to settle and reads the server's memory:
+    // what the second half adds is what a connection costs, free of what the server
+    // held before (a sign-in's password hashing not yet given back) or fills once
+    // (SQLite's page cache).
+    let half = n / 2;
+    let mut rss_half = None;
+    let mut paused = Duration::ZERO;
     for number in 0..n {
         if bare {
             tokio::spawn(bare_customer(run.clone(), number, every));
         } else {
             tokio::spawn(customer(run.clone(), number, Some(every)));
+        }
+        if number + 1 == half && half > 0 && pid.is_some() {
+            let stop = Instant::now();
+            let limit = Duration::from_secs(60 + half as u64 / 20);
+            wait_for("chats accepted", half, &run.tally.chats_active, limit).await;
+            // The time to accept them counts; the settling does not.
+            let settle = Instant::now();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            rss_half = pid.and_then(rss_kib);
+            paused += settle.elapsed();
+            ramp_start += stop.elapsed();
         }
         // On a schedule rather than a sleep per customer: timers tick in milliseconds,
         // and a pause shorter than that would hold the ramp to 1,000 a second.
@@ -670,7 +688,7 @@ async fn main() -> std::process::ExitCode {
         Duration::from_secs(60 + n as u64 / 20),
     )
     .await;
-    let ramp_secs = ramp.elapsed().as_secs_f64();
+    let ramp_secs = (ramp.elapsed() - paused).as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = pid.and_then(rss_kib);
 
@@ -747,10 +765,16 @@ async fn main() -> std::process::ExitCode {
     let sockets = (n + agents) as f64;
     if let (Some(before), Some(idle)) = (rss_before, rss_idle) {
         println!(
-            "  server RSS                    {before} KiB before, {idle} KiB with {} sockets idle = {:.1} KiB per connection; {} KiB after traffic",
+            "  server RSS                    {before} KiB before, {idle} KiB with {} sockets idle = {:.1} KiB per connection from before; {} KiB after traffic",
             n + agents,
             (idle as f64 - before as f64) / sockets,
             rss_after.unwrap_or_default()
+        );
+    }
+    if let (Some(at_half), Some(idle)) = (rss_half, rss_idle) {
+        println!(
+            "  server memory per connection  {:.1} KiB: {at_half} KiB with {half} chats idle, {idle} KiB with {n}",
+            (idle as f64 - at_half as f64) / (n - half) as f64,
         );
     }
     std::process::ExitCode::SUCCESS

@@ -4,15 +4,15 @@
 //! client resumes from its last `seq`), so one slow reader never stalls the others nor
 //! makes the server hold an unbounded backlog for it.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use parlor_protocol::{
     AgentId, CLOSE_ACCOUNT_OFF, CLOSE_SESSION_ENDED, CaseId, ToAgent, ToVisitor,
 };
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 /// A serialised frame, shared by every socket it goes to: each socket writes the same
 /// bytes, counted by reference rather than copied.
@@ -29,75 +29,152 @@ pub const OUTBOX_BYTES: usize = 1024 * 1024;
 pub type ConnId = u64;
 
 /// The sending end of a socket's outbox, bounded in frames and in bytes.
-#[derive(Clone)]
+///
+/// A queue under a lock rather than a channel: a channel allocates a block of 32 slots
+/// and its state up front, 1.5 KiB per socket, though most sockets are idle chats with
+/// nothing waiting. This holds nothing until a frame waits.
 pub struct Outbox {
-    frames: mpsc::Sender<Outbound>,
-    /// Bytes queued and not yet taken by the socket's writer.
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 /// The socket writer's end of its outbox.
 pub struct OutboxReader {
-    frames: mpsc::Receiver<Outbound>,
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 /// The socket is too far behind: its outbox holds as many frames or bytes as it may.
 #[derive(Debug)]
 pub struct Behind;
 
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Woken when a frame is queued, the outbox closes, or its last sender goes.
+    ready: Notify,
+}
+
+struct Queue {
+    frames: VecDeque<Outbound>,
+    /// Bytes queued and not yet taken by the socket's writer.
+    bytes: usize,
+    /// The writer takes no more frames: a frame pushed now is dropped.
+    closed: bool,
+    /// [`Outbox`] handles alive; with none left the writer ends once the queue is empty.
+    senders: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Never held across an await or a panic-prone call; recover anyway.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 fn outbox() -> (Outbox, OutboxReader) {
-    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
-    let bytes = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            frames: VecDeque::new(),
+            bytes: 0,
+            closed: false,
+            senders: 1,
+        }),
+        ready: Notify::new(),
+    });
     (
         Outbox {
-            frames: tx,
-            bytes: bytes.clone(),
+            shared: shared.clone(),
         },
-        OutboxReader { frames: rx, bytes },
+        OutboxReader { shared },
     )
 }
 
 impl Outbox {
     /// Queues a frame without waiting. A socket already closing takes it silently.
     pub fn push(&self, frame: Outbound) -> Result<(), Behind> {
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            return Ok(());
+        }
         let len = frame.len();
-        let waiting = self.bytes.fetch_add(len, Ordering::AcqRel);
-        if waiting > 0 && waiting + len > OUTBOX_BYTES {
-            self.bytes.fetch_sub(len, Ordering::AcqRel);
+        let full = queue.frames.len() >= OUTBOX_FRAMES
+            || (queue.bytes > 0 && queue.bytes + len > OUTBOX_BYTES);
+        if full {
             return Err(Behind);
         }
-        match self.frames.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(refused) => {
-                self.bytes.fetch_sub(len, Ordering::AcqRel);
-                match refused {
-                    mpsc::error::TrySendError::Full(_) => Err(Behind),
-                    mpsc::error::TrySendError::Closed(_) => Ok(()),
-                }
-            }
+        queue.bytes += len;
+        queue.frames.push_back(frame);
+        drop(queue);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.senders -= 1;
+        let last = queue.senders == 0;
+        drop(queue);
+        if last {
+            self.shared.ready.notify_one();
         }
     }
 }
 
 impl OutboxReader {
-    /// The next frame to write; `None` once closed and empty.
+    /// The next frame to write; `None` once closed (or every sender gone) and empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        let frame = self.frames.recv().await?;
-        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
-        Some(frame)
+        loop {
+            if let Some(next) = self.take() {
+                return next;
+            }
+            // A frame queued since `take` left a permit: this returns at once.
+            self.shared.ready.notified().await;
+        }
     }
 
     /// The next frame if one is queued (for tests and tools).
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        let frame = self.frames.try_recv().ok()?;
-        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
-        Some(frame)
+        self.take().flatten()
+    }
+
+    /// `Some(frame)`, `Some(None)` at the end, `None` while nothing waits.
+    fn take(&self) -> Option<Option<Outbound>> {
+        let mut queue = self.shared.lock();
+        match queue.frames.pop_front() {
+            Some(frame) => {
+                queue.bytes -= frame.len();
+                Some(Some(frame))
+            }
+            None if queue.closed || queue.senders == 0 => Some(None),
+            None => None,
+        }
     }
 
     /// Takes no more frames; those queued can still be read.
     pub fn close(&mut self) {
-        self.frames.close();
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_one();
+    }
+}
+
+impl Drop for OutboxReader {
+    fn drop(&mut self) {
+        // Nobody will write what waits: free it, and take nothing more.
+        let mut queue = self.shared.lock();
+        queue.closed = true;
+        queue.bytes = 0;
+        queue.frames = VecDeque::new();
     }
 }
 
@@ -467,6 +544,45 @@ fn remove(inner: &mut Inner, id: ConnId) {
 mod tests {
     use super::*;
     use parlor_protocol::{ErrorCode, ProtocolError};
+
+    #[tokio::test]
+    async fn an_outbox_holds_nothing_until_a_frame_waits_and_wakes_its_writer_for_one() {
+        let (tx, mut rx) = outbox();
+        assert_eq!(
+            tx.shared.lock().frames.capacity(),
+            0,
+            "an idle socket's outbox"
+        );
+        let writer = tokio::spawn(async move { rx.recv().await });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tx.push(Outbound::from("one")).expect("room");
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .expect("woken")
+            .expect("writer");
+        assert_eq!(frame.as_deref(), Some("one"));
+    }
+
+    #[tokio::test]
+    async fn a_closed_outbox_gives_what_was_queued_then_ends_and_drops_what_comes_after() {
+        let (tx, mut rx) = outbox();
+        tx.push(Outbound::from("queued")).expect("room");
+        rx.close();
+        tx.push(Outbound::from("late")).expect("taken silently");
+        assert_eq!(rx.recv().await.as_deref(), Some("queued"));
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn an_outbox_ends_when_its_last_sender_goes() {
+        let (tx, mut rx) = outbox();
+        let second = tx.clone();
+        drop(tx);
+        second.push(Outbound::from("last")).expect("room");
+        drop(second);
+        assert_eq!(rx.recv().await.as_deref(), Some("last"));
+        assert_eq!(rx.recv().await, None);
+    }
 
     fn visitor_frame() -> ToVisitor {
         ToVisitor::Error {

@@ -41,16 +41,16 @@ pub async fn agent_socket(
         .unwrap_or_default();
     upgrade(ws).on_upgrade(move |socket| async move {
         let conn = state.hub.connect_console(agent.profile.id, &session);
+        let budget = state.limits.agent_frames;
         let mut session = AgentSession {
-            state: state.clone(),
+            state,
             conn: conn.id,
             outbox: conn.reply.clone(),
             agent,
             joined: false,
             typed: HashMap::new(),
         };
-        let budget = state.limits.agent_frames;
-        run(socket, conn, &state, &mut session, budget).await;
+        run(socket, conn, &mut session, budget).await;
     })
 }
 

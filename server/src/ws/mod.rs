@@ -184,13 +184,7 @@ const CLOSE_POLICY: u16 = 1008;
 /// even parsed (so before any database work): over it, the frame is refused with a
 /// `too_fast` error (said once per streak), and a socket that goes on is closed with
 /// code 1008.
-async fn run(
-    socket: WebSocket,
-    conn: Connection,
-    state: &AppState,
-    session: &mut impl Session,
-    budget: Rate,
-) {
+async fn run(socket: WebSocket, conn: Connection, session: &mut impl Session, budget: Rate) {
     let Connection {
         id,
         mut outbox,
@@ -199,10 +193,11 @@ async fn run(
         ..
     } = conn;
     let (mut sink, mut stream) = socket.split();
-    let hub = state.hub.clone();
+    let (hub, config) = (session.state().hub.clone(), session.state().config.clone());
+    let writer_hub = hub.clone();
     let (refuse_tx, mut refuse_rx) = oneshot::channel::<CloseFrame>();
     let mut writer = tokio::spawn(async move {
-        let closing = hub.wait_closing();
+        let closing = writer_hub.wait_closing();
         tokio::pin!(closing);
         let mut restarting = false;
         let mut burst = Vec::new();
@@ -249,10 +244,10 @@ async fn run(
         }
         let _ = sink.close().await;
     });
-    let silence = Duration::from_secs(2 * u64::from(state.config.heartbeat_secs));
+    let silence = Duration::from_secs(2 * u64::from(config.heartbeat_secs));
     let quiet = tokio::time::sleep(silence);
     tokio::pin!(quiet);
-    let closing = state.hub.wait_closing();
+    let closing = hub.wait_closing();
     tokio::pin!(closing);
     let mut budget = FrameBudget::new(budget, Instant::now());
     // Set when this side closes the socket with a reason for the client.
@@ -297,7 +292,7 @@ async fn run(
             _ = &mut writer => break,
         }
     }
-    let leaving = state.hub.disconnect(id);
+    let leaving = hub.disconnect(id);
     if let Some(close) = close_with {
         let _ = refuse_tx.send(close);
         // The close frame goes out first; then what the client already sent is read and
@@ -317,16 +312,17 @@ async fn run(
             }
         })
         .await;
-    } else if state.hub.is_closing() && !writer.is_finished() {
+    } else if hub.is_closing() && !writer.is_finished() {
         // Let the writer send what is queued and the close frame, within the bound.
-        let bound = Duration::from_secs(state.config.shutdown_secs);
+        let bound = Duration::from_secs(config.shutdown_secs);
         if tokio::time::timeout(bound, &mut writer).await.is_err() {
             writer.abort();
         }
     } else {
         writer.abort();
     }
-    session.on_close().await;
+    // Boxed: what it awaits is large and runs once, so an open socket does not carry it.
+    Box::pin(session.on_close()).await;
     drop(leaving);
 }
 

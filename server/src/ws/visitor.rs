@@ -36,8 +36,9 @@ pub async fn visitor_socket(
     let ip = client::address_key(&headers, peer.ip(), &state.config);
     upgrade(ws).on_upgrade(move |socket| async move {
         let conn = state.hub.connect(None);
+        let budget = state.limits.visitor_frames;
         let mut session = VisitorSession {
-            state: state.clone(),
+            state,
             conn: conn.id,
             outbox: conn.reply.clone(),
             geo,
@@ -48,8 +49,7 @@ pub async fn visitor_socket(
             live: None,
             case: None,
         };
-        let budget = state.limits.visitor_frames;
-        run(socket, conn, &state, &mut session, budget).await;
+        run(socket, conn, &mut session, budget).await;
     })
 }
 
