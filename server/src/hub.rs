@@ -7,6 +7,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
 
 use parlor_protocol::{
     AgentId, CLOSE_ACCOUNT_OFF, CLOSE_SESSION_ENDED, CaseId, ToAgent, ToVisitor,
@@ -48,8 +51,10 @@ pub struct Behind;
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// Woken when a frame is queued, the outbox closes, or its last sender goes.
-    ready: Notify,
+    /// The writer waiting for frames, woken when a frame is queued, the outbox closes,
+    /// or its last sender goes. Waking nobody costs one atomic operation, so a burst
+    /// of frames wakes the writer once.
+    ready: AtomicWaker,
 }
 
 struct Queue {
@@ -79,7 +84,7 @@ fn outbox() -> (Outbox, OutboxReader) {
             closed: false,
             senders: 1,
         }),
-        ready: Notify::new(),
+        ready: AtomicWaker::new(),
     });
     (
         Outbox {
@@ -105,7 +110,7 @@ impl Outbox {
         queue.bytes += len;
         queue.frames.push_back(frame);
         drop(queue);
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
         Ok(())
     }
 }
@@ -126,7 +131,7 @@ impl Drop for Outbox {
         let last = queue.senders == 0;
         drop(queue);
         if last {
-            self.shared.ready.notify_one();
+            self.shared.ready.wake();
         }
     }
 }
@@ -134,37 +139,51 @@ impl Drop for Outbox {
 impl OutboxReader {
     /// The next frame to write; `None` once closed (or every sender gone) and empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        loop {
-            if let Some(next) = self.take() {
-                return next;
+        let mut one = Vec::with_capacity(1);
+        self.recv_many(&mut one, 1).await;
+        one.pop()
+    }
+
+    /// Waits for frames and moves up to `most` of them into `into`, all taken at once;
+    /// 0 once closed (or every sender gone) and empty.
+    pub async fn recv_many(&mut self, into: &mut Vec<Outbound>, most: usize) -> usize {
+        std::future::poll_fn(|cx| {
+            if let Some(taken) = self.take(into, most) {
+                return Poll::Ready(taken);
             }
-            // A frame queued since `take` left a permit: this returns at once.
-            self.shared.ready.notified().await;
-        }
+            self.shared.ready.register(cx.waker());
+            // A frame queued between the look and the registration woke nobody.
+            self.take(into, most).map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
     }
 
     /// The next frame if one is queued (for tests and tools).
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.take().flatten()
+        let mut one = Vec::with_capacity(1);
+        self.take(&mut one, 1)?;
+        one.pop()
     }
 
-    /// `Some(frame)`, `Some(None)` at the end, `None` while nothing waits.
-    fn take(&self) -> Option<Option<Outbound>> {
-        let mut queue = self.shared.lock();
-        match queue.frames.pop_front() {
-            Some(frame) => {
-                queue.bytes -= frame.len();
-                Some(Some(frame))
-            }
-            None if queue.closed || queue.senders == 0 => Some(None),
-            None => None,
+    /// Moves up to `most` queued frames into `into`: how many, 0 at the end, or `None`
+    /// while nothing waits.
+    fn take(&self, into: &mut Vec<Outbound>, most: usize) -> Option<usize> {
+        let mut guard = self.shared.lock();
+        let queue = &mut *guard;
+        let taken = queue.frames.len().min(most);
+        if taken == 0 {
+            return (queue.closed || queue.senders == 0).then_some(0);
         }
+        for frame in queue.frames.drain(..taken) {
+            queue.bytes -= frame.len();
+            into.push(frame);
+        }
+        Some(taken)
     }
 
     /// Takes no more frames; those queued can still be read.
     pub fn close(&mut self) {
         self.shared.lock().closed = true;
-        self.shared.ready.notify_one();
     }
 }
 

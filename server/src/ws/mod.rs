@@ -203,9 +203,11 @@ async fn run(socket: WebSocket, conn: Connection, session: &mut impl Session, bu
         let mut burst = Vec::new();
         loop {
             // Biased: what is queued goes out before a refusal's close frame.
-            let frame = tokio::select! {
+            // Whatever is queued goes out in one write: a console in many busy chats
+            // makes one system call for a burst, not one per frame.
+            let taken = tokio::select! {
                 biased;
-                frame = outbox.recv() => frame,
+                taken = outbox.recv_many(&mut burst, BURST_FRAMES) => taken,
                 () = &mut closing, if !restarting => {
                     restarting = true;
                     outbox.close();
@@ -217,14 +219,8 @@ async fn run(socket: WebSocket, conn: Connection, session: &mut impl Session, bu
                     return;
                 }
             };
-            let Some(frame) = frame else { break };
-            // Whatever else is queued already goes out in the same write: a console in
-            // many busy chats makes one system call for a burst, not one per frame.
-            burst.push(frame);
-            while burst.len() < BURST_FRAMES
-                && let Some(more) = outbox.try_recv()
-            {
-                burst.push(more);
+            if taken == 0 {
+                break;
             }
             for frame in burst.drain(..) {
                 if sink.feed(Message::Text(frame)).await.is_err() {
