@@ -670,11 +670,11 @@ async fn main() -> std::process::ExitCode {
             let stop = Instant::now();
             let limit = Duration::from_secs(60 + half as u64 / 20);
             wait_for("chats accepted", half, &run.tally.chats_active, limit).await;
-            // The time to accept them counts; the settling does not.
-            let settle = Instant::now();
             tokio::time::sleep(Duration::from_secs(2)).await;
             rss_half = pid.and_then(rss_kib);
-            paused += settle.elapsed();
+            // Without the pause, the first half's last chats would be accepted while
+            // the second half connects: the whole pause is left out of the time.
+            paused += stop.elapsed();
             ramp_start += stop.elapsed();
         }
         // On a schedule rather than a sleep per customer: timers tick in milliseconds,
