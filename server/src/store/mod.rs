@@ -21,7 +21,7 @@ use parlor_protocol::{
     CaseStatus, CaseSummary, Channel, Chat, ChatMessage, ChatState, EndedBy, FIRST_MESSAGE_CHARS,
     Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use crate::passwords::{DUMMY_HASH, Passwords};
@@ -183,6 +183,18 @@ pub struct Store {
     case_cap: Seq,
 }
 
+/// How every connection to the database is set up, whichever library opens it (sqlx
+/// for the pools, rusqlite for the chat writer).
+const PRAGMAS: [(&str, &str); 3] = [
+    ("journal_mode", "wal"),
+    // A message is acknowledged only once it would survive a power cut.
+    ("synchronous", "full"),
+    ("foreign_keys", "on"),
+];
+
+/// How long a connection waits for SQLite's lock before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The database page size, for a new database. A commit writes every page it changed
 /// to the log whole, and a message changes two index pages far apart (its case's place
 /// in each); at 1 KiB rather than SQLite's 4 KiB the log takes a quarter of the bytes.
@@ -205,14 +217,13 @@ const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
 impl Store {
     /// Opens (creating if needed) the SQLite database at `url` and migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // A message is acknowledged only once it would survive a power cut.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .page_size(PAGE_BYTES_ON_DISK);
+        let options = PRAGMAS.iter().fold(
+            SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .busy_timeout(BUSY_TIMEOUT)
+                .page_size(PAGE_BYTES_ON_DISK),
+            |options, (name, value)| options.pragma(*name, *value),
+        );
         let one = || {
             SqlitePoolOptions::new()
                 .max_connections(1)

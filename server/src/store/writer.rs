@@ -152,11 +152,10 @@ pub(super) type Publish = Arc<OnceLock<Box<dyn Fn(&ChatMessage) + Send + Sync>>>
 /// only, and the checkpoints have a connection of their own.
 pub(super) fn connect(path: &PathBuf) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "wal")?;
-    // A message is acknowledged only once it would survive a power cut.
-    conn.pragma_update(None, "synchronous", "full")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    for (name, value) in super::PRAGMAS {
+        conn.pragma_update(None, name, value)?;
+    }
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // Every statement the writer runs, kept prepared.
     conn.set_prepared_statement_cache_capacity(64);

@@ -13,7 +13,9 @@ use parlor_protocol::{
     Seq, TextError, ToAgent, ToVisitor, check_client_id, check_message, one_line,
 };
 
-use super::{Session, TYPING_RELAY_EVERY, invalid, reply_on, run, say_hello, typing_due, upgrade};
+use super::{
+    Session, Socket, TYPING_RELAY_EVERY, invalid, reply_on, run, say_hello, typing_due, upgrade,
+};
 use crate::AppState;
 use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat::{CaseUpdate, TabClosed};
@@ -43,9 +45,11 @@ pub async fn agent_socket(
         let conn = state.hub.connect_console(agent.profile.id, &session);
         let budget = state.limits.agent_frames;
         let mut session = AgentSession {
-            state,
-            conn: conn.id,
-            outbox: conn.reply.clone(),
+            socket: Socket {
+                state,
+                conn: conn.id,
+                outbox: conn.reply.clone(),
+            },
             agent,
             joined: false,
             typed: HashMap::new(),
@@ -55,9 +59,7 @@ pub async fn agent_socket(
 }
 
 struct AgentSession {
-    state: AppState,
-    conn: ConnId,
-    outbox: Outbox,
+    socket: Socket,
     agent: AgentRecord,
     /// Whether routing counts this console (after `hello`).
     joined: bool,
@@ -72,7 +74,7 @@ impl AgentSession {
     /// unless that `hello` ran first; checking again after the write settles that order:
     /// whichever ran last, the mark stays only while no console is open.
     async fn start_grace_if_last(&self) -> StoreResult<()> {
-        let (hub, store) = (&self.state.hub, &self.state.store);
+        let (hub, store) = (&self.socket.state.hub, &self.socket.state.store);
         if hub.consoles_of(self.me()) > 0 {
             return Ok(());
         }
@@ -88,16 +90,8 @@ impl Session for AgentSession {
     type Frame = AgentFrame;
     type Reply = ToAgent;
 
-    fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-
-    fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    fn conn(&self) -> ConnId {
-        self.conn
+    fn socket(&self) -> &Socket {
+        &self.socket
     }
 
     fn error_frame(error: ProtocolError) -> ToAgent {
@@ -106,7 +100,8 @@ impl Session for AgentSession {
 
     async fn on_close(&mut self) {
         if self.joined {
-            self.state
+            self.socket
+                .state
                 .routing
                 .send(Event::AgentDisconnected { agent: self.me() });
         }
@@ -116,7 +111,7 @@ impl Session for AgentSession {
     }
 
     async fn handle(&mut self, frame: AgentFrame) -> Result<(), ProtocolError> {
-        let store = &self.state.store;
+        let store = &self.socket.state.store;
         if !self.joined && !matches!(frame, AgentFrame::Hello { .. }) {
             return Err(say_hello());
         }
@@ -138,7 +133,7 @@ impl Session for AgentSession {
                 let cases = store.active_cases_of(self.me()).await?;
                 let mut chats = Vec::with_capacity(cases.len());
                 for case in &cases {
-                    self.state.hub.follow(self.conn, *case);
+                    self.socket.state.hub.follow(self.socket.conn, *case);
                     let from = since.get(case).copied().unwrap_or(0);
                     chats.push(
                         store
@@ -149,11 +144,11 @@ impl Session for AgentSession {
                 self.reply(&ToAgent::Welcome {
                     agent: agent.profile.clone(),
                     routing: agent.routing,
-                    channel_routing: self.state.settings.get().channel_routing,
+                    channel_routing: self.socket.state.settings.get().channel_routing,
                     chats,
-                    heartbeat_secs: self.state.config.heartbeat_secs,
+                    heartbeat_secs: self.socket.state.config.heartbeat_secs,
                 });
-                self.state.routing.send(Event::AgentConnected {
+                self.socket.state.routing.send(Event::AgentConnected {
                     agent: self.me(),
                     routing: agent.routing,
                     capacity: agent.capacity,
@@ -165,23 +160,24 @@ impl Session for AgentSession {
             }
             AgentFrame::SetRouting { on } => {
                 store.set_routing(self.me(), on).await?;
-                self.state
+                self.socket
+                    .state
                     .hub
                     .send_agent(self.me(), &crate::dispatch::switched(on));
-                self.state.routing.send(Event::RoutingSwitched {
+                self.socket.state.routing.send(Event::RoutingSwitched {
                     agent: self.me(),
                     on,
                 });
             }
             AgentFrame::Accept { case_id } => {
                 store.case_for(Caller::Agent(self.me()), case_id).await?;
-                self.state.routing.send(Event::Accept {
+                self.socket.state.routing.send(Event::Accept {
                     agent: self.me(),
                     case: case_id,
                 });
             }
             AgentFrame::Disable { case_id } => {
-                self.state.routing.send(Event::Disable {
+                self.socket.state.routing.send(Event::Disable {
                     agent: self.me(),
                     case: case_id,
                 });
@@ -215,7 +211,11 @@ impl Session for AgentSession {
                 // The answer is committed and published while this console's next frames
                 // are read: an agent in many chats is not held to one commit at a time.
                 // A refusal or a retry's stored message comes back on this socket.
-                let (hub, outbox, conn) = (self.state.hub.clone(), self.outbox.clone(), self.conn);
+                let (hub, outbox, conn) = (
+                    self.socket.state.hub.clone(),
+                    self.socket.outbox.clone(),
+                    self.socket.conn,
+                );
                 tokio::spawn(async move {
                     let answer = match queued.committed().await {
                         Ok((_, true)) => return,
@@ -241,19 +241,22 @@ impl Session for AgentSession {
                 let typing = ToVisitor::Typing {
                     name: self.agent.profile.name.clone(),
                 };
-                self.state.hub.publish_to(case_id, Some(&typing), None);
+                self.socket
+                    .state
+                    .hub
+                    .publish_to(case_id, Some(&typing), None);
             }
             AgentFrame::EndChat { case_id } => {
                 self.my_live_chat(case_id).await?;
                 let by = EndedBy::Agent {
                     name: self.agent.profile.name.clone(),
                 };
-                self.state.chats.end(case_id, by).await?;
+                self.socket.state.chats.end(case_id, by).await?;
             }
             AgentFrame::Watch { case_id } => {
                 // Read-only: this console follows the case; nobody else hears of it.
                 store.case_for(Caller::Agent(self.me()), case_id).await?;
-                self.state.hub.follow(self.conn, case_id);
+                self.socket.state.hub.follow(self.socket.conn, case_id);
                 let chat = store.chat_for(Caller::Agent(self.me()), case_id, 0).await?;
                 self.reply(&ToAgent::Watching { chat });
             }
@@ -278,7 +281,11 @@ impl Session for AgentSession {
                     subject: one_line(&subject, "subject", MAX_SUBJECT_CHARS).map_err(invalid)?,
                     group,
                 };
-                self.state.chats.update_case(self.me(), &update).await?;
+                self.socket
+                    .state
+                    .chats
+                    .update_case(self.me(), &update)
+                    .await?;
                 if close_tab {
                     self.close_tab(case_id).await?;
                 }
@@ -296,8 +303,12 @@ impl AgentSession {
     /// Closes a case tab (see [`Chats::close_tab`](crate::chat::Chats::close_tab)).
     async fn close_tab(&self, case_id: CaseId) -> Result<(), ProtocolError> {
         let name = &self.agent.profile.name;
-        let chats = &self.state.chats;
-        if chats.close_tab(self.me(), name, self.conn, case_id).await? == TabClosed::Here {
+        let chats = &self.socket.state.chats;
+        if chats
+            .close_tab(self.me(), name, self.socket.conn, case_id)
+            .await?
+            == TabClosed::Here
+        {
             self.reply(&ToAgent::TabClosed { case_id });
         }
         Ok(())
@@ -313,7 +324,8 @@ impl AgentSession {
             case_id,
             case_subject: case.summary.subject,
         };
-        self.state
+        self.socket
+            .state
             .templates
             .render_off_workers(body, context)
             .await
@@ -323,6 +335,7 @@ impl AgentSession {
     /// The case, if this agent is in it and it has not ended.
     async fn my_live_chat(&self, case: CaseId) -> Result<CaseRecord, ProtocolError> {
         let record = self
+            .socket
             .state
             .store
             .case_for(Caller::Agent(self.me()), case)

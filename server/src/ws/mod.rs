@@ -100,6 +100,14 @@ fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ProtocolError> {
     })
 }
 
+/// What every session holds of its socket.
+struct Socket {
+    state: AppState,
+    conn: ConnId,
+    /// This socket's own outbox, for replies.
+    outbox: Outbox,
+}
+
 /// What one socket does with the frames it reads.
 trait Session {
     /// The frames this socket reads.
@@ -107,9 +115,7 @@ trait Session {
     /// The frame type this socket writes, for errors.
     type Reply: Serialize;
 
-    fn outbox(&self) -> &Outbox;
-    fn state(&self) -> &AppState;
-    fn conn(&self) -> ConnId;
+    fn socket(&self) -> &Socket;
     fn error_frame(error: ProtocolError) -> Self::Reply;
     async fn handle(&mut self, frame: Self::Frame) -> Result<(), ProtocolError>;
     async fn on_close(&mut self);
@@ -141,7 +147,8 @@ trait Session {
     /// it. A client that stopped reading is not waited for (this socket's reader, its
     /// heartbeat and shutdown would wait with it): its socket is dropped and it resumes.
     fn reply(&self, frame: &impl Serialize) {
-        reply_on(&self.state().hub, self.outbox(), self.conn(), frame);
+        let socket = self.socket();
+        reply_on(&socket.state.hub, &socket.outbox, socket.conn, frame);
     }
 }
 
@@ -193,7 +200,8 @@ async fn run(socket: WebSocket, conn: Connection, session: &mut impl Session, bu
         ..
     } = conn;
     let (mut sink, mut stream) = socket.split();
-    let (hub, config) = (session.state().hub.clone(), session.state().config.clone());
+    let state = &session.socket().state;
+    let (hub, config) = (state.hub.clone(), state.config.clone());
     let writer_hub = hub.clone();
     let (refuse_tx, mut refuse_rx) = oneshot::channel::<CloseFrame>();
     let mut writer = tokio::spawn(async move {

@@ -14,7 +14,7 @@ use parlor_protocol::{
     check_client_id, check_message,
 };
 
-use super::{Session, invalid, run, say_hello, typing_due, upgrade};
+use super::{Session, Socket, invalid, run, say_hello, typing_due, upgrade};
 use crate::AppState;
 use crate::auth::same_origin;
 use crate::client;
@@ -38,9 +38,11 @@ pub async fn visitor_socket(
         let conn = state.hub.connect(None);
         let budget = state.limits.visitor_frames;
         let mut session = VisitorSession {
-            state,
-            conn: conn.id,
-            outbox: conn.reply.clone(),
+            socket: Socket {
+                state,
+                conn: conn.id,
+                outbox: conn.reply.clone(),
+            },
             geo,
             ip,
             token: None,
@@ -59,9 +61,7 @@ fn proxy_header<'h>(headers: &'h HeaderMap, name: Option<&str>) -> Option<&'h st
 }
 
 struct VisitorSession {
-    state: AppState,
-    conn: ConnId,
-    outbox: Outbox,
+    socket: Socket,
     geo: Option<String>,
     /// The visitor's IP address, for rate limits.
     ip: String,
@@ -83,16 +83,8 @@ impl Session for VisitorSession {
     type Frame = VisitorFrame;
     type Reply = ToVisitor;
 
-    fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-
-    fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    fn conn(&self) -> ConnId {
-        self.conn
+    fn socket(&self) -> &Socket {
+        &self.socket
     }
 
     fn error_frame(error: ProtocolError) -> ToVisitor {
@@ -103,7 +95,7 @@ impl Session for VisitorSession {
     // inactivity timeout starts when the customer's last widget has gone.
     async fn on_close(&mut self) {
         let Some(visitor) = self.visitor else { return };
-        let state = &self.state;
+        let state = &self.socket.state;
         let gone = async {
             if let Some(case) = state.store.live_case_of(visitor).await?
                 && state.hub.widgets_following(case) == 0
@@ -119,7 +111,7 @@ impl Session for VisitorSession {
 
     async fn handle(&mut self, frame: VisitorFrame) -> Result<(), ProtocolError> {
         // A handle of its own, so that the session can change while it is used.
-        let store = &self.state.store.clone();
+        let store = &self.socket.state.store.clone();
         match frame {
             VisitorFrame::Hello { token, since } => {
                 if self.token.is_some() {
@@ -151,7 +143,7 @@ impl Session for VisitorSession {
                 };
                 self.token = Some(token.clone());
                 let groups = store.groups().await?;
-                let settings = self.state.settings.get();
+                let settings = self.socket.state.settings.get();
                 let widget = &settings.widget;
                 // The place in the queue follows the welcome.
                 let waiting = chat
@@ -162,14 +154,14 @@ impl Session for VisitorSession {
                     token,
                     chat,
                     groups,
-                    heartbeat_secs: self.state.config.heartbeat_secs,
+                    heartbeat_secs: self.socket.state.config.heartbeat_secs,
                     form: widget.fields.clone(),
                     greeting: widget.greeting.clone(),
-                    online: self.state.routing.online(),
+                    online: self.socket.state.routing.online(),
                     queue_when_offline: widget.queue_when_offline,
                 });
                 if let Some(case) = waiting {
-                    self.state.routing.tell_position(case);
+                    self.socket.state.routing.tell_position(case);
                 }
             }
             VisitorFrame::StartChat {
@@ -184,7 +176,7 @@ impl Session for VisitorSession {
                 custom,
             } => {
                 let token = self.token.clone().ok_or_else(say_hello)?;
-                let form = self.state.settings.get().widget.fields.clone();
+                let form = self.socket.state.settings.get().widget.fields.clone();
                 let answers = PrechatAnswers {
                     name,
                     email,
@@ -204,12 +196,14 @@ impl Session for VisitorSession {
                     ..checked
                 };
                 // Counted only for a form that is otherwise fine.
-                self.state
+                self.socket
+                    .state
                     .limits
                     .chat(&token, &self.ip)
                     .map_err(|e| e.for_send(&client_id))?;
                 // Routing hears of a new chat once `started` is dropped, after the reply.
                 let started = self
+                    .socket
                     .state
                     .chats
                     .start(&token, &chat)
@@ -231,7 +225,7 @@ impl Session for VisitorSession {
                 custom,
             } => {
                 let token = self.token.clone().ok_or_else(say_hello)?;
-                let form = self.state.settings.get().widget.fields.for_message();
+                let form = self.socket.state.settings.get().widget.fields.for_message();
                 let answers = PrechatAnswers {
                     name,
                     email,
@@ -242,11 +236,13 @@ impl Session for VisitorSession {
                     .new_case(&form, &client_id, &answers, body, None)
                     .await
                     .map_err(|e| e.for_send(&client_id))?;
-                self.state
+                self.socket
+                    .state
                     .limits
                     .chat(&token, &self.ip)
                     .map_err(|e| e.for_send(&client_id))?;
                 let left = self
+                    .socket
                     .state
                     .chats
                     .leave_message(&token, &message)
@@ -263,7 +259,8 @@ impl Session for VisitorSession {
                 check_client_id(&client_id).map_err(fail)?;
                 let body = check_message(&body).map_err(fail)?;
                 let token = self.token.as_deref().ok_or_else(say_hello)?;
-                self.state
+                self.socket
+                    .state
                     .limits
                     .message(token, &self.ip)
                     .map_err(|e| e.for_send(&client_id))?;
@@ -291,14 +288,16 @@ impl Session for VisitorSession {
                     return Ok(());
                 }
                 let (case, _) = self.read_live_case().await?;
-                self.state
-                    .hub
-                    .publish_to(case, None, Some(&ToAgent::Typing { case_id: case }));
+                self.socket.state.hub.publish_to(
+                    case,
+                    None,
+                    Some(&ToAgent::Typing { case_id: case }),
+                );
             }
             VisitorFrame::EndChat => {
                 let (case, _) = self.read_live_case().await?;
                 self.live = None;
-                self.state.chats.end(case, EndedBy::Customer).await?;
+                self.socket.state.chats.end(case, EndedBy::Customer).await?;
             }
         }
         Ok(())
@@ -342,7 +341,7 @@ impl VisitorSession {
         if form.group == FieldRule::Hidden {
             return Ok(None);
         }
-        let groups = self.state.store.groups().await?;
+        let groups = self.socket.state.store.groups().await?;
         form.checked_group(group, &groups)
             .map_err(|problem| ProtocolError::new(ErrorCode::Invalid, problem.message))
     }
@@ -358,12 +357,13 @@ impl VisitorSession {
         returning: bool,
     ) -> Result<parlor_protocol::Chat, ProtocolError> {
         let visitor = self.visitor.ok_or_else(say_hello)?;
-        let state = &self.state;
-        state.hub.follow(self.conn, case);
+        let state = &self.socket.state;
+        state.hub.follow(self.socket.conn, case);
         if returning {
             state.chats.customer_presence(case, None).await?;
         }
         Ok(self
+            .socket
             .state
             .store
             .chat_for(Caller::Visitor(visitor), case, since)
@@ -388,7 +388,7 @@ impl VisitorSession {
             Some(live) => live,
             None => self.read_live_case().await?,
         };
-        let store = &self.state.store;
+        let store = &self.socket.state.store;
         let author = Author::Customer { name };
         match store
             .append_message(case, client_id, &author, body, None)
@@ -401,7 +401,7 @@ impl VisitorSession {
                     return Err(StoreError::ChatEnded.into());
                 }
                 let author = Author::Customer { name };
-                let store = &self.state.store;
+                let store = &self.socket.state.store;
                 Ok(store
                     .append_message(again, client_id, &author, body, None)
                     .await?)
@@ -417,12 +417,14 @@ impl VisitorSession {
         let no_chat = || ProtocolError::new(ErrorCode::Conflict, "There is no chat open.");
         let visitor = self.visitor.ok_or_else(no_chat)?;
         let case = self
+            .socket
             .state
             .store
             .live_case_of(visitor)
             .await?
             .ok_or_else(no_chat)?;
         let record = self
+            .socket
             .state
             .store
             .case_for(Caller::Visitor(visitor), case)
