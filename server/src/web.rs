@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -70,9 +70,39 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(move |state: State<AppState>| widget_js(state, loader.clone()))
         })
         .route("/demo", get(demo))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .nest_service("/widget", widget)
         .nest_service("/console", console)
+}
+
+/// How long `/healthz` waits for the database before it says it is not answering.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// For load balancers and monitors: 200 when the database answers a read and the chat
+/// writer takes a turn within two seconds, 503 otherwise. The body says how each part
+/// is, as JSON; what went wrong goes to the log, not to whoever asked.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let database = match tokio::time::timeout(HEALTH_WAIT, state.store.check()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(error)) => {
+            tracing::error!(%error, "health check: the database does not answer");
+            "failing"
+        }
+        Err(_) => {
+            tracing::error!("health check: the database gave no answer in time");
+            "not answering"
+        }
+    };
+    let status = if database == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "database": database })),
+    )
+        .into_response()
 }
 
 /// Serves the brotli or gzip copy that the build wrote beside a file, when the browser

@@ -42,6 +42,21 @@ async fn every_response_says_nosniff_and_keeps_its_address_to_parlor() {
 }
 
 #[tokio::test]
+async fn health_is_200_while_the_database_answers_and_503_once_it_does_not() {
+    let server = Server::start().await;
+    let answer = reqwest::get(server.url("/healthz")).await.expect("answers");
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["database"], "ok");
+
+    server.running.state.store.close().await;
+    let answer = reqwest::get(server.url("/healthz")).await.expect("answers");
+    assert_eq!(answer.status(), 503);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["database"], "failing", "and no more than that: {body}");
+}
+
+#[tokio::test]
 async fn a_local_parlor_answers_only_to_loopback_names() {
     let server = Server::start().await;
     let port = server.running.addr.port();

@@ -217,7 +217,7 @@ impl Store {
     }
 
     /// Commits `op` with whatever else is waiting, and gives its outcome.
-    async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    pub(super) async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
         self.queue(op).await?.committed().await
     }
 

@@ -39,7 +39,7 @@ mod writer;
 use rows::*;
 
 use chats::{
-    Append, Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Presence, Requeue,
+    Append, Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Presence, Requeue,
     SetRouting, StartChat,
 };
 pub use writer::Queued;
@@ -258,6 +258,13 @@ impl Store {
             passwords: Arc::default(),
             case_cap: Seq::from(CASE_MESSAGES),
         })
+    }
+
+    /// Whether the database answers: a read on the read pool, and a turn of the chat
+    /// writer (it takes the write lock and commits nothing).
+    pub async fn check(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.write(Ping).await
     }
 
     /// How each new message is published once committed: the writer calls `publish`

@@ -19,7 +19,6 @@ use super::{
 use crate::AppState;
 use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat::{CaseUpdate, TabClosed};
-use crate::hub::{ConnId, Outbox};
 use crate::routing::Event;
 use crate::secret;
 use crate::store::{AgentRecord, Caller, CaseRecord, StoreError, StoreResult, now_ms};

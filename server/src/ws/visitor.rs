@@ -18,7 +18,6 @@ use super::{Session, Socket, invalid, run, say_hello, typing_due, upgrade};
 use crate::AppState;
 use crate::auth::same_origin;
 use crate::client;
-use crate::hub::{ConnId, Outbox};
 use crate::location;
 use crate::secret;
 use crate::store::{Caller, NewChat, StoreError, VisitorId, now_ms};
