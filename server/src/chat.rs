@@ -15,7 +15,9 @@ use crate::hub::{ConnId, Hub};
 use crate::routing::Event;
 use crate::secret;
 use crate::settings::SharedSettings;
-use crate::store::{Caller, NewChat, Started, Store, StoreError, StoreResult, VisitorId};
+use crate::store::{
+    Caller, CaseRecord, NewChat, Started, Store, StoreError, StoreResult, VisitorId,
+};
 
 /// Tells everyone following its case about a new message: the store's writer calls
 /// this for each message it commits, in order.
@@ -158,13 +160,10 @@ impl Chats {
         if !self.store.requeue(case, agent).await? {
             return Ok(false);
         }
-        self.hub.unfollow_for_agent(agent, case);
-        self.hub
-            .send_agent(agent, &ToAgent::TabClosed { case_id: case });
+        self.close_on_consoles_of(agent, case);
         let text = self.settings.get().message(why, agent_name);
         announce(&self.store, case, text.as_deref()).await?;
-        self.publish_state(case).await?;
-        let record = self.store.case(case).await?;
+        let record = self.publish_state(case).await?;
         self.routing.send(Event::ChatClosed { agent, case });
         self.routing.send(Event::ChatQueued {
             case,
@@ -235,9 +234,7 @@ impl Chats {
             return Ok(TabClosed::Everywhere);
         }
         if mine {
-            self.hub.unfollow_for_agent(agent, case);
-            self.hub
-                .send_agent(agent, &ToAgent::TabClosed { case_id: case });
+            self.close_on_consoles_of(agent, case);
             Ok(TabClosed::Everywhere)
         } else {
             self.hub.unfollow(conn, case);
@@ -275,19 +272,27 @@ impl Chats {
         Ok(())
     }
 
-    /// Tells everyone following the case where it stands now.
-    async fn publish_state(&self, case: CaseId) -> StoreResult<()> {
-        if let Some(record) = self.store.case(case).await? {
+    /// The case's tab closes on every console of `agent`, which stop following it.
+    fn close_on_consoles_of(&self, agent: AgentId, case: CaseId) {
+        self.hub.unfollow_for_agent(agent, case);
+        self.hub
+            .send_agent(agent, &ToAgent::TabClosed { case_id: case });
+    }
+
+    /// Tells everyone following the case where it stands now; returns the case as read.
+    async fn publish_state(&self, case: CaseId) -> StoreResult<Option<CaseRecord>> {
+        let record = self.store.case(case).await?;
+        if let Some(record) = &record {
             self.hub.publish(
                 case,
                 &ToVisitor::State {
                     case: record.summary.clone(),
                 },
                 &ToAgent::State {
-                    case: record.summary,
+                    case: record.summary.clone(),
                 },
             );
         }
-        Ok(())
+        Ok(record)
     }
 }

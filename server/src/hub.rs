@@ -137,13 +137,6 @@ impl Drop for Outbox {
 }
 
 impl OutboxReader {
-    /// The next frame to write; `None` once closed (or every sender gone) and empty.
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        let mut one = Vec::with_capacity(1);
-        self.recv_many(&mut one, 1).await;
-        one.pop()
-    }
-
     /// Waits for frames and moves up to `most` of them into `into`, all taken at once;
     /// 0 once closed (or every sender gone) and empty.
     pub async fn recv_many(&mut self, into: &mut Vec<Outbound>, most: usize) -> usize {
@@ -564,6 +557,13 @@ mod tests {
     use super::*;
     use parlor_protocol::{ErrorCode, ProtocolError};
 
+    /// The next frame as a socket's writer takes it; `None` at the end.
+    async fn next(rx: &mut OutboxReader) -> Option<Outbound> {
+        let mut one = Vec::new();
+        rx.recv_many(&mut one, 1).await;
+        one.pop()
+    }
+
     #[tokio::test]
     async fn an_outbox_holds_nothing_until_a_frame_waits_and_wakes_its_writer_for_one() {
         let (tx, mut rx) = outbox();
@@ -572,7 +572,7 @@ mod tests {
             0,
             "an idle socket's outbox"
         );
-        let writer = tokio::spawn(async move { rx.recv().await });
+        let writer = tokio::spawn(async move { next(&mut rx).await });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         tx.push(Outbound::from("one")).expect("room");
         let frame = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
@@ -588,8 +588,8 @@ mod tests {
         tx.push(Outbound::from("queued")).expect("room");
         rx.close();
         tx.push(Outbound::from("late")).expect("taken silently");
-        assert_eq!(rx.recv().await.as_deref(), Some("queued"));
-        assert_eq!(rx.recv().await, None);
+        assert_eq!(next(&mut rx).await.as_deref(), Some("queued"));
+        assert_eq!(next(&mut rx).await, None);
     }
 
     #[tokio::test]
@@ -599,8 +599,8 @@ mod tests {
         drop(tx);
         second.push(Outbound::from("last")).expect("room");
         drop(second);
-        assert_eq!(rx.recv().await.as_deref(), Some("last"));
-        assert_eq!(rx.recv().await, None);
+        assert_eq!(next(&mut rx).await.as_deref(), Some("last"));
+        assert_eq!(next(&mut rx).await, None);
     }
 
     fn visitor_frame() -> ToVisitor {
