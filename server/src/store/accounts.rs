@@ -22,7 +22,7 @@ impl Store {
         let hash = self.passwords.hash(password.to_owned()).await?;
         let result = sqlx::query(
             "INSERT INTO agents (email, name, password_hash, is_admin, created_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(email.trim())
         .bind(name.trim())
@@ -40,10 +40,12 @@ impl Store {
 
     /// The agent with this email and password, if both are right and the account is active.
     pub async fn check_login(&self, email: &str, password: &str) -> StoreResult<Option<AgentId>> {
-        let row = sqlx::query("SELECT id, password_hash FROM agents WHERE email = ? AND active")
-            .bind(email.trim())
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND active",
+        )
+        .bind(email.trim())
+        .fetch_optional(&self.read)
+        .await?;
         let Some(row) = row else {
             // Spend the same time as a real check, so timing does not reveal accounts.
             let _ = self
@@ -60,7 +62,7 @@ impl Store {
     pub async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRecord>> {
         let row = sqlx::query(
             "SELECT id, name, email, is_admin, routing, capacity FROM agents \
-             WHERE id = ? AND active",
+             WHERE id = $1 AND active",
         )
         .bind(id)
         .fetch_optional(&self.read)
@@ -71,9 +73,9 @@ impl Store {
                 id: row.get("id"),
                 name: row.get("name"),
                 email: row.get("email"),
-                is_admin: row.get("is_admin"),
+                is_admin: flag(&row, "is_admin"),
             },
-            routing: row.get("routing"),
+            routing: flag(&row, "routing"),
             capacity: capacity_of(&row),
             groups: self.groups_of(id).await?,
         }))
@@ -82,7 +84,7 @@ impl Store {
     /// The agent's name, or an empty one for an account that is gone.
     pub async fn agent_name(&self, id: AgentId) -> StoreResult<String> {
         Ok(
-            sqlx::query_scalar::<_, String>("SELECT name FROM agents WHERE id = ?")
+            sqlx::query_scalar::<_, String>("SELECT name FROM agents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.read)
                 .await?
@@ -92,7 +94,7 @@ impl Store {
 
     async fn groups_of(&self, agent: AgentId) -> StoreResult<Vec<GroupId>> {
         Ok(sqlx::query_scalar(
-            "SELECT group_id FROM agent_groups WHERE agent_id = ? ORDER BY group_id",
+            "SELECT group_id FROM agent_groups WHERE agent_id = $1 ORDER BY group_id",
         )
         .bind(agent)
         .fetch_all(&self.read)
@@ -102,7 +104,7 @@ impl Store {
     /// Every account, active or not, for the admin's agents page.
     pub async fn accounts(&self) -> StoreResult<Vec<AgentAccount>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE removed_at IS NULL ORDER BY name COLLATE NOCASE"
+            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE removed_at IS NULL ORDER BY lower(name), id"
         ))
         .fetch_all(&self.read)
         .await?;
@@ -115,7 +117,7 @@ impl Store {
 
     pub async fn account(&self, id: AgentId) -> StoreResult<Option<AgentAccount>> {
         let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE id = ? AND removed_at IS NULL"
+            "SELECT {ACCOUNT_COLUMNS} FROM agents WHERE id = $1 AND removed_at IS NULL"
         ))
         .bind(id)
         .fetch_optional(&self.read)
@@ -126,14 +128,14 @@ impl Store {
         }
     }
 
-    async fn account_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> StoreResult<AgentAccount> {
+    async fn account_from_row(&self, row: &AnyRow) -> StoreResult<AgentAccount> {
         let id: AgentId = row.get("id");
         Ok(AgentAccount {
             id,
             name: row.get("name"),
             email: row.get("email"),
-            is_admin: row.get("is_admin"),
-            active: row.get("active"),
+            is_admin: flag(row, "is_admin"),
+            active: flag(row, "active"),
             capacity: capacity_of(row),
             groups: self.groups_of(id).await?,
             online: false,
@@ -155,8 +157,8 @@ impl Store {
         let mut tx = sqlx::Connection::begin(&mut *writing).await?;
         let admins_before = active_admins(&mut tx).await?;
         let done = sqlx::query(
-            "UPDATE agents SET name = ?, email = ?, is_admin = ?, active = ?, capacity = ?, \
-             password_hash = COALESCE(?, password_hash) WHERE id = ?",
+            "UPDATE agents SET name = $1, email = $2, is_admin = $3, active = $4, capacity = $5, \
+             password_hash = COALESCE($6, password_hash) WHERE id = $7",
         )
         .bind(&account.name)
         .bind(&account.email)
@@ -175,19 +177,19 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM agent_groups WHERE agent_id = ?")
+        sqlx::query("DELETE FROM agent_groups WHERE agent_id = $1")
             .bind(account.id)
             .execute(&mut *tx)
             .await?;
         for group in &account.groups {
-            sqlx::query("INSERT OR IGNORE INTO agent_groups (agent_id, group_id) VALUES (?, ?)")
+            sqlx::query("INSERT INTO agent_groups (agent_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(account.id)
                 .bind(group)
                 .execute(&mut *tx)
                 .await?;
         }
         if !account.active {
-            sqlx::query("DELETE FROM sessions WHERE agent_id = ?")
+            sqlx::query("DELETE FROM sessions WHERE agent_id = $1")
                 .bind(account.id)
                 .execute(&mut *tx)
                 .await?;
@@ -210,8 +212,8 @@ impl Store {
         let mut tx = sqlx::Connection::begin(&mut *writing).await?;
         let admins_before = active_admins(&mut tx).await?;
         let done = sqlx::query(
-            "UPDATE agents SET active = 0, routing = 0, removed_at = ?, \
-             email = email || ' (removed ' || id || ')' WHERE id = ? AND removed_at IS NULL",
+            "UPDATE agents SET active = FALSE, routing = FALSE, removed_at = $1, \
+             email = email || ' (removed ' || id || ')' WHERE id = $2 AND removed_at IS NULL",
         )
         .bind(now_ms())
         .bind(id)
@@ -221,8 +223,8 @@ impl Store {
             return Ok(false);
         }
         for sql in [
-            "DELETE FROM agent_groups WHERE agent_id = ?",
-            "DELETE FROM sessions WHERE agent_id = ?",
+            "DELETE FROM agent_groups WHERE agent_id = $1",
+            "DELETE FROM sessions WHERE agent_id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
@@ -238,7 +240,7 @@ impl Store {
     pub async fn create_session(&self, agent: AgentId, lifetime: Duration) -> StoreResult<String> {
         let token = secret::token();
         let expires = now_ms() + lifetime.as_millis() as Millis;
-        sqlx::query("INSERT INTO sessions (token_hash, agent_id, expires_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (token_hash, agent_id, expires_at) VALUES ($1, $2, $3)")
             .bind(secret::digest(&token))
             .bind(agent)
             .bind(expires)
@@ -249,7 +251,7 @@ impl Store {
 
     pub async fn session_agent(&self, token: &str) -> StoreResult<Option<AgentRecord>> {
         let id: Option<AgentId> = sqlx::query_scalar(
-            "SELECT agent_id FROM sessions WHERE token_hash = ? AND expires_at > ?",
+            "SELECT agent_id FROM sessions WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(secret::digest(token))
         .bind(now_ms())
@@ -264,7 +266,7 @@ impl Store {
     /// Ends the session of this cookie token; returns its digest (for closing its sockets).
     pub async fn delete_session(&self, token: &str) -> StoreResult<String> {
         let digest = secret::digest(token);
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(&digest)
             .execute(&mut *self.writing().await?)
             .await?;
@@ -280,7 +282,7 @@ impl Store {
     ) -> StoreResult<Vec<String>> {
         let keep = keep.map(secret::digest).unwrap_or_default();
         Ok(sqlx::query_scalar(
-            "DELETE FROM sessions WHERE agent_id = ? AND token_hash <> ? RETURNING token_hash",
+            "DELETE FROM sessions WHERE agent_id = $1 AND token_hash <> $2 RETURNING token_hash",
         )
         .bind(agent)
         .bind(keep)
@@ -291,7 +293,7 @@ impl Store {
     /// Forgets the sessions that expired by `now`; returns their digests.
     pub async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<Vec<String>> {
         Ok(
-            sqlx::query_scalar("DELETE FROM sessions WHERE expires_at <= ? RETURNING token_hash")
+            sqlx::query_scalar("DELETE FROM sessions WHERE expires_at <= $1 RETURNING token_hash")
                 .bind(now)
                 .fetch_all(&mut *self.writing().await?)
                 .await?,

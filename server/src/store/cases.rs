@@ -8,7 +8,7 @@ impl Store {
 
     pub async fn visitor_by_token(&self, token: &str) -> StoreResult<Option<VisitorId>> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM visitors WHERE token_hash = ?")
+            sqlx::query_scalar("SELECT id FROM visitors WHERE token_hash = $1")
                 .bind(secret::digest(token))
                 .fetch_optional(&self.read)
                 .await?,
@@ -18,7 +18,7 @@ impl Store {
     /// The visitor's chat that has not ended, if any.
     pub async fn live_case_of(&self, visitor: VisitorId) -> StoreResult<Option<CaseId>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM cases WHERE visitor_id = ? AND chat_state != 'ended' \
+            "SELECT id FROM cases WHERE visitor_id = $1 AND chat_state != 'ended' \
              ORDER BY id DESC LIMIT 1",
         )
         .bind(visitor)
@@ -63,7 +63,7 @@ impl Store {
     /// A case without a caller: only for the server's own decisions (routing).
     pub async fn case(&self, case: CaseId) -> StoreResult<Option<CaseRecord>> {
         let row = sqlx::query(&format!(
-            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = ?"
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = $1"
         ))
         .bind(case)
         .fetch_optional(&self.read)
@@ -104,7 +104,7 @@ impl Store {
     ) -> StoreResult<Vec<ChatMessage>> {
         let rows = sqlx::query(
             "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-             FROM messages WHERE case_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+             FROM messages WHERE case_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
         )
         .bind(case)
         .bind(after)
@@ -136,7 +136,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let marks = vec!["?"; ids.len()].join(", ");
+        let marks = (1..=ids.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "SELECT {CASE_COLUMNS}, COALESCE(substr(m.body, 1, {FIRST_MESSAGE_CHARS}), '') AS first \
              FROM {CASE_FROM} LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
@@ -159,7 +162,7 @@ impl Store {
     /// The chats an agent is in.
     pub async fn active_cases_of(&self, agent: AgentId) -> StoreResult<Vec<CaseId>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM cases WHERE agent_id = ? AND chat_state = 'active' ORDER BY id",
+            "SELECT id FROM cases WHERE agent_id = $1 AND chat_state = 'active' ORDER BY id",
         )
         .bind(agent)
         .fetch_all(&self.read)
@@ -266,7 +269,7 @@ impl Store {
         group: Option<GroupId>,
     ) -> StoreResult<bool> {
         let done =
-            sqlx::query("UPDATE cases SET status = ?, subject = ?, group_id = ? WHERE id = ?")
+            sqlx::query("UPDATE cases SET status = $1, subject = $2, group_id = $3 WHERE id = $4")
                 .bind(status_name(status))
                 .bind(subject)
                 .bind(group)
@@ -279,8 +282,13 @@ impl Store {
     /// The most recent chat cases, newest first.
     pub async fn recent_cases(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseSummary>> {
         let mut sql = format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE 1 = 1");
+        let mut binds = 0;
+        let mut next = || {
+            binds += 1;
+            format!("${binds}")
+        };
         if filter.status.is_some() {
-            sql.push_str(" AND c.status = ?");
+            sql.push_str(&format!(" AND c.status = {}", next()));
         }
         sql.push_str(match filter.chat {
             None => "",
@@ -291,25 +299,25 @@ impl Store {
         });
         let words = filter.q.as_deref().map(like_pattern);
         if words.is_some() {
-            sql.push_str(
-                " AND (c.customer_name LIKE ? ESCAPE '\\' OR c.subject LIKE ? ESCAPE '\\' \
-                 OR COALESCE(c.customer_email, '') LIKE ? ESCAPE '\\')",
-            );
+            // Lower case on both sides, by the database: PostgreSQL's LIKE minds case.
+            let word = format!("lower({})", next());
+            sql.push_str(&format!(
+                " AND (lower(c.customer_name) LIKE {word} ESCAPE '\\' \
+                 OR lower(c.subject) LIKE {word} ESCAPE '\\' \
+                 OR lower(COALESCE(c.customer_email, '')) LIKE {word} ESCAPE '\\')"
+            ));
         }
         if filter.before.is_some() {
-            sql.push_str(" AND c.id < ?");
+            sql.push_str(&format!(" AND c.id < {}", next()));
         }
-        sql.push_str(" ORDER BY c.id DESC LIMIT ?");
+        sql.push_str(&format!(" ORDER BY c.id DESC LIMIT {}", next()));
         // Bound in the order the clauses were written.
         let mut query = sqlx::query(&sql);
         if let Some(status) = filter.status {
             query = query.bind(status_name(status));
         }
         if let Some(words) = &words {
-            query = query
-                .bind(words.clone())
-                .bind(words.clone())
-                .bind(words.clone());
+            query = query.bind(words.clone());
         }
         if let Some(before) = filter.before {
             query = query.bind(before);
@@ -332,7 +340,7 @@ impl Store {
     pub async fn chats_idle_since(&self, before: Millis) -> StoreResult<Vec<CaseId>> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM cases WHERE chat_state != 'ended' \
-             AND customer_gone_at IS NOT NULL AND customer_gone_at <= ?",
+             AND customer_gone_at IS NOT NULL AND customer_gone_at <= $1",
         )
         .bind(before)
         .fetch_all(&self.read)
@@ -342,7 +350,7 @@ impl Store {
     /// Agents whose consoles have all been gone since `before` or longer.
     pub async fn agents_gone_since(&self, before: Millis) -> StoreResult<Vec<AgentId>> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM agents WHERE gone_at IS NOT NULL AND gone_at <= ?")
+            sqlx::query_scalar("SELECT id FROM agents WHERE gone_at IS NOT NULL AND gone_at <= $1")
                 .bind(before)
                 .fetch_all(&self.read)
                 .await?,
@@ -353,14 +361,14 @@ impl Store {
     /// chat count as gone from now, unless they were gone already.
     pub async fn mark_everyone_gone(&self, now: Millis) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE cases SET customer_gone_at = ? \
+            "UPDATE cases SET customer_gone_at = $1 \
              WHERE chat_state != 'ended' AND customer_gone_at IS NULL",
         )
         .bind(now)
         .execute(&mut *self.writing().await?)
         .await?;
         sqlx::query(
-            "UPDATE agents SET gone_at = ? WHERE gone_at IS NULL \
+            "UPDATE agents SET gone_at = $1 WHERE gone_at IS NULL \
              AND id IN (SELECT agent_id FROM cases WHERE chat_state = 'active')",
         )
         .bind(now)
@@ -407,7 +415,7 @@ impl Store {
     pub async fn offer_log(&self, case: CaseId) -> StoreResult<Vec<OfferLogEntry>> {
         let rows = sqlx::query(
             "SELECT a.name, o.offered_at, o.closed_at, o.outcome FROM offer_log o \
-             JOIN agents a ON a.id = o.agent_id WHERE o.case_id = ? ORDER BY o.id",
+             JOIN agents a ON a.id = o.agent_id WHERE o.case_id = $1 ORDER BY o.id",
         )
         .bind(case)
         .fetch_all(&self.read)

@@ -21,8 +21,9 @@ use parlor_protocol::{
     CaseStatus, CaseSummary, Channel, Chat, ChatMessage, ChatState, EndedBy, FIRST_MESSAGE_CHARS,
     Group, GroupId, Macro, Millis, OfferClosed, OfferLogEntry, PAGE_BYTES, PAGE_MESSAGES, Seq,
 };
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyConnection, AnyPool, Row, SqlitePool};
 
 use crate::passwords::{DUMMY_HASH, Passwords};
 use crate::secret;
@@ -144,12 +145,12 @@ pub fn now_ms() -> Millis {
 
 /// The write pool's connection during its turn.
 struct Writing {
-    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl std::ops::Deref for Writing {
-    type Target = sqlx::SqliteConnection;
+    type Target = AnyConnection;
     fn deref(&self) -> &Self::Target {
         &self.conn
     }
@@ -165,10 +166,10 @@ impl std::ops::DerefMut for Writing {
 pub struct Store {
     /// The connection for the writes outside the chat queue (accounts, settings,
     /// groups), in turn with the writer's own (see [`writer::WriteTurn`]).
-    write: SqlitePool,
+    write: AnyPool,
     turn: writer::WriteTurn,
     /// Readers see every committed write (WAL) and never block the writer.
-    read: SqlitePool,
+    read: AnyPool,
     /// The connection that copies the write-ahead log into the database, off the
     /// writer's path (see [`writer::run_checkpoints`]).
     checkpoint: SqlitePool,
@@ -201,6 +202,46 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A database made with another page size keeps it.
 const PAGE_BYTES_ON_DISK: u32 = 1024;
 
+/// A pool of `connections` to the SQLite database at `path`, opened in `mode` (`ro`,
+/// `rwc`) and set up with [`PRAGMAS`]. Without `checkpoints`, its commits never copy
+/// the write-ahead log (see [`writer::run_checkpoints`]).
+async fn sqlite_pool(
+    path: &Path,
+    mode: &str,
+    connections: u32,
+    checkpoints: bool,
+) -> StoreResult<AnyPool> {
+    let url = format!("sqlite://{}?mode={mode}", path.display());
+    let pool = AnyPoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // The page size first: it applies only before the log is in WAL mode.
+                let mut setup = vec![format!("PRAGMA page_size = {PAGE_BYTES_ON_DISK}")];
+                setup.extend(
+                    PRAGMAS
+                        .iter()
+                        .map(|(name, value)| format!("PRAGMA {name} = {value}")),
+                );
+                setup.push(format!(
+                    "PRAGMA busy_timeout = {}",
+                    BUSY_TIMEOUT.as_millis()
+                ));
+                if !checkpoints {
+                    setup.push("PRAGMA wal_autocheckpoint = 0".to_owned());
+                }
+                for pragma in setup {
+                    sqlx::Executor::execute(&mut *conn, pragma.as_str()).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    Ok(pool)
+}
+
 /// How many messages of customers and agents a case keeps unless configured otherwise:
 /// hours of lively chat, and a bound on what one chat can make the server hold.
 pub const CASE_MESSAGES: u32 = 5_000;
@@ -217,32 +258,25 @@ const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
 impl Store {
     /// Opens (creating if needed) the SQLite database at `url` and migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = PRAGMAS.iter().fold(
-            SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .busy_timeout(BUSY_TIMEOUT)
-                .page_size(PAGE_BYTES_ON_DISK),
-            |options, (name, value)| options.pragma(*name, *value),
-        );
-        let one = || {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-        };
+        sqlx::any::install_default_drivers();
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let path = options.get_filename().to_owned();
+        let one = |checkpoints| sqlite_pool(&path, "rwc", 1, checkpoints);
         // Checkpoints run off every write path: see [`writer::run_checkpoints`].
-        let write = one()
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
-            .await?;
-        sqlx::migrate!("./migrations").run(&write).await?;
-        let checkpoint = one().connect_with(options.clone()).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
+        let write = one(false).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let checkpoint = SqlitePoolOptions::new()
+            .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(options.clone().read_only(true))
+            .connect_with(PRAGMAS.iter().fold(options, |options, (name, value)| {
+                options.pragma(*name, *value)
+            }))
             .await?;
+        let read = sqlite_pool(&path, "ro", 4, true).await?;
         let publish = writer::Publish::default();
         let turn = writer::WriteTurn::default();
-        let path = options.get_filename().to_owned();
         let own = tokio::task::spawn_blocking(move || writer::connect(&path))
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))??;

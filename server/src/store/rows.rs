@@ -2,8 +2,15 @@
 
 use super::*;
 
-pub(super) fn capacity_of(row: &sqlx::sqlite::SqliteRow) -> u32 {
+pub(super) fn capacity_of(row: &AnyRow) -> u32 {
     u32::try_from(row.get::<i64, _>("capacity").clamp(1, 1000)).unwrap_or(1)
+}
+
+/// A yes-or-no column: SQLite keeps it as an integer, PostgreSQL as a boolean.
+pub(super) fn flag(row: &AnyRow, column: &str) -> bool {
+    row.try_get::<bool, _>(column)
+        .or_else(|_| row.try_get::<i64, _>(column).map(|n| n != 0))
+        .unwrap_or(false)
 }
 
 pub(super) fn status_name(status: CaseStatus) -> &'static str {
@@ -64,7 +71,7 @@ pub(super) fn name_taken(error: sqlx::Error) -> StoreError {
     }
 }
 
-pub(super) fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> ChatMessage {
+pub(super) fn message_from_row(row: &AnyRow) -> ChatMessage {
     ChatMessage {
         case_id: row.get("case_id"),
         seq: row.get("seq"),
@@ -91,7 +98,7 @@ pub(super) fn author_from_columns(kind: &str, agent_id: Option<AgentId>, name: S
     }
 }
 
-pub(super) fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
+pub(super) fn case_record(row: &AnyRow) -> CaseRecord {
     let state = match row.get::<&str, _>("chat_state") {
         "queued" => ChatState::Queued,
         "active" => ChatState::Active,
@@ -141,7 +148,7 @@ pub(super) fn case_record(row: &sqlx::sqlite::SqliteRow) -> CaseRecord {
 }
 
 /// How many active admins there are, read inside a write.
-pub(super) async fn active_admins(tx: &mut sqlx::SqliteConnection) -> StoreResult<i64> {
+pub(super) async fn active_admins(tx: &mut AnyConnection) -> StoreResult<i64> {
     Ok(
         sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE is_admin AND active")
             .fetch_one(tx)

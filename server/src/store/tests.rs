@@ -610,7 +610,7 @@ async fn a_database_made_before_the_author_check_was_rewritten_keeps_its_message
             .expect("url")
             .create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await.expect("opens");
-        let mut before = sqlx::migrate!("./migrations");
+        let mut before = sqlx::migrate!("./migrations/sqlite");
         before.migrations = before
             .migrations
             .iter()
