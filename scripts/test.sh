@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Parlor test: formatting and lints, the protocol and server tests (unit,
-# property and real-socket integration tests), the release build of both browser apps
+# property and real-socket integration tests) on SQLite and again on PostgreSQL (a
+# throwaway server, see scripts/postgres.sh), the release build of both browser apps
 # with their size report, and the browser tests in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,16 @@ stage "setup" scripts/setup.sh --browser
 stage "format" cargo fmt --all -- --check
 stage "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 stage "clippy (wasm)" cargo clippy -p parlor-app --target wasm32-unknown-unknown -- -D warnings
-stage "rust tests" cargo test -p parlor-protocol -p parlor-server
+stage "rust tests (SQLite)" cargo test -p parlor-protocol -p parlor-server
+
+pg_dir=$(mktemp -d)
+trap 'scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+start=$SECONDS
+printf '\n==== PostgreSQL\n'
+pg_url=$(scripts/postgres.sh start "$pg_dir")
+printf '==== PostgreSQL: %ss (%s)\n' "$(( SECONDS - start ))" "$pg_url"
+# Each test makes a database of its own on this server.
+stage "rust tests (PostgreSQL)" env PARLOR_TEST_POSTGRES="$pg_url" cargo test -p parlor-server
 stage "web build" scripts/build-web.sh
 stage "size report" node scripts/size-report.mjs
 stage "server build" cargo build -p parlor-server

@@ -18,7 +18,8 @@ pub struct Config {
     #[arg(long, env = "PARLOR_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// A database URL instead of the file in `--data-dir` (e.g. `sqlite:///var/lib/parlor.db`).
+    /// A database URL instead of the file in `--data-dir`: PostgreSQL
+    /// (`postgres://user:password@host/db`) or SQLite (`sqlite:///var/lib/parlor.db`).
     #[arg(long, env = "PARLOR_DATABASE_URL")]
     pub database_url: Option<String>,
 

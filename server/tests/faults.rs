@@ -1,4 +1,4 @@
-//! Faults, against the real `parlor` binary and its SQLite file: the server killed with
+//! Faults, against the real `parlor` binary and its database: the server killed with
 //! SIGKILL mid-run and restarted, client connections dropped at random, a screen pop
 //! whose timer was running at the crash, and SIGTERM. The check is a "total queue":
 //! every message a customer sent and saw acknowledged is stored exactly once, in
@@ -34,7 +34,14 @@ impl Parlor {
     /// Starts Parlor on `dir`, on `addr` (port 0: any free port), and waits until it
     /// says where it listens.
     async fn start(dir: &Path, addr: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parlor"));
+        if let Some(url) = parlor_server::store::Store::test_database_url(dir)
+            .await
+            .expect("a database")
+        {
+            command.env("PARLOR_DATABASE_URL", url);
+        }
+        let mut child = command
             .env("PARLOR_DATA_DIR", dir)
             .env("PARLOR_ADDR", addr)
             .env("PARLOR_ADMIN_PASSWORD", PASSWORD)
@@ -592,12 +599,14 @@ async fn sigterm_records_that_each_customer_left_before_the_store_closes() {
 
     // Each chat's inactivity timeout runs from the shutdown, as if the customer had
     // closed the window then: nobody's departure was dropped for a closed store.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("parlor.db").display()
-    ))
-    .await
-    .expect("the database opens");
+    let url = parlor_server::store::Store::test_database_url(dir.path())
+        .await
+        .expect("a database")
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("parlor.db").display()));
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&url)
+        .await
+        .expect("the database opens");
     let unmarked: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM cases WHERE chat_state != 'ended' AND customer_gone_at IS NULL",
     )

@@ -433,12 +433,13 @@ impl Store {
             .collect())
     }
 
-    pub async fn set_routing(&self, agent: AgentId, on: bool) -> StoreResult<()> {
+    /// An agent's routing switch. `false` when there is no such agent.
+    pub async fn set_routing(&self, agent: AgentId, on: bool) -> StoreResult<bool> {
         self.queue_routing(agent, on).await?.committed().await
     }
 
     /// Queues an agent's routing switch without waiting for the commit.
-    pub async fn queue_routing(&self, agent: AgentId, on: bool) -> StoreResult<Queued<()>> {
+    pub async fn queue_routing(&self, agent: AgentId, on: bool) -> StoreResult<Queued<bool>> {
         self.queue(SetRouting { agent, on }).await
     }
 }

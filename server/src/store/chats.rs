@@ -1,182 +1,21 @@
-//! The writes of a chat's life, each an [`Op`] for the one writer: a chat started or a
-//! message left, a message appended, presence marks, screen pops opened and closed, an
-//! agent assigned, a chat requeued or ended. Each checks what it depends on inside the
-//! transaction that writes it, so no caller needs a read first and nothing can change
-//! between the check and the write.
+//! The writes of a chat's life besides its messages (see [`super::appends`]), each an
+//! [`Op`] for the one writer: a chat started or a message left, presence marks, screen
+//! pops opened and closed, an agent assigned, a chat requeued or ended. Each checks
+//! what it depends on inside the transaction that writes it, so no caller needs a read
+//! first and nothing can change between the check and the write.
+//!
+//! Each write's statements are written once and run on both databases: on SQLite by
+//! the writer's own connection (rusqlite, statements kept prepared), on PostgreSQL
+//! through sqlx.
 
-use std::collections::HashMap;
+use parlor_protocol::{AgentId, Author, CaseId, Channel, EndedBy, Millis, OfferClosed};
+use rusqlite::{OptionalExtension, Transaction, params};
+use sqlx::{PgConnection, Row};
 
-use parlor_protocol::{
-    AgentId, Author, CaseId, Channel, ChatMessage, EndedBy, Millis, OfferClosed, Seq,
-};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
-
+use super::appends::{INSERT_MESSAGE, author_columns};
 use super::writer::Op;
-use super::{
-    NewChat, Started, StoreError, StoreResult, VisitorId, author_from_columns, now_ms, outcome_name,
-};
+use super::{NewChat, Started, StoreError, StoreResult, VisitorId, now_ms, outcome_name};
 use crate::secret;
-
-/// One message to append.
-pub(super) struct Append {
-    pub case: CaseId,
-    pub client_id: String,
-    pub author: Author,
-    pub body: String,
-    /// Refused once the case holds this many messages (Parlor's own are never refused:
-    /// a chat can always end).
-    pub cap: Seq,
-    /// The agent who must be in the chat for it to be written: an agent's own send is
-    /// checked here, in the transaction, rather than by a read before it.
-    pub member: Option<AgentId>,
-}
-
-impl Op for Append {
-    type Output = (ChatMessage, bool);
-
-    fn appends(&self) -> bool {
-        true
-    }
-
-    fn appending<'a>(
-        &'a self,
-        outcome: &'a mut Option<StoreResult<Self::Output>>,
-    ) -> Option<AppendSlot<'a>> {
-        Some((self, outcome))
-    }
-
-    /// The writer takes appends through [`append_all`], a run of them at a time; one
-    /// alone is a run of one.
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>> {
-        let mut outcome = None;
-        append_all(tx, vec![(self, &mut outcome)])?;
-        Ok(outcome.unwrap_or(Err(StoreError::CaseNotFound)))
-    }
-}
-
-/// The message stored under an id in a case, if any (the `(case_id, client_id)` index).
-pub(super) const STORED_UNDER: &str = "SELECT case_id, seq, client_id, author_kind, agent_id, \
-     author_name, body, sent_at FROM messages WHERE case_id = ? AND client_id = ?";
-
-/// What an append checks of its case: the chat's state, the last `seq` (from the
-/// primary key's index) and the agent in it.
-const CASE_FOR_APPEND: &str = "SELECT c.chat_state, \
-     (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.case_id = c.id), \
-     c.agent_id FROM cases c WHERE c.id = ?";
-
-pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
-     agent_id, author_name, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// An append waiting in a batch, and where its outcome goes.
-pub(super) type AppendSlot<'a> = (&'a Append, &'a mut Option<StoreResult<(ChatMessage, bool)>>);
-
-/// Writes appends that arrived together. Each case is read once for all its appends,
-/// each id looked up and each message inserted with statements prepared once. Each
-/// append gets what it would get alone, in this order (a retry within the group is
-/// answered with the message stored before it). An error means the transaction must
-/// go.
-pub(super) fn append_all(tx: &Transaction<'_>, run: Vec<AppendSlot<'_>>) -> rusqlite::Result<()> {
-    let mut stored_under = tx.prepare_cached(STORED_UNDER)?;
-    let mut case_for = tx.prepare_cached(CASE_FOR_APPEND)?;
-    let mut insert = tx.prepare_cached(INSERT_MESSAGE)?;
-    let mut cases: HashMap<CaseId, Option<(String, Seq, Option<AgentId>)>> = HashMap::new();
-    let now = now_ms();
-    for (append, outcome) in run {
-        let stored = stored_under
-            .query_row(params![append.case, append.client_id], message_from_row)
-            .optional()?;
-        if let Some(message) = stored {
-            *outcome = Some(if same_author(&message.author, &append.author) {
-                Ok((message, false))
-            } else {
-                Err(StoreError::ClientIdTaken)
-            });
-            continue;
-        }
-        let case = match cases.entry(append.case) {
-            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-            std::collections::hash_map::Entry::Vacant(new) => new.insert(
-                case_for
-                    .query_row([append.case], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })
-                    .optional()?,
-            ),
-        };
-        let Some((state, last_seq, agent)) = case else {
-            *outcome = Some(Err(StoreError::CaseNotFound));
-            continue;
-        };
-        if let Some(refused) = refusal(append, state, *last_seq, *agent) {
-            *outcome = Some(Err(refused));
-            continue;
-        }
-        let message = ChatMessage {
-            case_id: append.case,
-            seq: *last_seq + 1,
-            client_id: append.client_id.clone(),
-            author: append.author.clone(),
-            body: append.body.clone(),
-            sent_at: now,
-        };
-        let (kind, agent_id, name) = author_columns(&message.author);
-        insert.execute(params![
-            message.case_id,
-            message.seq,
-            message.client_id,
-            kind,
-            agent_id,
-            name,
-            message.body,
-            message.sent_at
-        ])?;
-        *last_seq = message.seq;
-        *outcome = Some(Ok((message, true)));
-    }
-    Ok(())
-}
-
-/// A message as the writer reads it back (columns as in [`STORED_UNDER`]).
-fn message_from_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
-    Ok(ChatMessage {
-        case_id: row.get(0)?,
-        seq: row.get(1)?,
-        client_id: row.get(2)?,
-        author: author_from_columns(&row.get::<_, String>(3)?, row.get(4)?, row.get(5)?),
-        body: row.get(6)?,
-        sent_at: row.get(7)?,
-    })
-}
-
-/// Why `append` may not be written to a case in `state` holding `last_seq` messages
-/// with `agent` in it, if it may not. Parlor's own messages always may: a chat can
-/// always end.
-fn refusal(
-    append: &Append,
-    state: &str,
-    last_seq: Seq,
-    agent: Option<AgentId>,
-) -> Option<StoreError> {
-    if append.author == Author::System {
-        return None;
-    }
-    if state == "ended" {
-        return Some(StoreError::ChatEnded);
-    }
-    if append.member.is_some() && (state != "active" || agent != append.member) {
-        return Some(StoreError::NotInChat);
-    }
-    (last_seq >= append.cap).then_some(StoreError::CaseFull(append.cap))
-}
-
-/// How an author is stored: kind, agent id and name.
-fn author_columns(author: &Author) -> (&'static str, Option<AgentId>, &str) {
-    match author {
-        Author::Customer { name } => ("customer", None, name.as_str()),
-        Author::Agent { id, name } => ("agent", Some(*id), name.as_str()),
-        Author::System => ("system", None, ""),
-    }
-}
 
 /// Whose last socket has closed (or is back): a chat's customer, or an agent.
 #[derive(Clone, Copy, Debug)]
@@ -192,20 +31,55 @@ pub(super) struct Mark {
     pub since: Option<Millis>,
 }
 
+impl Mark {
+    fn statement(&self) -> (&'static str, i64) {
+        match self.who {
+            Presence::Customer(case) => {
+                ("UPDATE cases SET customer_gone_at = $1 WHERE id = $2", case)
+            }
+            Presence::Agent(agent) => ("UPDATE agents SET gone_at = $1 WHERE id = $2", agent),
+        }
+    }
+}
+
 impl Op for Mark {
     type Output = ();
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
-        let (sql, id) = match self.who {
-            Presence::Customer(case) => {
-                ("UPDATE cases SET customer_gone_at = ? WHERE id = ?", case)
-            }
-            Presence::Agent(agent) => ("UPDATE agents SET gone_at = ? WHERE id = ?", agent),
-        };
+        let (sql, id) = self.statement();
         tx.prepare_cached(sql)?.execute(params![self.since, id])?;
         Ok(Ok(()))
     }
+
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<()>> {
+        let (sql, id) = self.statement();
+        sqlx::query(sql)
+            .bind(self.since)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Ok(()))
+    }
 }
+
+/// The visitor of a token, made on their first chat or message. On PostgreSQL this
+/// also locks the visitor's row, so two nodes cannot start two chats for one visitor.
+const UPSERT_VISITOR: &str = "INSERT INTO visitors (token_hash, created_at) VALUES ($1, $2) \
+     ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash RETURNING id";
+
+/// The visitor's chat that has not ended, with the id of its first message.
+const LIVE_CHAT: &str = "SELECT c.id, m.client_id FROM cases c \
+     LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+     WHERE c.visitor_id = $1 AND c.chat_state != 'ended' ORDER BY c.id DESC LIMIT 1";
+
+/// The message the visitor left earlier under this first message id, if any.
+const LEFT_EARLIER: &str = "SELECT c.id FROM cases c \
+     JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
+     WHERE c.visitor_id = $1 AND c.channel = 'message' AND m.client_id = $2";
+
+const INSERT_CASE: &str = "INSERT INTO cases (visitor_id, customer_name, subject, location, \
+     group_id, customer_email, answers, chat_state, channel, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
 
 /// A new chat: the visitor (on their first chat) and the case with its first message,
 /// queued. A retry of the same start (same token, same first message id) returns the
@@ -215,37 +89,58 @@ pub(super) struct StartChat {
     pub chat: NewChat,
 }
 
+impl StartChat {
+    /// What to answer when the visitor has a live chat whose first message has `first`.
+    fn live(
+        &self,
+        visitor: VisitorId,
+        case: CaseId,
+        first: Option<String>,
+    ) -> StoreResult<Started> {
+        if first.as_deref() == Some(self.chat.client_id.as_str()) {
+            Ok(Started {
+                visitor,
+                case,
+                new: false,
+            })
+        } else {
+            Err(StoreError::AlreadyChatting)
+        }
+    }
+}
+
 impl Op for StartChat {
     type Output = Started;
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Started>> {
-        let live: Option<(VisitorId, CaseId, Option<String>)> = tx
-            .prepare_cached(
-                "SELECT v.id, c.id, m.client_id FROM visitors v \
-                 JOIN cases c ON c.visitor_id = v.id AND c.chat_state != 'ended' \
-                 LEFT JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
-                 WHERE v.token_hash = ? ORDER BY c.id DESC LIMIT 1",
-            )?
-            .query_row([secret::digest(&self.token)], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .optional()?;
-        if let Some((visitor, case, first_client_id)) = live {
-            return Ok(
-                if first_client_id.as_deref() == Some(self.chat.client_id.as_str()) {
-                    Ok(Started {
-                        visitor,
-                        case,
-                        new: false,
-                    })
-                } else {
-                    Err(StoreError::AlreadyChatting)
-                },
-            );
-        }
         let now = now_ms();
         let visitor = upsert_visitor(tx, &self.token, now)?;
+        let live: Option<(CaseId, Option<String>)> = tx
+            .prepare_cached(LIVE_CHAT)?
+            .query_row([visitor], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((case, first)) = live {
+            return Ok(self.live(visitor, case, first));
+        }
         let case = insert_case(tx, visitor, &self.chat, Channel::Chat, now)?;
+        Ok(Ok(Started {
+            visitor,
+            case,
+            new: true,
+        }))
+    }
+
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<Started>> {
+        let now = now_ms();
+        let visitor = upsert_visitor_pg(tx, &self.token, now).await?;
+        let live = sqlx::query(LIVE_CHAT)
+            .bind(visitor)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = live {
+            return Ok(self.live(visitor, row.try_get(0)?, row.try_get(1)?));
+        }
+        let case = insert_case_pg(tx, visitor, &self.chat, Channel::Chat, now).await?;
         Ok(Ok(Started {
             visitor,
             case,
@@ -265,34 +160,61 @@ impl Op for LeaveMessage {
     type Output = Started;
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Started>> {
-        let earlier: Option<(VisitorId, CaseId)> = tx
-            .prepare_cached(
-                "SELECT v.id, c.id FROM visitors v \
-                 JOIN cases c ON c.visitor_id = v.id AND c.channel = 'message' \
-                 JOIN messages m ON m.case_id = c.id AND m.seq = 1 \
-                 WHERE v.token_hash = ? AND m.client_id = ?",
-            )?
-            .query_row(
-                params![secret::digest(&self.token), self.message.client_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        if let Some((visitor, case)) = earlier {
-            return Ok(Ok(Started {
-                visitor,
-                case,
-                new: false,
-            }));
-        }
         let now = now_ms();
         let visitor = upsert_visitor(tx, &self.token, now)?;
-        let case = insert_case(tx, visitor, &self.message, Channel::Message, now)?;
-        Ok(Ok(Started {
-            visitor,
-            case,
-            new: true,
-        }))
+        let earlier: Option<CaseId> = tx
+            .prepare_cached(LEFT_EARLIER)?
+            .query_row(params![visitor, self.message.client_id], |row| row.get(0))
+            .optional()?;
+        let (case, new) = match earlier {
+            Some(case) => (case, false),
+            None => (
+                insert_case(tx, visitor, &self.message, Channel::Message, now)?,
+                true,
+            ),
+        };
+        Ok(Ok(Started { visitor, case, new }))
     }
+
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<Started>> {
+        let now = now_ms();
+        let visitor = upsert_visitor_pg(tx, &self.token, now).await?;
+        let earlier: Option<CaseId> = sqlx::query_scalar(LEFT_EARLIER)
+            .bind(visitor)
+            .bind(&self.message.client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (case, new) = match earlier {
+            Some(case) => (case, false),
+            None => (
+                insert_case_pg(tx, visitor, &self.message, Channel::Message, now).await?,
+                true,
+            ),
+        };
+        Ok(Ok(Started { visitor, case, new }))
+    }
+}
+
+/// Runs one statement that changes rows, on either database, and answers with whether
+/// it changed exactly one. `$binds` are bound in order.
+macro_rules! changes_one {
+    ($name:ident, $sql:expr, |$op:ident| [$($bind:expr),* $(,)?]) => {
+        impl Op for $name {
+            type Output = bool;
+
+            fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
+                let $op = self;
+                let changed = tx.prepare_cached($sql)?.execute(params![$($bind),*])?;
+                Ok(Ok(changed == 1))
+            }
+
+            async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<bool>> {
+                let $op = self;
+                let done = sqlx::query($sql)$(.bind($bind))*.execute(&mut *tx).await?;
+                Ok(Ok(done.rows_affected() == 1))
+            }
+        }
+    };
 }
 
 /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
@@ -301,46 +223,12 @@ pub(super) struct Assign {
     pub agent: AgentId,
 }
 
-impl Op for Assign {
-    type Output = bool;
-
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
-        let changed = tx
-            .prepare_cached(
-                "UPDATE cases SET chat_state = 'active', agent_id = ?, offer_agent_id = NULL, \
-                 offer_expires_at = NULL WHERE id = ? AND chat_state = 'queued'",
-            )?
-            .execute(params![self.agent, self.case])?;
-        Ok(Ok(changed == 1))
-    }
-}
-
-/// Ends a chat. `None` when it had already ended; else the agent who was in it.
-pub(super) struct EndChat {
-    pub case: CaseId,
-    pub by: EndedBy,
-}
-
-impl Op for EndChat {
-    type Output = Option<Option<AgentId>>;
-
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>> {
-        let (kind, name) = match &self.by {
-            EndedBy::Customer => ("customer", None),
-            EndedBy::Agent { name } => ("agent", Some(name.as_str())),
-            EndedBy::Timeout => ("timeout", None),
-        };
-        let agent = tx
-            .prepare_cached(
-                "UPDATE cases SET chat_state = 'ended', ended_by = ?, ended_by_name = ?, \
-                 ended_at = ?, offer_agent_id = NULL, offer_expires_at = NULL \
-                 WHERE id = ? AND chat_state != 'ended' RETURNING agent_id",
-            )?
-            .query_row(params![kind, name, now_ms(), self.case], |row| row.get(0))
-            .optional()?;
-        Ok(Ok(agent))
-    }
-}
+changes_one!(
+    Assign,
+    "UPDATE cases SET chat_state = 'active', agent_id = $1, offer_agent_id = NULL, \
+     offer_expires_at = NULL WHERE id = $2 AND chat_state = 'queued'",
+    |op| [op.agent, op.case]
+);
 
 /// Takes the agent out of a live chat and puts it back in the queue. `false` when the
 /// agent was not in it (any more).
@@ -349,17 +237,68 @@ pub(super) struct Requeue {
     pub agent: AgentId,
 }
 
-impl Op for Requeue {
-    type Output = bool;
+changes_one!(
+    Requeue,
+    "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
+     WHERE id = $1 AND chat_state = 'active' AND agent_id = $2",
+    |op| [op.case, op.agent]
+);
 
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
-        let changed = tx
-            .prepare_cached(
-                "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
-                 WHERE id = ? AND chat_state = 'active' AND agent_id = ?",
-            )?
-            .execute(params![self.case, self.agent])?;
-        Ok(Ok(changed == 1))
+/// An agent's routing switch. `false` when there is no such agent.
+pub(super) struct SetRouting {
+    pub agent: AgentId,
+    pub on: bool,
+}
+
+changes_one!(
+    SetRouting,
+    "UPDATE agents SET routing = $1 WHERE id = $2",
+    |op| [op.on, op.agent]
+);
+
+/// Ends a chat. `None` when it had already ended; else the agent who was in it.
+pub(super) struct EndChat {
+    pub case: CaseId,
+    pub by: EndedBy,
+}
+
+const END_CHAT: &str = "UPDATE cases SET chat_state = 'ended', ended_by = $1, \
+     ended_by_name = $2, ended_at = $3, offer_agent_id = NULL, offer_expires_at = NULL \
+     WHERE id = $4 AND chat_state != 'ended' RETURNING agent_id";
+
+impl EndChat {
+    /// How the end is stored: by whom, and the agent's name.
+    fn by(&self) -> (&'static str, Option<&str>) {
+        match &self.by {
+            EndedBy::Customer => ("customer", None),
+            EndedBy::Agent { name } => ("agent", Some(name.as_str())),
+            EndedBy::Timeout => ("timeout", None),
+        }
+    }
+}
+
+impl Op for EndChat {
+    type Output = Option<Option<AgentId>>;
+
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>> {
+        let (kind, name) = self.by();
+        let agent = tx
+            .prepare_cached(END_CHAT)?
+            .query_row(params![kind, name, now_ms(), self.case], |row| row.get(0))
+            .optional()?;
+        Ok(Ok(agent))
+    }
+
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<Self::Output>> {
+        let (kind, name) = self.by();
+        let agent = sqlx::query_scalar(END_CHAT)
+            .bind(kind)
+            .bind(name)
+            .bind(now_ms())
+            .bind(self.case)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok(Ok(agent))
     }
 }
 
@@ -372,18 +311,33 @@ pub(super) struct OpenOffer {
     pub at: Millis,
 }
 
+const SET_OFFER: &str = "UPDATE cases SET offer_agent_id = $1, offer_expires_at = $2 WHERE id = $3";
+const LOG_OFFER: &str = "INSERT INTO offer_log (case_id, agent_id, offered_at) VALUES ($1, $2, $3)";
+
 impl Op for OpenOffer {
     type Output = ();
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
-        tx.prepare_cached(
-            "UPDATE cases SET offer_agent_id = ?, offer_expires_at = ? WHERE id = ?",
-        )?
-        .execute(params![self.agent, self.expires_at, self.case])?;
-        tx.prepare_cached(
-            "INSERT INTO offer_log (case_id, agent_id, offered_at) VALUES (?, ?, ?)",
-        )?
-        .execute(params![self.case, self.agent, self.at])?;
+        tx.prepare_cached(SET_OFFER)?
+            .execute(params![self.agent, self.expires_at, self.case])?;
+        tx.prepare_cached(LOG_OFFER)?
+            .execute(params![self.case, self.agent, self.at])?;
+        Ok(Ok(()))
+    }
+
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<()>> {
+        sqlx::query(SET_OFFER)
+            .bind(self.agent)
+            .bind(self.expires_at)
+            .bind(self.case)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(LOG_OFFER)
+            .bind(self.case)
+            .bind(self.agent)
+            .bind(self.at)
+            .execute(&mut *tx)
+            .await?;
         Ok(Ok(()))
     }
 }
@@ -396,20 +350,18 @@ pub(super) struct CloseOffer {
     pub at: Millis,
 }
 
+const CLEAR_OFFER: &str = "UPDATE cases SET offer_agent_id = NULL, offer_expires_at = NULL \
+     WHERE id = $1 AND offer_agent_id = $2";
+const CLOSE_LOGGED_OFFER: &str = "UPDATE offer_log SET outcome = $1, closed_at = $2 \
+     WHERE case_id = $3 AND agent_id = $4 AND outcome IS NULL";
+
 impl Op for CloseOffer {
     type Output = ();
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
-        tx.prepare_cached(
-            "UPDATE cases SET offer_agent_id = NULL, offer_expires_at = NULL \
-             WHERE id = ? AND offer_agent_id = ?",
-        )?
-        .execute(params![self.case, self.agent])?;
-        tx.prepare_cached(
-            "UPDATE offer_log SET outcome = ?, closed_at = ? \
-             WHERE case_id = ? AND agent_id = ? AND outcome IS NULL",
-        )?
-        .execute(params![
+        tx.prepare_cached(CLEAR_OFFER)?
+            .execute(params![self.case, self.agent])?;
+        tx.prepare_cached(CLOSE_LOGGED_OFFER)?.execute(params![
             outcome_name(self.outcome),
             self.at,
             self.case,
@@ -417,20 +369,20 @@ impl Op for CloseOffer {
         ])?;
         Ok(Ok(()))
     }
-}
 
-/// An agent's routing switch.
-pub(super) struct SetRouting {
-    pub agent: AgentId,
-    pub on: bool,
-}
-
-impl Op for SetRouting {
-    type Output = ();
-
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
-        tx.prepare_cached("UPDATE agents SET routing = ? WHERE id = ?")?
-            .execute(params![self.on, self.agent])?;
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<()>> {
+        sqlx::query(CLEAR_OFFER)
+            .bind(self.case)
+            .bind(self.agent)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(CLOSE_LOGGED_OFFER)
+            .bind(outcome_name(self.outcome))
+            .bind(self.at)
+            .bind(self.case)
+            .bind(self.agent)
+            .execute(&mut *tx)
+            .await?;
         Ok(Ok(()))
     }
 }
@@ -445,26 +397,38 @@ impl Op for Ping {
     fn apply(&self, _tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
         Ok(Ok(()))
     }
-}
 
-/// A retry must come from whoever sent the original: the same customer or agent.
-fn same_author(stored: &Author, retry: &Author) -> bool {
-    match (stored, retry) {
-        (Author::Customer { .. }, Author::Customer { .. }) => true,
-        (Author::Agent { id: a, .. }, Author::Agent { id: b, .. }) => a == b,
-        (Author::System, Author::System) => true,
-        _ => false,
+    async fn apply_pg(&self, _tx: &mut PgConnection) -> sqlx::Result<StoreResult<()>> {
+        Ok(Ok(()))
     }
 }
 
-/// The visitor of `token`, made on their first chat or message.
 fn upsert_visitor(tx: &Transaction<'_>, token: &str, now: Millis) -> rusqlite::Result<VisitorId> {
-    tx.prepare_cached(
-        "INSERT INTO visitors (token_hash, created_at) VALUES (?, ?) \
-         ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash \
-         RETURNING id",
-    )?
-    .query_row(params![secret::digest(token), now], |row| row.get(0))
+    tx.prepare_cached(UPSERT_VISITOR)?
+        .query_row(params![secret::digest(token), now], |row| row.get(0))
+}
+
+async fn upsert_visitor_pg(
+    tx: &mut PgConnection,
+    token: &str,
+    now: Millis,
+) -> sqlx::Result<VisitorId> {
+    sqlx::query_scalar(UPSERT_VISITOR)
+        .bind(secret::digest(token))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+}
+
+/// How a new case is stored: its chat state, channel and the answers as JSON.
+fn case_columns(chat: &NewChat, channel: Channel) -> (&'static str, &'static str, String) {
+    let (state, channel) = match channel {
+        Channel::Chat => ("queued", "chat"),
+        Channel::Message => ("ended", "message"),
+    };
+    // A list of plain structs always serialises.
+    let answers = serde_json::to_string(&chat.answers).unwrap_or_else(|_| "[]".to_owned());
+    (state, channel, answers)
 }
 
 /// A new case with the customer's first message: a queued chat, or a message left
@@ -476,37 +440,24 @@ fn insert_case(
     channel: Channel,
     now: Millis,
 ) -> rusqlite::Result<CaseId> {
-    let (state, channel) = match channel {
-        Channel::Chat => ("queued", "chat"),
-        Channel::Message => ("ended", "message"),
-    };
-    let answers = serde_json::to_string(&chat.answers)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let case: CaseId = tx
-        .prepare_cached(
-            "INSERT INTO cases (visitor_id, customer_name, subject, location, group_id, \
-             customer_email, answers, chat_state, channel, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )?
-        .query_row(
-            params![
-                visitor,
-                chat.customer_name,
-                chat.subject,
-                chat.location,
-                chat.group,
-                chat.email,
-                answers,
-                state,
-                channel,
-                now
-            ],
-            |row| row.get(0),
-        )?;
-    let first = Author::Customer {
-        name: chat.customer_name.clone(),
-    };
-    let (kind, agent_id, name) = author_columns(&first);
+    let (state, channel, answers) = case_columns(chat, channel);
+    let case: CaseId = tx.prepare_cached(INSERT_CASE)?.query_row(
+        params![
+            visitor,
+            chat.customer_name,
+            chat.subject,
+            chat.location,
+            chat.group,
+            chat.email,
+            answers,
+            state,
+            channel,
+            now
+        ],
+        |row| row.get(0),
+    )?;
+    let author = first_author(chat);
+    let (kind, agent_id, name) = author_columns(&author);
     tx.prepare_cached(INSERT_MESSAGE)?.execute(params![
         case,
         1,
@@ -518,4 +469,48 @@ fn insert_case(
         now
     ])?;
     Ok(case)
+}
+
+async fn insert_case_pg(
+    tx: &mut PgConnection,
+    visitor: VisitorId,
+    chat: &NewChat,
+    channel: Channel,
+    now: Millis,
+) -> sqlx::Result<CaseId> {
+    let (state, channel, answers) = case_columns(chat, channel);
+    let case: CaseId = sqlx::query_scalar(INSERT_CASE)
+        .bind(visitor)
+        .bind(&chat.customer_name)
+        .bind(&chat.subject)
+        .bind(&chat.location)
+        .bind(chat.group)
+        .bind(&chat.email)
+        .bind(answers)
+        .bind(state)
+        .bind(channel)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+    let author = first_author(chat);
+    let (kind, agent_id, name) = author_columns(&author);
+    sqlx::query(INSERT_MESSAGE)
+        .bind(case)
+        .bind(1_i64)
+        .bind(&chat.client_id)
+        .bind(kind)
+        .bind(agent_id)
+        .bind(name)
+        .bind(&chat.body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(case)
+}
+
+/// Who wrote a case's first message: its customer.
+fn first_author(chat: &NewChat) -> Author {
+    Author::Customer {
+        name: chat.customer_name.clone(),
+    }
 }

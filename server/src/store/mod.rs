@@ -1,11 +1,16 @@
-//! Storage: every case, message, agent and session Parlor keeps, in SQLite. A message
-//! is committed here before anyone is told about it.
+//! Storage: every case, message, agent and session Parlor keeps, in SQLite (nothing to
+//! set up) or PostgreSQL (`--database-url postgres://…`). A message is committed
+//! here before anyone is told about it.
+//!
+//! Every query is written once for both (sqlx's `Any` driver, portable SQL); only the
+//! migrations (`migrations/sqlite`, `migrations/postgres`) and the chat writer's loop
+//! ([`sqlite`], [`postgres`]) differ.
 //!
 //! Every read or write of a case goes through [`Store::case_for`], which scopes it by
 //! the caller, so no handler can forget whose case it is.
 //!
 //! By concern: this file opens the database (pools, errors, the types callers get);
-//! [`writer`] is the one chat writer with its group commits and checkpoints, and
+//! [`writer`] is the chat writer's queue with its group commits, [`appends`] and
 //! [`chats`] the writes it runs; `accounts` holds agents and sessions, `cases` visitors,
 //! cases, messages and the offer log as read, `setup` groups, macros and settings, and
 //! `rows` how rows map to Parlor's types.
@@ -29,18 +34,22 @@ use crate::passwords::{DUMMY_HASH, Passwords};
 use crate::secret;
 
 mod accounts;
+mod appends;
 mod cases;
 mod chats;
+mod postgres;
 mod rows;
 mod setup;
+mod sqlite;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 use rows::*;
 
+use appends::Append;
 use chats::{
-    Append, Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Presence, Requeue,
+    Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Presence, Requeue,
     SetRouting, StartChat,
 };
 pub use writer::Queued;
@@ -170,9 +179,8 @@ pub struct Store {
     turn: writer::WriteTurn,
     /// Readers see every committed write (WAL) and never block the writer.
     read: AnyPool,
-    /// The connection that copies the write-ahead log into the database, off the
-    /// writer's path (see [`writer::run_checkpoints`]).
-    checkpoint: SqlitePool,
+    /// What only one of the databases has.
+    engine: Engine,
     /// The chat writes, committed in groups by the one writer (see [`writer`]).
     writes: Writes,
     /// How the writer publishes each new message once committed (see
@@ -182,6 +190,16 @@ pub struct Store {
     passwords: Arc<Passwords>,
     /// The most messages of customers and agents one case keeps.
     case_cap: Seq,
+}
+
+/// The database a store is on, with what only it needs.
+#[derive(Clone)]
+enum Engine {
+    /// The connection that copies the write-ahead log into the database, off the
+    /// writer's path (see [`sqlite::run_checkpoints`]).
+    Sqlite { checkpoint: SqlitePool },
+    /// The chat writer's pool.
+    Postgres { writer: sqlx::PgPool },
 }
 
 /// How every connection to the database is set up, whichever library opens it (sqlx
@@ -204,7 +222,7 @@ const PAGE_BYTES_ON_DISK: u32 = 1024;
 
 /// A pool of `connections` to the SQLite database at `path`, opened in `mode` (`ro`,
 /// `rwc`) and set up with [`PRAGMAS`]. Without `checkpoints`, its commits never copy
-/// the write-ahead log (see [`writer::run_checkpoints`]).
+/// the write-ahead log (see [`sqlite::run_checkpoints`]).
 async fn sqlite_pool(
     path: &Path,
     mode: &str,
@@ -256,15 +274,19 @@ const CASE_FROM: &str = "cases c LEFT JOIN agents a ON a.id = c.agent_id \
      LEFT JOIN groups g ON g.id = c.group_id";
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `url` and migrates it.
+    /// Opens the database at `url` and migrates it: PostgreSQL for a `postgres://` (or
+    /// `postgresql://`) URL, else SQLite (the file is made if missing).
     pub async fn open(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url).await;
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         let one = |checkpoints| sqlite_pool(&path, "rwc", 1, checkpoints);
-        // Checkpoints run off every write path: see [`writer::run_checkpoints`].
+        // Checkpoints run off every write path: see [`sqlite::run_checkpoints`].
         let write = one(false).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let checkpoint = SqlitePoolOptions::new()
@@ -277,21 +299,63 @@ impl Store {
         let read = sqlite_pool(&path, "ro", 4, true).await?;
         let publish = writer::Publish::default();
         let turn = writer::WriteTurn::default();
-        let own = tokio::task::spawn_blocking(move || writer::connect(&path))
+        let own = tokio::task::spawn_blocking(move || sqlite::connect(&path))
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))??;
-        let writes = writer::start(own, turn.clone(), checkpoint.clone(), publish.clone())
+        let writes = sqlite::start(own, turn.clone(), checkpoint.clone(), publish.clone())
             .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        Ok(Self {
+        Ok(Self::with(
+            write,
+            read,
+            turn,
+            writes,
+            publish,
+            Engine::Sqlite { checkpoint },
+        ))
+    }
+
+    /// Opens the PostgreSQL database at `url` and migrates it (one node at a time: the
+    /// migrations take a lock).
+    async fn open_postgres(url: &str) -> StoreResult<Self> {
+        let writer = postgres::writer_pool(url).await?;
+        sqlx::migrate!("./migrations/postgres").run(&writer).await?;
+        let pool = |connections| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .connect(url)
+        };
+        let write = pool(2).await?;
+        let read = pool(8).await?;
+        let publish = writer::Publish::default();
+        let writes = postgres::start(writer.clone(), publish.clone());
+        Ok(Self::with(
+            write,
+            read,
+            writer::WriteTurn::default(),
+            writes,
+            publish,
+            Engine::Postgres { writer },
+        ))
+    }
+
+    fn with(
+        write: AnyPool,
+        read: AnyPool,
+        turn: writer::WriteTurn,
+        writes: Writes,
+        publish: writer::Publish,
+        engine: Engine,
+    ) -> Self {
+        Self {
             write,
             turn,
             read,
-            checkpoint,
+            engine,
             writes,
             publish,
             passwords: Arc::default(),
             case_cap: Seq::from(CASE_MESSAGES),
-        })
+        }
     }
 
     /// Whether the database answers: a read on the read pool, and a turn of the chat
@@ -320,7 +384,42 @@ impl Store {
         let _turn = self.turn.lock().await;
         self.write.close().await;
         self.read.close().await;
-        self.checkpoint.close().await;
+        match &self.engine {
+            Engine::Sqlite { checkpoint } => checkpoint.close().await,
+            Engine::Postgres { writer } => writer.close().await,
+        }
+    }
+
+    /// For tests: the database of the test whose files are in `dir`. With
+    /// `PARLOR_TEST_POSTGRES` set (the `postgres://` URL of a role that may create
+    /// databases), a PostgreSQL database of the test's own, made on first use and named
+    /// in `dir` so a restarted server finds it again; otherwise `None`, for the SQLite
+    /// file in `dir`. `scripts/test.sh` runs the tests both ways.
+    #[doc(hidden)]
+    pub async fn test_database_url(dir: &Path) -> StoreResult<Option<String>> {
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let Ok(server) = std::env::var("PARLOR_TEST_POSTGRES") else {
+            return Ok(None);
+        };
+        let io = |e| StoreError::Database(sqlx::Error::Io(e));
+        let named = dir.join("postgres-url");
+        if let Ok(url) = std::fs::read_to_string(&named) {
+            return Ok(Some(url));
+        }
+        let name = format!(
+            "parlor_test_{}_{}",
+            std::process::id(),
+            MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await?;
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await?;
+        let base = server
+            .rsplit_once('/')
+            .map_or(server.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::write(&named, &url).map_err(io)?;
+        Ok(Some(url))
     }
 
     /// Opens the database file `parlor.db` inside `dir`, creating the folder.

@@ -2,9 +2,25 @@
 
 use super::*;
 
-async fn store() -> (Store, tempfile::TempDir) {
+/// A store on SQLite whatever the tests run on, for what only SQLite does.
+async fn sqlite_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open_dir(dir.path()).await.expect("opens");
+    (store, dir)
+}
+
+/// A store on a database of its own: SQLite in a temporary folder, or PostgreSQL when
+/// the tests run on it (see [`Store::test_database_url`]).
+async fn store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = match Store::test_database_url(dir.path())
+        .await
+        .expect("a database")
+    {
+        Some(url) => Store::open(&url).await,
+        None => Store::open_dir(dir.path()).await,
+    }
+    .expect("opens");
     (store, dir)
 }
 
@@ -373,8 +389,8 @@ async fn appends_queued_together_get_what_each_would_get_alone() {
 
 #[tokio::test]
 async fn appends_look_up_their_ids_by_index_not_by_reading_every_message() {
-    let (store, _dir) = store().await;
-    let plan = format!("EXPLAIN QUERY PLAN {}", chats::STORED_UNDER);
+    let (store, _dir) = sqlite_store().await;
+    let plan = format!("EXPLAIN QUERY PLAN {}", appends::STORED_UNDER);
     let plan = sqlx::query(&plan).bind(1).bind("m1");
     let steps: Vec<String> = plan
         .fetch_all(&store.read)
@@ -464,7 +480,7 @@ async fn presence_marks_and_messages_sent_together_all_land_and_a_refusal_sinks_
 
 #[tokio::test]
 async fn the_log_is_copied_into_the_database_by_the_checkpointer_not_by_commits() {
-    let (store, dir) = store().await;
+    let (store, dir) = sqlite_store().await;
     let writer_checkpoints: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
         .fetch_one(&store.write)
         .await
@@ -559,7 +575,7 @@ async fn a_write_outside_the_chat_queue_is_not_held_behind_every_message_queued(
 
 #[tokio::test]
 async fn under_steady_writes_the_log_starts_over_instead_of_growing() {
-    let (store, dir) = store().await;
+    let (store, dir) = sqlite_store().await;
     // Seconds of writes that never pause: more than a case keeps by default.
     let store = store.with_case_cap(u32::MAX);
     let mut cases = Vec::new();
@@ -659,9 +675,9 @@ async fn a_database_made_before_the_author_check_was_rewritten_keeps_its_message
 
 #[tokio::test]
 async fn appending_a_message_builds_no_temporary_table() {
-    let (store, _dir) = store().await;
+    let (store, _dir) = sqlite_store().await;
     // On a connection that may write: a read-only one leaves the CHECKs out of its plan.
-    let steps: Vec<String> = sqlx::query(&format!("EXPLAIN {}", chats::INSERT_MESSAGE))
+    let steps: Vec<String> = sqlx::query(&format!("EXPLAIN {}", appends::INSERT_MESSAGE))
         .fetch_all(&mut *store.writing().await.expect("turn"))
         .await
         .expect("explained")
@@ -671,4 +687,96 @@ async fn appending_a_message_builds_no_temporary_table() {
     assert!(steps.iter().any(|op| op == "Insert"), "{steps:?}");
     assert!(!steps.iter().any(|op| op == "OpenEphemeral"), "{steps:?}");
     store.close().await;
+}
+
+/// A second store on the same database as the one whose files are in `dir`: another
+/// Parlor node (on SQLite, another process on the same file).
+async fn same_database(dir: &Path) -> Store {
+    match Store::test_database_url(dir).await.expect("a database") {
+        Some(url) => Store::open(&url).await,
+        None => Store::open_dir(dir).await,
+    }
+    .expect("opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_appending_to_one_case_at_once_keep_its_seq_gap_free_and_store_each_message_once()
+{
+    let (one, dir) = store().await;
+    let two = same_database(dir.path()).await;
+    let case = one
+        .start_chat(&secret::token(), &new_chat("m0"))
+        .await
+        .expect("started")
+        .case;
+    let customer = Author::Customer {
+        name: "Grace".into(),
+    };
+    const EACH: usize = 150;
+    // Queued without waiting, so each node's writer commits them in groups that race
+    // the other node's.
+    let mut queued = Vec::new();
+    for n in 0..EACH {
+        for (node, store) in [("a", &one), ("b", &two)] {
+            let id = format!("{node}{n}");
+            queued.push(
+                store
+                    .queue_message(case, &id, &customer, &id, None)
+                    .await
+                    .expect("queued"),
+            );
+        }
+    }
+    for sent in queued {
+        let (_, new) = sent.committed().await.expect("stored");
+        assert!(new);
+    }
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, client_id FROM messages WHERE case_id = $1 ORDER BY seq")
+            .bind(case)
+            .fetch_all(&one.read)
+            .await
+            .expect("read");
+    let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+    let expected: Vec<i64> = (1..=(2 * EACH as i64 + 1)).collect();
+    assert_eq!(seqs, expected, "every seq once, none skipped");
+    let mut ids: Vec<&str> = rows.iter().map(|(_, id)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2 * EACH + 1, "every message once");
+    one.close().await;
+    two.close().await;
+}
+
+#[tokio::test]
+async fn a_send_retried_on_another_node_gets_the_message_stored_the_first_time() {
+    let (one, dir) = store().await;
+    let two = same_database(dir.path()).await;
+    let case = one
+        .start_chat(&secret::token(), &new_chat("m1"))
+        .await
+        .expect("started")
+        .case;
+    let customer = Author::Customer {
+        name: "Grace".into(),
+    };
+    let (first, new) = one
+        .append_message(case, "m2", &customer, "hi", None)
+        .await
+        .expect("stored");
+    assert!(new);
+    let (again, new) = two
+        .append_message(case, "m2", &customer, "hi", None)
+        .await
+        .expect("answered");
+    assert!(!new, "stored once");
+    assert_eq!(first, again);
+    let agent = Author::Agent {
+        id: 1,
+        name: "Ada".into(),
+    };
+    let taken = two.append_message(case, "m2", &agent, "hi", None).await;
+    assert!(matches!(taken, Err(StoreError::ClientIdTaken)), "{taken:?}");
+    one.close().await;
+    two.close().await;
 }

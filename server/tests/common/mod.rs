@@ -1,4 +1,5 @@
-//! What the socket tests share: a server on port 0 with a fresh SQLite file, and real
+//! What the socket tests share: a server on port 0 with a fresh database (SQLite, or
+//! PostgreSQL when the tests run on it), and real
 //! WebSocket and HTTP clients that speak to it as a widget and a console would.
 #![allow(dead_code, unused_imports)]
 
@@ -36,6 +37,9 @@ impl Server {
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_data_dir(dir.path().to_path_buf());
+        config.database_url = parlor_server::store::Store::test_database_url(dir.path())
+            .await
+            .expect("a database");
         config.admin_password = Some(PASSWORD.into());
         tweak(&mut config);
         let running = parlor_server::start(config).await.expect("server starts");

@@ -1,0 +1,197 @@
+//! The chat writer on PostgreSQL (see [`super::writer`] for the queue). PostgreSQL takes
+//! many writers at once, but one writer per node still gathers whatever waits while a
+//! commit runs into the next one: one disk flush for a burst instead of one each.
+//!
+//! A run of appends is set-based: whatever its size, it locks its cases (in id order,
+//! so two nodes' runs never wait on each other in a circle), reads their last `seq` and
+//! the ids it uses, and inserts every new message in one statement. The case's row lock
+//! is what keeps `seq` gap-free when several nodes append to one case: each reads the
+//! last `seq` only once it holds the lock, in a statement of its own (so it sees what
+//! the node before it committed).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parlor_protocol::{CaseId, ChatMessage};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Acquire, PgConnection, PgPool, Row};
+use tokio::sync::mpsc;
+
+use super::appends::{AppendSlot, CaseForAppend, author_columns, decide};
+use super::writer::{Job, Publish, WRITE_BATCH, Writes, finish};
+use super::{StoreResult, author_from_columns, now_ms};
+
+/// How long a statement may wait for a lock or the server before it gives up: a
+/// write waits at most this long for another node's.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The writer's pool: one connection at a time, made again if PostgreSQL restarts.
+pub(super) async fn writer_pool(url: &str) -> StoreResult<PgPool> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(STATEMENT_TIMEOUT)
+        .connect_with(options.options([(
+            "statement_timeout",
+            STATEMENT_TIMEOUT.as_millis().to_string(),
+        )]))
+        .await?)
+}
+
+/// Starts the writer on `pool`; it ends when the store's last queue handle is dropped.
+pub(super) fn start(pool: PgPool, publish: Publish) -> Writes {
+    let (writes, queue) = mpsc::channel(WRITE_BATCH);
+    tokio::spawn(run_writes(pool, queue, publish));
+    writes
+}
+
+/// Writes as they come, all those waiting in one transaction; each sender hears back
+/// after the commit, and new messages are published right after it, in its order. If
+/// a commit fails, that group is tried again one write at a time, so each sender gets
+/// its own outcome.
+async fn run_writes(pool: PgPool, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publish) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            batch.push(next);
+        }
+        if let Err(error) = write_all(&pool, &mut batch).await {
+            tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
+            for one in &mut batch {
+                if let Err(error) = write_all(&pool, std::slice::from_mut(one)).await {
+                    one.failed(error.into());
+                }
+            }
+        }
+        finish(&mut batch, &publish);
+    }
+}
+
+/// Writes `batch` in one transaction, in order; appends next to each other go in
+/// together. An error means nothing was committed.
+async fn write_all(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut rest = batch;
+    while let Some(first) = rest.first_mut() {
+        if !first.is_append() {
+            first.apply_pg(&mut tx).await?;
+            rest = &mut rest[1..];
+            continue;
+        }
+        let run = rest.iter().take_while(|job| job.is_append()).count();
+        let (appends, after) = rest.split_at_mut(run);
+        let slots = appends
+            .iter_mut()
+            .filter_map(|job| job.appending())
+            .collect();
+        append_all(&mut tx, slots).await?;
+        rest = after;
+    }
+    tx.commit().await
+}
+
+/// Locks the run's cases, in id order, and gives each one's state and agent.
+const LOCK_CASES: &str = "SELECT id, chat_state, agent_id FROM cases WHERE id = ANY($1) \
+     ORDER BY id FOR UPDATE";
+
+/// The last `seq` of each case, read once its lock is held.
+const LAST_SEQS: &str = "SELECT case_id, MAX(seq) FROM messages WHERE case_id = ANY($1) \
+     GROUP BY case_id";
+
+/// The messages stored under the run's ids.
+const STORED: &str = "SELECT m.case_id, m.seq, m.client_id, m.author_kind, m.agent_id, \
+     m.author_name, m.body, m.sent_at FROM messages m \
+     JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k (case_id, client_id) \
+     ON m.case_id = k.case_id AND m.client_id = k.client_id";
+
+const INSERT_MESSAGES: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
+     agent_id, author_name, body, sent_at) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
+     $6::TEXT[], $7::TEXT[], $8::BIGINT[])";
+
+/// Writes appends that arrived together: four statements whatever the run's size. An
+/// error means the transaction must go.
+pub(super) async fn append_all(
+    tx: &mut PgConnection,
+    mut run: Vec<AppendSlot<'_>>,
+) -> sqlx::Result<()> {
+    let mut ids: Vec<CaseId> = run.iter().map(|(append, _)| append.case).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut cases: HashMap<CaseId, Option<CaseForAppend>> =
+        ids.iter().map(|id| (*id, None)).collect();
+    for row in sqlx::query(LOCK_CASES)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        let id: CaseId = row.try_get(0)?;
+        cases.insert(
+            id,
+            Some(CaseForAppend {
+                state: row.try_get(1)?,
+                last_seq: 0,
+                agent: row.try_get(2)?,
+            }),
+        );
+    }
+    for row in sqlx::query(LAST_SEQS)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        let id: CaseId = row.try_get(0)?;
+        if let Some(Some(case)) = cases.get_mut(&id) {
+            case.last_seq = row.try_get(1)?;
+        }
+    }
+    let (keys_case, keys_id): (Vec<CaseId>, Vec<&str>) = run
+        .iter()
+        .map(|(append, _)| (append.case, append.client_id.as_str()))
+        .unzip();
+    let mut stored = HashMap::new();
+    for row in sqlx::query(STORED)
+        .bind(&keys_case)
+        .bind(&keys_id)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        let message = ChatMessage {
+            case_id: row.try_get(0)?,
+            seq: row.try_get(1)?,
+            client_id: row.try_get(2)?,
+            author: author_from_columns(row.try_get(3)?, row.try_get(4)?, row.try_get(5)?),
+            body: row.try_get(6)?,
+            sent_at: row.try_get(7)?,
+        };
+        stored.insert((message.case_id, message.client_id.clone()), message);
+    }
+    decide(&mut run, &mut cases, &stored, now_ms());
+    let new: Vec<&ChatMessage> = run
+        .iter()
+        .filter_map(|(_, outcome)| match outcome {
+            Some(Ok((message, true))) => Some(message),
+            _ => None,
+        })
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let authors: Vec<_> = new.iter().map(|m| author_columns(&m.author)).collect();
+    sqlx::query(INSERT_MESSAGES)
+        .bind(new.iter().map(|m| m.case_id).collect::<Vec<_>>())
+        .bind(new.iter().map(|m| m.seq).collect::<Vec<_>>())
+        .bind(new.iter().map(|m| m.client_id.as_str()).collect::<Vec<_>>())
+        .bind(authors.iter().map(|a| a.0).collect::<Vec<_>>())
+        .bind(authors.iter().map(|a| a.1).collect::<Vec<_>>())
+        .bind(authors.iter().map(|a| a.2).collect::<Vec<_>>())
+        .bind(new.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+        .bind(new.iter().map(|m| m.sent_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
