@@ -8,7 +8,8 @@
 # PARLOR_BENCH_RATES="2000 5000 8000" runs the pair once per rate (the --rate given is
 # then overridden); PARLOR_BENCH_BARE=off leaves the bare relay out, =only runs it alone;
 # PARLOR_BENCH_SERVER=path runs that Parlor binary instead of this one (an older build,
-# for a before and after in the same conditions).
+# for a before and after in the same conditions); PARLOR_BENCH_POSTGRES=on runs Parlor on
+# a throwaway PostgreSQL on this machine (scripts/postgres.sh) instead of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -18,6 +19,7 @@ port=${PARLOR_BENCH_PORT:-18181}
 password=bench-admin-password
 server=
 data=
+pg=
 stop() {
   if [ -n "$server" ]; then
     kill "$server" 2>/dev/null || true
@@ -26,6 +28,11 @@ stop() {
   server=
   if [ -n "$data" ]; then rm -rf "$data"; fi
   data=
+  if [ -n "$pg" ]; then
+    scripts/postgres.sh stop "$pg"
+    rm -rf "$pg"
+  fi
+  pg=
 }
 trap stop EXIT
 
@@ -49,9 +56,16 @@ bare() {
 
 parlor() {
   data=$(mktemp -d)
+  local database=
+  if [ "${PARLOR_BENCH_POSTGRES:-off}" = on ]; then
+    pg=$(mktemp -d)
+    database=$(scripts/postgres.sh start "$pg")
+    echo "Parlor on PostgreSQL ($(pg_config --version))"
+  fi
   # Every simulated customer comes from this one address: lift the per-address limits.
-  PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 PARLOR_CONNECTIONS_PER_IP=0 \
+  env PARLOR_MESSAGES_PER_IP_PER_SEC=1000000 PARLOR_CHATS_PER_IP_PER_MINUTE=1000000 PARLOR_CONNECTIONS_PER_IP=0 \
   PARLOR_ADDR=127.0.0.1:$port PARLOR_DATA_DIR=$data PARLOR_ADMIN_PASSWORD=$password \
+  ${database:+PARLOR_DATABASE_URL=$database} \
     RUST_LOG=${RUST_LOG:-warn} "${PARLOR_BENCH_SERVER:-target/release/parlor}" >"$data/server.log" 2>&1 &
   server=$!
   wait_for "http://127.0.0.1:$port/healthz"
