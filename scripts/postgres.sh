@@ -6,6 +6,7 @@
 #
 #   scripts/postgres.sh start DIR   # makes and starts the cluster in DIR; prints its URL
 #   scripts/postgres.sh stop DIR    # stops it (DIR stays; remove it yourself)
+#   scripts/postgres.sh resume DIR  # starts a stopped one again, on the same port
 #
 # The database `parlor` exists, owned by the user `parlor` (password `parlor`), who may
 # create further databases (each test takes one of its own).
@@ -14,7 +15,7 @@ set -euo pipefail
 command=${1:-}
 dir=${2:-}
 if [ -z "$command" ] || [ -z "$dir" ]; then
-  echo "usage: $0 start|stop DIR" >&2
+  echo "usage: $0 start|stop|resume DIR" >&2
   exit 2
 fi
 
@@ -34,19 +35,27 @@ as_owner() {
   fi
 }
 
+# Starts the cluster in $dir on port $1 and waits until it takes connections.
+serve() {
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $1 -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
+}
+
 case "$command" in
   start)
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
+    echo "$port" >"$dir/port"
+    serve "$port"
     as_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -q -v ON_ERROR_STOP=1 \
       -c "CREATE ROLE parlor LOGIN CREATEDB PASSWORD 'parlor'" \
       -c "CREATE DATABASE parlor OWNER parlor" >/dev/null
-    echo "$port" >"$dir/port"
     echo "postgres://parlor:parlor@127.0.0.1:$port/parlor"
+    ;;
+  resume)
+    serve "$(cat "$dir/port")"
     ;;
   stop)
     if [ -d "$dir/data" ]; then
@@ -54,7 +63,7 @@ case "$command" in
     fi
     ;;
   *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|resume DIR" >&2
     exit 2
     ;;
 esac

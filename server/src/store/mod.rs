@@ -319,9 +319,12 @@ impl Store {
     async fn open_postgres(url: &str) -> StoreResult<Self> {
         let writer = postgres::writer_pool(url).await?;
         sqlx::migrate!("./migrations/postgres").run(&writer).await?;
+        // A read while PostgreSQL is unreachable fails after a few seconds rather than
+        // holding its request for the pool's default half minute.
         let pool = |connections| {
             AnyPoolOptions::new()
                 .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(5))
                 .connect(url)
         };
         let write = pool(2).await?;

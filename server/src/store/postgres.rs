@@ -25,12 +25,16 @@ use super::{StoreResult, author_from_columns, now_ms};
 /// write waits at most this long for another node's.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the writer waits for a connection before it counts PostgreSQL as
+/// unreachable (and waits on, see [`write_when_reachable`]).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The writer's pool: one connection at a time, made again if PostgreSQL restarts.
 pub(super) async fn writer_pool(url: &str) -> StoreResult<PgPool> {
     let options: PgConnectOptions = url.parse()?;
     Ok(PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(STATEMENT_TIMEOUT)
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options.options([(
             "statement_timeout",
             STATEMENT_TIMEOUT.as_millis().to_string(),
@@ -48,7 +52,8 @@ pub(super) fn start(pool: PgPool, publish: Publish) -> Writes {
 /// Writes as they come, all those waiting in one transaction; each sender hears back
 /// after the commit, and new messages are published right after it, in its order. If
 /// a commit fails, that group is tried again one write at a time, so each sender gets
-/// its own outcome.
+/// its own outcome. While PostgreSQL cannot be reached (restarting, a network cut),
+/// the writes wait for it (see [`write_when_reachable`]).
 async fn run_writes(pool: PgPool, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publish) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while let Some(first) = queue.recv().await {
@@ -58,15 +63,54 @@ async fn run_writes(pool: PgPool, mut queue: mpsc::Receiver<Box<dyn Job>>, publi
         {
             batch.push(next);
         }
-        if let Err(error) = write_all(&pool, &mut batch).await {
+        if let Err(error) = write_when_reachable(&pool, &mut batch).await {
             tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
             for one in &mut batch {
-                if let Err(error) = write_all(&pool, std::slice::from_mut(one)).await {
+                if let Err(error) = write_when_reachable(&pool, std::slice::from_mut(one)).await {
                     one.failed(error.into());
                 }
             }
         }
         finish(&mut batch, &publish);
+    }
+}
+
+/// How long writes wait for an unreachable PostgreSQL before they fail.
+const WAIT_FOR_DATABASE: Duration = Duration::from_secs(60);
+
+/// Writes `batch` (see [`write_all`]), trying again while PostgreSQL cannot be reached,
+/// for up to [`WAIT_FOR_DATABASE`]: a restart of the database holds sends back ("Sending…"
+/// on screen) rather than failing them. If the connection drops after a commit but
+/// before its answer (rare), the group is written again: appends and new chats are
+/// idempotent and get what was stored; the other writes then find their change made
+/// and answer as if another had made it (an assignment, an end), and a screen pop
+/// opened is logged twice.
+async fn write_when_reachable(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match write_all(pool, batch).await {
+            Err(error) if unreachable(&error) && started.elapsed() < WAIT_FOR_DATABASE => {
+                tracing::warn!(%error, "PostgreSQL cannot be reached; the writes wait");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether `error` says PostgreSQL could not be reached or went away (rather than
+/// refusing the writes).
+fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions (08…) and the server shutting down or starting (57P…).
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -780,3 +780,93 @@ async fn a_send_retried_on_another_node_gets_the_message_stored_the_first_time()
     one.close().await;
     two.close().await;
 }
+
+/// A PostgreSQL server of a test's own (`scripts/postgres.sh`), stopped when dropped.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn script() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh")
+    }
+
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = Self::run("start", dir.path()).await;
+        Self { dir, url }
+    }
+
+    /// Runs the script's `command` on the server in `dir`; gives what it printed.
+    async fn run(command: &str, dir: &Path) -> String {
+        let out = tokio::process::Command::new(Self::script())
+            .arg(command)
+            .arg(dir)
+            .output()
+            .await
+            .expect("scripts/postgres.sh runs");
+        assert!(out.status.success(), "postgres.sh {command}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_made_while_postgres_restarts_wait_for_it_and_then_land_once_in_order() {
+    // Its own server, stopped and started mid-test: the one the other tests share
+    // must stay up. Runs in the PostgreSQL pass of scripts/test.sh.
+    if std::env::var("PARLOR_TEST_POSTGRES").is_err() {
+        eprintln!("skipped: PostgreSQL only (PARLOR_TEST_POSTGRES is not set)");
+        return;
+    }
+    let postgres = OwnPostgres::start().await;
+    let store = Store::open(&postgres.url).await.expect("opens");
+    let case = store
+        .start_chat(&secret::token(), &new_chat("m0"))
+        .await
+        .expect("started")
+        .case;
+    let customer = Author::Customer {
+        name: "Grace".into(),
+    };
+    OwnPostgres::run("stop", postgres.dir.path()).await;
+    let mut queued = Vec::new();
+    for n in 1..=20 {
+        let id = format!("m{n}");
+        queued.push(
+            store
+                .queue_message(case, &id, &customer, &id, None)
+                .await
+                .expect("queued"),
+        );
+    }
+    // Longer than the writer waits for a connection, twice over (the group, then its
+    // first write alone): the writes must wait on.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    OwnPostgres::run("resume", postgres.dir.path()).await;
+    for (n, sent) in queued.into_iter().enumerate() {
+        let (message, new) = sent
+            .committed()
+            .await
+            .expect("stored once the database is back");
+        assert!(new);
+        assert_eq!(message.seq, n as i64 + 2, "in the order sent");
+    }
+    let chat = store
+        .chat_for(Caller::Agent(1), case, 0)
+        .await
+        .expect("read");
+    let ids: Vec<&str> = chat.messages.iter().map(|m| m.client_id.as_str()).collect();
+    let expected: Vec<String> = (0..=20).map(|n| format!("m{n}")).collect();
+    assert_eq!(ids, expected, "each once, in order");
+    store.close().await;
+}
