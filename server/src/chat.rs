@@ -19,17 +19,18 @@ use crate::store::{
     Caller, CaseRecord, NewChat, Started, Store, StoreError, StoreResult, VisitorId,
 };
 
-/// Tells everyone following its case about a new message: the store's writer calls
-/// this for each message it commits, in order.
+/// Tells everyone here following its case about a new message: the store's writer
+/// calls this for each message it commits, in order (through the bus's sequencer when
+/// there are other nodes, see [`crate::bus`]).
 pub fn publish_message(hub: &Hub, message: &ChatMessage) {
-    hub.publish(
+    hub.publish_here(
         message.case_id,
-        &ToVisitor::Message {
+        Some(&ToVisitor::Message {
             message: message.clone(),
-        },
-        &ToAgent::Message {
+        }),
+        Some(&ToAgent::Message {
             message: message.clone(),
-        },
+        }),
     );
 }
 

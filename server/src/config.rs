@@ -23,6 +23,11 @@ pub struct Config {
     #[arg(long, env = "PARLOR_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// NATS (`nats://host:4222`), joining the Parlor nodes that share one PostgreSQL
+    /// database: what one node's sockets hear, the others' hear too.
+    #[arg(long, env = "PARLOR_NATS_URL")]
+    pub nats_url: Option<String>,
+
     /// Folder with the built widget and console (`widget/`, `console/`), as Trunk made them.
     #[arg(long, env = "PARLOR_WEB_DIR", default_value = "dist")]
     pub web_dir: PathBuf,
@@ -125,6 +130,7 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             database_url: None,
+            nats_url: None,
             web_dir: PathBuf::from("dist"),
             geo_header: None,
             admin_email: "admin@parlor.local".into(),

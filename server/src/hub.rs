@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
@@ -16,6 +16,8 @@ use parlor_protocol::{
 };
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+
+use crate::bus::{Fanout, Interest, Outgoing};
 
 /// A serialised frame, shared by every socket it goes to: each socket writes the same
 /// bytes, counted by reference rather than copied.
@@ -220,12 +222,17 @@ struct Inner {
     followers: HashMap<CaseId, HashSet<ConnId>>,
     /// Sockets gone from `conns` whose sessions are still recording that they left.
     leaving: usize,
+    /// Told when the first socket follows a case or the last stops (see [`crate::bus`]).
+    interest: Option<tokio::sync::mpsc::UnboundedSender<Interest>>,
 }
 
 pub struct Hub {
     inner: Mutex<Inner>,
     /// Turns true once when Parlor shuts down: every socket closes with "restarting".
     closing: watch::Sender<bool>,
+    /// Where what this node's sockets hear goes for the other nodes' sockets (see
+    /// [`crate::bus`]); unset on a node alone.
+    others: OnceLock<Outgoing>,
 }
 
 impl Default for Hub {
@@ -233,6 +240,7 @@ impl Default for Hub {
         Self {
             inner: Mutex::default(),
             closing: watch::Sender::new(false),
+            others: OnceLock::new(),
         }
     }
 }
@@ -352,12 +360,25 @@ impl Hub {
         let mut inner = self.lock();
         if let Some(conn) = inner.conns.get_mut(&id) {
             conn.cases.insert(case);
-            inner.followers.entry(case).or_default().insert(id);
+            let followers = inner.followers.entry(case).or_default();
+            followers.insert(id);
+            if followers.len() == 1 {
+                interest(&inner, case, true);
+            }
         }
     }
 
-    /// Every console of `agent` now hears `case`.
+    /// Every console of `agent`, on every node, now hears `case`.
     pub fn follow_for_agent(&self, agent: AgentId, case: CaseId) {
+        self.follow_for_agent_here(agent, case);
+        self.tell_others(Fanout::Follow {
+            agent,
+            case,
+            on: true,
+        });
+    }
+
+    fn follow_for_agent_here(&self, agent: AgentId, case: CaseId) {
         let ids = consoles(&self.lock(), Some(agent));
         for id in ids {
             self.follow(id, case);
@@ -370,13 +391,20 @@ impl Hub {
         if let Some(conn) = inner.conns.get_mut(&id) {
             conn.cases.remove(&case);
         }
-        if let Some(set) = inner.followers.get_mut(&case) {
-            set.remove(&id);
-        }
+        drop_follower(&mut inner, case, id);
     }
 
-    /// No console of `agent` hears `case` any more.
+    /// No console of `agent`, on any node, hears `case` any more.
     pub fn unfollow_for_agent(&self, agent: AgentId, case: CaseId) {
+        self.unfollow_for_agent_here(agent, case);
+        self.tell_others(Fanout::Follow {
+            agent,
+            case,
+            on: false,
+        });
+    }
+
+    fn unfollow_for_agent_here(&self, agent: AgentId, case: CaseId) {
         let ids = consoles(&self.lock(), Some(agent));
         for id in ids {
             self.unfollow(id, case);
@@ -405,6 +433,19 @@ impl Hub {
 
     /// Like [`Hub::publish`], to widgets only, consoles only, or both.
     pub fn publish_to(&self, case: CaseId, visitor: Option<&ToVisitor>, agent: Option<&ToAgent>) {
+        self.publish_here(case, visitor, agent);
+        if self.others.get().is_some() {
+            self.tell_others(Fanout::Case {
+                case,
+                visitor: visitor.cloned().map(Box::new),
+                agent: agent.cloned().map(Box::new),
+            });
+        }
+    }
+
+    /// Like [`Hub::publish_to`], to this node's sockets only: a new message, which
+    /// reaches the other nodes by its `seq` (see [`crate::bus`]).
+    pub fn publish_here(&self, case: CaseId, visitor: Option<&ToVisitor>, agent: Option<&ToAgent>) {
         let to_visitor = visitor.and_then(encode);
         let to_agent = agent.and_then(encode);
         let mut inner = self.lock();
@@ -428,15 +469,35 @@ impl Hub {
     /// Sends a frame to every console of `agent`.
     pub fn send_agent(&self, agent: AgentId, frame: &ToAgent) {
         self.send_consoles(Some(agent), frame);
+        if self.others.get().is_some() {
+            self.tell_others(Fanout::Agent {
+                agent,
+                frame: frame.clone(),
+            });
+        }
     }
 
     /// Sends a frame to every console.
     pub fn send_all_agents(&self, frame: &ToAgent) {
         self.send_consoles(None, frame);
+        if self.others.get().is_some() {
+            self.tell_others(Fanout::AllAgents {
+                frame: frame.clone(),
+            });
+        }
     }
 
     /// Sends a frame to every widget.
     pub fn send_all_widgets(&self, frame: &ToVisitor) {
+        self.send_all_widgets_here(frame);
+        if self.others.get().is_some() {
+            self.tell_others(Fanout::AllWidgets {
+                frame: frame.clone(),
+            });
+        }
+    }
+
+    fn send_all_widgets_here(&self, frame: &ToVisitor) {
         let Some(frame) = encode(frame) else { return };
         let mut inner = self.lock();
         let widgets: Vec<ConnId> = inner
@@ -460,6 +521,11 @@ impl Hub {
 
     /// Closes every console of `agent` at once (their account was deactivated).
     pub fn kick_agent(&self, agent: AgentId) {
+        self.kick_agent_here(agent);
+        self.tell_others(Fanout::KickAgent { agent });
+    }
+
+    fn kick_agent_here(&self, agent: AgentId) {
         let mut inner = self.lock();
         for id in consoles(&inner, Some(agent)) {
             kick_for(&mut inner, id, CLOSE_ACCOUNT_OFF);
@@ -477,6 +543,13 @@ impl Hub {
         if sessions.is_empty() {
             return;
         }
+        self.kick_sessions_here(sessions);
+        self.tell_others(Fanout::KickSessions {
+            sessions: sessions.to_vec(),
+        });
+    }
+
+    fn kick_sessions_here(&self, sessions: &[String]) {
         let mut inner = self.lock();
         let ended: Vec<ConnId> = inner
             .conns
@@ -491,6 +564,65 @@ impl Hub {
         for id in ended {
             kick_for(&mut inner, id, CLOSE_SESSION_ENDED);
         }
+    }
+
+    /// Joins the other nodes: from now on what this node's sockets hear goes to `others`
+    /// too, and so does which cases they follow.
+    pub fn join(&self, others: Outgoing) {
+        let mut inner = self.lock();
+        for case in inner.followers.keys() {
+            let _ = others.interest.send(Interest {
+                case: *case,
+                on: true,
+            });
+        }
+        inner.interest = Some(others.interest.clone());
+        let _ = self.others.set(others);
+    }
+
+    /// Hands the other nodes what this node's sockets heard (nothing on a node alone).
+    pub fn tell_others(&self, fanout: Fanout) {
+        if let Some(others) = self.others.get() {
+            let _ = others.fanout.send(fanout);
+        }
+    }
+
+    /// Delivers to this node's sockets what another node's heard.
+    pub fn hear(&self, fanout: Fanout) {
+        match fanout {
+            // The bus reads a new message from the database and publishes it here.
+            Fanout::Message { .. } => {}
+            Fanout::Case {
+                case,
+                visitor,
+                agent,
+            } => self.publish_here(case, visitor.as_deref(), agent.as_deref()),
+            Fanout::Agent { agent, frame } => self.send_consoles(Some(agent), &frame),
+            Fanout::AllAgents { frame } => self.send_consoles(None, &frame),
+            Fanout::AllWidgets { frame } => self.send_all_widgets_here(&frame),
+            Fanout::Follow {
+                agent,
+                case,
+                on: true,
+            } => self.follow_for_agent_here(agent, case),
+            Fanout::Follow {
+                agent,
+                case,
+                on: false,
+            } => self.unfollow_for_agent_here(agent, case),
+            Fanout::KickAgent { agent } => self.kick_agent_here(agent),
+            Fanout::KickSessions { sessions } => self.kick_sessions_here(&sessions),
+        }
+    }
+
+    /// The cases some socket here follows.
+    pub fn followed_cases(&self) -> Vec<CaseId> {
+        self.lock().followers.keys().copied().collect()
+    }
+
+    /// Whether any socket here follows `case`.
+    pub fn follows(&self, case: CaseId) -> bool {
+        self.lock().followers.contains_key(&case)
     }
 
     /// How many sockets are open.
@@ -542,13 +674,26 @@ fn kick_for(inner: &mut Inner, id: ConnId, code: u16) {
 fn remove(inner: &mut Inner, id: ConnId) {
     if let Some(conn) = inner.conns.remove(&id) {
         for case in conn.cases {
-            if let Some(set) = inner.followers.get_mut(&case) {
-                set.remove(&id);
-                if set.is_empty() {
-                    inner.followers.remove(&case);
-                }
-            }
+            drop_follower(inner, case, id);
         }
+    }
+}
+
+/// `id` no longer follows `case`; a case nobody here follows is forgotten.
+fn drop_follower(inner: &mut Inner, case: CaseId, id: ConnId) {
+    if let Some(set) = inner.followers.get_mut(&case) {
+        set.remove(&id);
+        if set.is_empty() {
+            inner.followers.remove(&case);
+            interest(inner, case, false);
+        }
+    }
+}
+
+/// Tells the bus, if any, that this node's sockets follow `case` now or no longer.
+fn interest(inner: &Inner, case: CaseId, on: bool) {
+    if let Some(interest) = &inner.interest {
+        let _ = interest.send(Interest { case, on });
     }
 }
 

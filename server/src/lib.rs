@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod chat;
 pub mod client;
 pub mod config;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub routing: Routing,
+    /// The bus to the other nodes, when there are (`--nats-url`).
+    pub bus: Option<bus::Bus>,
     /// Every flow that changes a chat.
     pub chats: chat::Chats,
     pub settings: SharedSettings,
@@ -63,6 +66,8 @@ pub struct AppState {
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Bus(#[from] bus::BusError),
     #[error("the Liquid dialect does not build: {0}")]
     Templates(#[from] liquid::Error),
     #[error(
@@ -165,9 +170,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     store.mark_everyone_gone(store::now_ms()).await?;
     let settings = SharedSettings::new(Settings::load(&store).await?);
     let hub = Arc::new(Hub::default());
+    let bus = match &config.nats_url {
+        Some(url) => Some(bus::Bus::start(url, hub.clone(), store.clone()).await?),
+        None => None,
+    };
     store.publish_with({
         let hub = hub.clone();
-        move |message| chat::publish_message(&hub, message)
+        let bus = bus.clone();
+        move |message| match &bus {
+            Some(bus) => bus.committed(message),
+            None => chat::publish_message(&hub, message),
+        }
     });
     let routing = dispatch::start(store.clone(), hub.clone(), settings.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -190,6 +203,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store,
         hub,
         routing,
+        bus,
         chats,
         settings,
         templates: Arc::new(Templates::new()?),

@@ -93,16 +93,23 @@ async fn healthz(State(state): State<AppState>) -> Response {
             "not answering"
         }
     };
-    let status = if database == "ok" {
+    let mut health = serde_json::json!({ "database": database });
+    let mut ok = database == "ok";
+    // With other nodes, the bus between them too.
+    if let Some(bus) = &state.bus {
+        let connected = bus.connected();
+        if !connected {
+            tracing::error!("health check: NATS is unreachable");
+        }
+        health["bus"] = serde_json::json!(if connected { "ok" } else { "unreachable" });
+        ok &= connected;
+    }
+    let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        axum::Json(serde_json::json!({ "database": database })),
-    )
-        .into_response()
+    (status, axum::Json(health)).into_response()
 }
 
 /// Serves the brotli or gzip copy that the build wrote beside a file, when the browser

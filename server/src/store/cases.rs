@@ -126,6 +126,29 @@ impl Store {
         Ok(page)
     }
 
+    /// A case's messages with `after < seq <= upto` sent at `since` or later, oldest
+    /// first, at most a thousand: what a node's sockets missed (see [`crate::bus`]).
+    pub async fn messages_between(
+        &self,
+        case: CaseId,
+        after: Seq,
+        upto: Seq,
+        since: Millis,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        let rows = sqlx::query(
+            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
+             FROM messages WHERE case_id = $1 AND seq > $2 AND seq <= $3 AND sent_at >= $4 \
+             ORDER BY seq LIMIT 1000",
+        )
+        .bind(case)
+        .bind(after)
+        .bind(upto)
+        .bind(since)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
     /// The summaries of these cases with the start of each one's first message (at most
     /// [`FIRST_MESSAGE_CHARS`] characters), by case: what the waiting list shows, in one
     /// read.

@@ -145,4 +145,17 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// The name of the nodes that share this database, made on first use: their
+    /// subjects on NATS start with it, so two clusters on one NATS server never mix.
+    pub async fn cluster_name(&self) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('cluster_name', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&secret::token()[..12])
+        .execute(&mut *self.writing().await?)
+        .await?;
+        Ok(self.setting("cluster_name").await?.unwrap_or_default())
+    }
 }

@@ -1,0 +1,378 @@
+//! Between nodes: what one node's sockets must hear of what happened on another, over
+//! NATS (`--nats-url`). Each node's [`Hub`] hands the bus what it delivered to its own
+//! sockets ([`Fanout`]); the other nodes deliver it to theirs.
+//!
+//! A new message travels as its case and `seq` only: the text stays in the database,
+//! and a node reads it from there. The bus may lose a message (NATS keeps nothing for
+//! a node that is away), so each node delivers a case's messages through one
+//! sequencer: a message whose `seq` is not the next one its sockets heard is preceded
+//! by those in between, read from the database, and one already delivered is dropped.
+//! Messages of one case are committed in `seq` order (the case's row is locked while
+//! they are numbered), so whatever comes before a `seq` heard is already there to read.
+//! After the bus comes back, the sequencer reads what each followed case gained
+//! meanwhile.
+//!
+//! A node subscribes to a case's subject only while one of its sockets follows the
+//! case ([`Interest`]); what is for agents or everyone goes on one subject all nodes
+//! hear.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use parlor_protocol::{AgentId, CaseId, ChatMessage, Millis, Seq, ToAgent, ToVisitor};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::chat;
+use crate::hub::Hub;
+use crate::store::{Store, now_ms};
+
+/// How long before the bus went away a message may have been sent and still be lost
+/// with it (on its way, or its commit still running).
+const LOST_BEFORE_DOWN_MS: Millis = 5_000;
+
+/// What a node's sockets heard that the other nodes' must hear too.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Fanout {
+    /// A message was committed in `case` (read it from the database).
+    Message {
+        case: CaseId,
+        seq: Seq,
+    },
+    /// Frames for everyone following `case`: widgets get `visitor`, consoles `agent`.
+    Case {
+        case: CaseId,
+        visitor: Option<Box<ToVisitor>>,
+        agent: Option<Box<ToAgent>>,
+    },
+    /// A frame for every console of `agent`.
+    Agent {
+        agent: AgentId,
+        frame: ToAgent,
+    },
+    AllAgents {
+        frame: ToAgent,
+    },
+    AllWidgets {
+        frame: ToVisitor,
+    },
+    /// Every console of `agent` follows `case` from now on (or no longer).
+    Follow {
+        agent: AgentId,
+        case: CaseId,
+        on: bool,
+    },
+    /// Close every console of `agent` (the account was switched off).
+    KickAgent {
+        agent: AgentId,
+    },
+    /// Close the consoles of these sessions (token digests): they ended.
+    KickSessions {
+        sessions: Vec<String>,
+    },
+}
+
+/// Whether a node's sockets follow a case: the first one started to, or the last one
+/// stopped.
+#[derive(Clone, Copy, Debug)]
+pub struct Interest {
+    pub case: CaseId,
+    pub on: bool,
+}
+
+/// Where a [`Hub`] hands what the other nodes must hear.
+#[derive(Clone)]
+pub struct Outgoing {
+    pub fanout: mpsc::UnboundedSender<Fanout>,
+    pub interest: mpsc::UnboundedSender<Interest>,
+}
+
+/// The subjects of one cluster (the nodes on one database).
+#[derive(Clone)]
+struct Subjects {
+    /// `parlor.<cluster>.`
+    prefix: Arc<str>,
+}
+
+impl Subjects {
+    /// What every node hears.
+    fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    fn case(&self, case: CaseId) -> String {
+        format!("{}case.{case}", self.prefix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot reach NATS: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    #[error("cannot subscribe on NATS: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// This node's end of the bus.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    sequencer: mpsc::UnboundedSender<Step>,
+}
+
+/// What the sequencer does next.
+enum Step {
+    /// This node committed the message.
+    Committed(ChatMessage),
+    /// Another node committed the message `seq` of `case`.
+    Heard { case: CaseId, seq: Seq },
+    /// No socket here follows `case` any more.
+    Forget(CaseId),
+    /// The bus went away at this time.
+    Down(Millis),
+    /// The bus is back: read what each followed case gained meanwhile.
+    Sweep,
+}
+
+impl Bus {
+    /// Connects to NATS at `url` and joins the nodes: from now on `hub` tells the
+    /// others what its sockets hear, and hears what theirs do.
+    pub async fn start(url: &str, hub: Arc<Hub>, store: Store) -> Result<Self, BusError> {
+        let subjects = Subjects {
+            prefix: format!("parlor.{}.", store.cluster_name().await?).into(),
+        };
+        let (sequencer, steps) = mpsc::unbounded_channel();
+        let back = sequencer.clone();
+        let client = async_nats::ConnectOptions::new()
+            // A node's own fanout is already delivered here.
+            .no_echo()
+            .retry_on_initial_connect()
+            // Back within a second of NATS coming back, not after a growing back-off.
+            .reconnect_delay_callback(|attempts| {
+                std::time::Duration::from_millis((attempts as u64 * 100).min(1000))
+            })
+            .event_callback(move |event| {
+                let back = back.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            let _ = back.send(Step::Sweep);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS is unreachable; reconnecting");
+                            let _ = back.send(Step::Down(now_ms()));
+                        }
+                        _ => {}
+                    }
+                }
+            })
+            .connect(url)
+            .await?;
+        let (fanout, outgoing) = mpsc::unbounded_channel();
+        let (interest, interests) = mpsc::unbounded_channel();
+        let (heard, incoming) = mpsc::unbounded_channel();
+        let nodes = client.subscribe(subjects.nodes()).await?;
+        tokio::spawn(forward(nodes, heard.clone()));
+        tokio::spawn(send_out(client.clone(), subjects.clone(), outgoing));
+        tokio::spawn(subscribe(
+            client.clone(),
+            subjects,
+            interests,
+            heard,
+            sequencer.clone(),
+        ));
+        tokio::spawn(hear(incoming, hub.clone(), sequencer.clone()));
+        tokio::spawn(sequence(steps, hub.clone(), store));
+        hub.join(Outgoing { fanout, interest });
+        Ok(Self { client, sequencer })
+    }
+
+    /// Delivers a message this node committed, and tells the other nodes: the store's
+    /// writer calls this for each message, in commit order.
+    pub fn committed(&self, message: &ChatMessage) {
+        let _ = self.sequencer.send(Step::Committed(message.clone()));
+    }
+
+    /// Whether the bus is connected now.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// Publishes what this node's sockets heard, in order.
+async fn send_out(
+    client: async_nats::Client,
+    subjects: Subjects,
+    mut outgoing: mpsc::UnboundedReceiver<Fanout>,
+) {
+    while let Some(fanout) = outgoing.recv().await {
+        let subject = match &fanout {
+            Fanout::Message { case, .. } | Fanout::Case { case, .. } => subjects.case(*case),
+            _ => subjects.nodes(),
+        };
+        let Ok(payload) = serde_json::to_vec(&fanout) else {
+            continue;
+        };
+        // While NATS is away the client buffers; what is lost, the sequencer reads.
+        if let Err(error) = client.publish(subject, payload.into()).await {
+            tracing::warn!(%error, "a fanout was not sent");
+        }
+    }
+}
+
+/// Subscribes to each case while this node's sockets follow it.
+async fn subscribe(
+    client: async_nats::Client,
+    subjects: Subjects,
+    mut interests: mpsc::UnboundedReceiver<Interest>,
+    heard: mpsc::UnboundedSender<async_nats::Message>,
+    sequencer: mpsc::UnboundedSender<Step>,
+) {
+    let mut subscribed: HashMap<CaseId, tokio::task::JoinHandle<()>> = HashMap::new();
+    while let Some(Interest { case, on }) = interests.recv().await {
+        if on {
+            if subscribed.contains_key(&case) {
+                continue;
+            }
+            match client.subscribe(subjects.case(case)).await {
+                Ok(subscriber) => {
+                    subscribed.insert(case, tokio::spawn(forward(subscriber, heard.clone())));
+                }
+                Err(error) => tracing::warn!(%error, case, "cannot follow a case on NATS"),
+            }
+        } else if let Some(forwarding) = subscribed.remove(&case) {
+            // Dropping the subscriber unsubscribes.
+            forwarding.abort();
+            let _ = sequencer.send(Step::Forget(case));
+        }
+    }
+}
+
+async fn forward(
+    mut subscriber: async_nats::Subscriber,
+    heard: mpsc::UnboundedSender<async_nats::Message>,
+) {
+    while let Some(message) = subscriber.next().await {
+        if heard.send(message).is_err() {
+            return;
+        }
+    }
+}
+
+/// Delivers what the other nodes' sockets heard to this node's.
+async fn hear(
+    mut incoming: mpsc::UnboundedReceiver<async_nats::Message>,
+    hub: Arc<Hub>,
+    sequencer: mpsc::UnboundedSender<Step>,
+) {
+    while let Some(message) = incoming.recv().await {
+        match serde_json::from_slice::<Fanout>(&message.payload) {
+            Ok(Fanout::Message { case, seq }) => {
+                let _ = sequencer.send(Step::Heard { case, seq });
+            }
+            Ok(fanout) => hub.hear(fanout),
+            Err(error) => tracing::warn!(%error, "an unreadable fanout"),
+        }
+    }
+}
+
+/// Delivers each followed case's messages to this node's sockets in `seq` order, each
+/// once, filling what the bus lost from the database; and tells the other nodes of
+/// each message this node committed.
+async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store: Store) {
+    // The last `seq` this node's sockets heard, by followed case.
+    let mut heard: HashMap<CaseId, Seq> = HashMap::new();
+    // When the bus went away, until the sweep after it came back.
+    let mut down_since: Option<Millis> = None;
+    while let Some(step) = steps.recv().await {
+        match step {
+            Step::Committed(message) => {
+                let (case, seq) = (message.case_id, message.seq);
+                if hub.follows(case) {
+                    catch_up(&mut heard, &hub, &store, case, seq - 1).await;
+                    if heard.get(&case).is_none_or(|last| *last < seq) {
+                        chat::publish_message(&hub, &message);
+                        heard.insert(case, seq);
+                    }
+                }
+                hub.tell_others(Fanout::Message { case, seq });
+            }
+            Step::Heard { case, seq } => {
+                if hub.follows(case) {
+                    heard.entry(case).or_insert(seq - 1);
+                    catch_up(&mut heard, &hub, &store, case, seq).await;
+                }
+            }
+            Step::Forget(case) => {
+                heard.remove(&case);
+            }
+            Step::Down(at) => {
+                down_since.get_or_insert(at);
+            }
+            Step::Sweep => {
+                let Some(down) = down_since.take() else {
+                    continue;
+                };
+                for case in hub.followed_cases() {
+                    // A case heard of since it was followed goes on from there; one
+                    // not heard of had nothing on the bus before it went away, so
+                    // what it lost was sent since (its followers keep each seq once).
+                    let since = heard.get(&case).map_or(down - LOST_BEFORE_DOWN_MS, |_| 0);
+                    let last = heard.get(&case).copied().unwrap_or(0);
+                    heard.insert(case, last);
+                    catch_up_since(&mut heard, &hub, &store, case, Seq::MAX, since).await;
+                }
+            }
+        }
+    }
+}
+
+/// Delivers the messages of `case` after the last one heard, up to `upto`, from the
+/// database. A case heard of for the first time starts at `upto`: its sockets read
+/// what came before when they followed it.
+async fn catch_up(
+    heard: &mut HashMap<CaseId, Seq>,
+    hub: &Hub,
+    store: &Store,
+    case: CaseId,
+    upto: Seq,
+) {
+    if let std::collections::hash_map::Entry::Vacant(first) = heard.entry(case) {
+        first.insert(upto);
+        return;
+    }
+    catch_up_since(heard, hub, store, case, upto, 0).await;
+}
+
+/// Delivers the messages of `case` after the last one heard, up to `upto`, sent at
+/// `since` or later.
+async fn catch_up_since(
+    heard: &mut HashMap<CaseId, Seq>,
+    hub: &Hub,
+    store: &Store,
+    case: CaseId,
+    upto: Seq,
+    since: Millis,
+) {
+    let mut after = heard.get(&case).copied().unwrap_or(0);
+    while after < upto {
+        match store.messages_between(case, after, upto, since).await {
+            Ok(messages) if messages.is_empty() => break,
+            Ok(messages) => {
+                for message in &messages {
+                    chat::publish_message(hub, message);
+                    after = message.seq;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, case, "cannot read the messages the bus lost");
+                break;
+            }
+        }
+    }
+    heard.insert(case, after);
+}

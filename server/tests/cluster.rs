@@ -1,0 +1,289 @@
+//! Several Parlor nodes sharing one PostgreSQL database and one NATS server (real ones:
+//! `scripts/test.sh` starts them for its PostgreSQL pass): what the sockets of one node
+//! hear reaches those of another, each message once and in `seq` order.
+
+mod common;
+
+use common::*;
+use parlor_protocol::{AgentFrame, ChatMessage, ToAgent, ToVisitor, VisitorFrame};
+
+/// Two nodes on one database and one bus; `None` (the test is skipped) unless the
+/// tests run on PostgreSQL with NATS.
+async fn two_nodes() -> Option<(Server, Server)> {
+    let (Ok(_), Ok(nats)) = (
+        std::env::var("PARLOR_TEST_POSTGRES"),
+        std::env::var("PARLOR_TEST_NATS"),
+    ) else {
+        eprintln!("skipped: several nodes need PARLOR_TEST_POSTGRES and PARLOR_TEST_NATS");
+        return None;
+    };
+    let one = Server::start_with(|config| config.nats_url = Some(nats.clone())).await;
+    let database = one.running.state.config.database_url.clone();
+    let two = Server::start_with(|config| {
+        config.database_url = database;
+        config.nats_url = Some(nats);
+    })
+    .await;
+    Some((one, two))
+}
+
+/// The next message frame on a console, skipping others.
+async fn next_message(ws: &mut Ws) -> ChatMessage {
+    first_of(ws, |frame: ToAgent| match frame {
+        ToAgent::Message { message } => Some(message),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_on_another_node_hears_every_message_once_and_in_order() {
+    let Some((one, two)) = two_nodes().await else {
+        return;
+    };
+    // The customer and the agent in the chat on node one, a watcher on node two.
+    let (mut agent, mut visitor, case_id) = accepted_chat(&one).await;
+    let mut watcher = two.second_agent("bea@example.com").await;
+    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
+    let last_seen = first_of(&mut watcher, |frame: ToAgent| match frame {
+        ToAgent::Watching { chat } => chat.messages.last().map(|m| m.seq),
+        _ => None,
+    })
+    .await;
+    for n in 0..10 {
+        send(
+            &mut visitor,
+            &VisitorFrame::Send {
+                client_id: format!("v{n}"),
+                body: format!("customer {n}"),
+            },
+        )
+        .await;
+        send(
+            &mut agent,
+            &AgentFrame::Send {
+                case_id,
+                client_id: format!("a{n}"),
+                body: format!("agent {n}"),
+            },
+        )
+        .await;
+    }
+    let mut seqs = Vec::new();
+    let mut bodies = Vec::new();
+    while bodies.len() < 20 {
+        let message = next_message(&mut watcher).await;
+        seqs.push(message.seq);
+        bodies.push(message.body);
+    }
+    let expected: Vec<i64> = (last_seen + 1..=last_seen + 20).collect();
+    assert_eq!(seqs, expected, "each message once, in seq order");
+    for n in 0..10 {
+        assert!(bodies.contains(&format!("customer {n}")), "{bodies:?}");
+        assert!(bodies.contains(&format!("agent {n}")), "{bodies:?}");
+    }
+    assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_resumes_on_another_node_and_hears_the_agent_there() {
+    let Some((one, two)) = two_nodes().await else {
+        return;
+    };
+    let (mut agent, visitor, case_id, token) = accepted_chat_with_token(&one).await;
+    drop(visitor);
+    send(
+        &mut agent,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "a1".into(),
+            body: "While you were away".into(),
+        },
+    )
+    .await;
+    next_message(&mut agent).await;
+    // The widget comes back through the load balancer, to the other node.
+    // (A message may come before the welcome or again after it: the widget keeps each
+    // seq once.)
+    let mut widget = silent_widget_at(two.running.addr).await;
+    send(
+        &mut widget,
+        &VisitorFrame::Hello {
+            token: Some(token),
+            since: 0,
+        },
+    )
+    .await;
+    let chat = first_of(&mut widget, |frame: ToVisitor| match frame {
+        ToVisitor::Welcome { chat, .. } => Some(chat),
+        _ => None,
+    })
+    .await
+    .expect("the live chat in the welcome");
+    assert_eq!(chat.case.id, case_id);
+    assert_eq!(
+        chat.messages.last().map(|m| m.body.as_str()),
+        Some("While you were away")
+    );
+    let last = chat.messages.last().map_or(0, |m| m.seq);
+    send(
+        &mut agent,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "a2".into(),
+            body: "Welcome back".into(),
+        },
+    )
+    .await;
+    let heard = first_of(&mut widget, |frame: ToVisitor| match frame {
+        ToVisitor::Message { message } if message.seq > last => Some(message),
+        _ => None,
+    })
+    .await;
+    assert_eq!(heard.body, "Welcome back");
+    assert_eq!(heard.seq, last + 1);
+    // And the customer's reply, sent on node two, reaches the agent on node one.
+    send(
+        &mut widget,
+        &VisitorFrame::Send {
+            client_id: "v9".into(),
+            body: "Thanks".into(),
+        },
+    )
+    .await;
+    loop {
+        let message = next_message(&mut agent).await;
+        if message.body == "Thanks" {
+            assert_eq!(message.seq, last + 2);
+            break;
+        }
+    }
+}
+
+/// A NATS server of a test's own (`scripts/nats.sh`), stopped when dropped.
+struct OwnNats {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnNats {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = nats_script("start", dir.path()).await;
+        Self { dir, url }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nats.sh")
+}
+
+/// Runs `scripts/nats.sh command dir`; gives what it printed.
+async fn nats_script(command: &str, dir: &std::path::Path) -> String {
+    let out = tokio::process::Command::new(script())
+        .arg(command)
+        .arg(dir)
+        .output()
+        .await
+        .expect("scripts/nats.sh runs");
+    assert!(out.status.success(), "nats.sh {command}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_is_back() {
+    if std::env::var("PARLOR_TEST_POSTGRES").is_err() || std::env::var("PARLOR_TEST_NATS").is_err()
+    {
+        eprintln!("skipped: several nodes need PARLOR_TEST_POSTGRES and PARLOR_TEST_NATS");
+        return;
+    }
+    // Its own NATS, stopped mid-test: the one the other tests share stays up.
+    let nats = OwnNats::start().await;
+    let one = Server::start_with(|config| config.nats_url = Some(nats.url.clone())).await;
+    let database = one.running.state.config.database_url.clone();
+    let two = Server::start_with(|config| {
+        config.database_url = database;
+        config.nats_url = Some(nats.url.clone());
+    })
+    .await;
+    let (mut agent, mut visitor, case_id) = accepted_chat(&one).await;
+    let mut watcher = two.second_agent("bea@example.com").await;
+    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
+    let last_seen = first_of(&mut watcher, |frame: ToAgent| match frame {
+        ToAgent::Watching { chat } => chat.messages.last().map(|m| m.seq),
+        _ => None,
+    })
+    .await;
+    let health = |server: &Server| {
+        let url = server.url("/healthz");
+        async move { reqwest::get(url).await.expect("answers").status() }
+    };
+    assert_eq!(health(&two).await, reqwest::StatusCode::OK);
+
+    nats_script("stop", nats.dir.path()).await;
+    for n in 0..5 {
+        let frame = VisitorFrame::Send {
+            client_id: format!("v{n}"),
+            body: format!("customer {n}"),
+        };
+        send(&mut visitor, &frame).await;
+        let reply = AgentFrame::Send {
+            case_id,
+            client_id: format!("a{n}"),
+            body: format!("agent {n}"),
+        };
+        send(&mut agent, &reply).await;
+    }
+    // Stored and heard on node one meanwhile.
+    let mut on_one = 0;
+    while on_one < 10 {
+        next_message(&mut agent).await;
+        on_one += 1;
+    }
+    assert_eq!(
+        health(&two).await,
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "a node without the bus says so"
+    );
+    nats_script("resume", nats.dir.path()).await;
+
+    // (Messages the watcher already held may come again: a console keeps each seq once.)
+    let mut seqs = Vec::new();
+    while seqs.len() < 10 {
+        let seq = next_message(&mut watcher).await.seq;
+        if seq > last_seen {
+            seqs.push(seq);
+        }
+    }
+    let expected: Vec<i64> = (last_seen + 1..=last_seen + 10).collect();
+    assert_eq!(
+        seqs, expected,
+        "what the bus lost, read from the database, once and in order"
+    );
+    // And the bus carries the chat again.
+    send(
+        &mut agent,
+        &AgentFrame::Send {
+            case_id,
+            client_id: "after".into(),
+            body: "after".into(),
+        },
+    )
+    .await;
+    let message = next_message(&mut watcher).await;
+    assert_eq!(
+        (message.seq, message.body.as_str()),
+        (last_seen + 11, "after")
+    );
+    assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
+    assert_eq!(health(&two).await, reqwest::StatusCode::OK);
+}
