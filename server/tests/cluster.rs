@@ -7,9 +7,9 @@ mod common;
 use common::*;
 use parlor_protocol::{AgentFrame, ChatMessage, ToAgent, ToVisitor, VisitorFrame};
 
-/// Two nodes on one database and one bus; `None` (the test is skipped) unless the
-/// tests run on PostgreSQL with NATS.
-async fn two_nodes() -> Option<(Server, Server)> {
+/// The NATS server the tests share; `None` (the test is skipped) unless the tests run
+/// on PostgreSQL with NATS.
+fn shared_nats() -> Option<String> {
     let (Ok(_), Ok(nats)) = (
         std::env::var("PARLOR_TEST_POSTGRES"),
         std::env::var("PARLOR_TEST_NATS"),
@@ -17,14 +17,50 @@ async fn two_nodes() -> Option<(Server, Server)> {
         eprintln!("skipped: several nodes need PARLOR_TEST_POSTGRES and PARLOR_TEST_NATS");
         return None;
     };
-    let one = Server::start_with(|config| config.nats_url = Some(nats.clone())).await;
+    Some(nats)
+}
+
+/// Two nodes on a new database and the NATS server at `nats`.
+async fn two_nodes(nats: &str) -> (Server, Server) {
+    let one = Server::start_with(|config| config.nats_url = Some(nats.to_owned())).await;
     let database = one.running.state.config.database_url.clone();
     let two = Server::start_with(|config| {
         config.database_url = database;
-        config.nats_url = Some(nats);
+        config.nats_url = Some(nats.to_owned());
     })
     .await;
-    Some((one, two))
+    (one, two)
+}
+
+/// A chat on node `one` (its agent's console, the customer's widget, the case) watched
+/// from node `two`, and the last seq the watcher got in the transcript.
+async fn watched_chat(one: &Server, two: &Server) -> (Ws, Ws, i64, Ws, i64) {
+    let (agent, visitor, case_id) = accepted_chat(one).await;
+    let mut watcher = two.second_agent("bea@example.com").await;
+    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
+    let last_seen = first_of(&mut watcher, |frame: ToAgent| match frame {
+        ToAgent::Watching { chat } => chat.messages.last().map(|m| m.seq),
+        _ => None,
+    })
+    .await;
+    (agent, visitor, case_id, watcher, last_seen)
+}
+
+/// The customer and the agent each send `count` messages.
+async fn both_send(visitor: &mut Ws, agent: &mut Ws, case_id: i64, count: usize) {
+    for n in 0..count {
+        let frame = VisitorFrame::Send {
+            client_id: format!("v{n}"),
+            body: format!("customer {n}"),
+        };
+        send(visitor, &frame).await;
+        let reply = AgentFrame::Send {
+            case_id,
+            client_id: format!("a{n}"),
+            body: format!("agent {n}"),
+        };
+        send(agent, &reply).await;
+    }
 }
 
 /// The next message frame on a console, skipping others.
@@ -38,37 +74,11 @@ async fn next_message(ws: &mut Ws) -> ChatMessage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_on_another_node_hears_every_message_once_and_in_order() {
-    let Some((one, two)) = two_nodes().await else {
-        return;
-    };
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
     // The customer and the agent in the chat on node one, a watcher on node two.
-    let (mut agent, mut visitor, case_id) = accepted_chat(&one).await;
-    let mut watcher = two.second_agent("bea@example.com").await;
-    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
-    let last_seen = first_of(&mut watcher, |frame: ToAgent| match frame {
-        ToAgent::Watching { chat } => chat.messages.last().map(|m| m.seq),
-        _ => None,
-    })
-    .await;
-    for n in 0..10 {
-        send(
-            &mut visitor,
-            &VisitorFrame::Send {
-                client_id: format!("v{n}"),
-                body: format!("customer {n}"),
-            },
-        )
-        .await;
-        send(
-            &mut agent,
-            &AgentFrame::Send {
-                case_id,
-                client_id: format!("a{n}"),
-                body: format!("agent {n}"),
-            },
-        )
-        .await;
-    }
+    let (mut agent, mut visitor, case_id, mut watcher, last_seen) = watched_chat(&one, &two).await;
+    both_send(&mut visitor, &mut agent, case_id, 10).await;
     let mut seqs = Vec::new();
     let mut bodies = Vec::new();
     while bodies.len() < 20 {
@@ -87,9 +97,8 @@ async fn a_watcher_on_another_node_hears_every_message_once_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_resumes_on_another_node_and_hears_the_agent_there() {
-    let Some((one, two)) = two_nodes().await else {
-        return;
-    };
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
     let (mut agent, visitor, case_id, token) = accepted_chat_with_token(&one).await;
     drop(visitor);
     send(
@@ -201,28 +210,13 @@ async fn nats_script(command: &str, dir: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_is_back() {
-    if std::env::var("PARLOR_TEST_POSTGRES").is_err() || std::env::var("PARLOR_TEST_NATS").is_err()
-    {
-        eprintln!("skipped: several nodes need PARLOR_TEST_POSTGRES and PARLOR_TEST_NATS");
+    if shared_nats().is_none() {
         return;
     }
     // Its own NATS, stopped mid-test: the one the other tests share stays up.
     let nats = OwnNats::start().await;
-    let one = Server::start_with(|config| config.nats_url = Some(nats.url.clone())).await;
-    let database = one.running.state.config.database_url.clone();
-    let two = Server::start_with(|config| {
-        config.database_url = database;
-        config.nats_url = Some(nats.url.clone());
-    })
-    .await;
-    let (mut agent, mut visitor, case_id) = accepted_chat(&one).await;
-    let mut watcher = two.second_agent("bea@example.com").await;
-    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
-    let last_seen = first_of(&mut watcher, |frame: ToAgent| match frame {
-        ToAgent::Watching { chat } => chat.messages.last().map(|m| m.seq),
-        _ => None,
-    })
-    .await;
+    let (one, two) = two_nodes(&nats.url).await;
+    let (mut agent, mut visitor, case_id, mut watcher, last_seen) = watched_chat(&one, &two).await;
     let health = |server: &Server| {
         let url = server.url("/healthz");
         async move { reqwest::get(url).await.expect("answers").status() }
@@ -230,19 +224,7 @@ async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_i
     assert_eq!(health(&two).await, reqwest::StatusCode::OK);
 
     nats_script("stop", nats.dir.path()).await;
-    for n in 0..5 {
-        let frame = VisitorFrame::Send {
-            client_id: format!("v{n}"),
-            body: format!("customer {n}"),
-        };
-        send(&mut visitor, &frame).await;
-        let reply = AgentFrame::Send {
-            case_id,
-            client_id: format!("a{n}"),
-            body: format!("agent {n}"),
-        };
-        send(&mut agent, &reply).await;
-    }
+    both_send(&mut visitor, &mut agent, case_id, 5).await;
     // Stored and heard on node one meanwhile.
     let mut on_one = 0;
     while on_one < 10 {

@@ -18,7 +18,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Row};
 use tokio::sync::mpsc;
 
 use super::appends::{AppendSlot, CaseForAppend, author_columns, decide};
-use super::writer::{Job, Publish, WRITE_BATCH, Writes, finish};
+use super::writer::{Job, Publish, Run, WRITE_BATCH, Writes, finish, runs};
 use super::{StoreResult, author_from_columns, now_ms};
 
 /// How long a statement may wait for a lock or the server before it gives up: a
@@ -119,21 +119,11 @@ fn unreachable(error: &sqlx::Error) -> bool {
 async fn write_all(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let mut rest = batch;
-    while let Some(first) = rest.first_mut() {
-        if !first.is_append() {
-            first.apply_pg(&mut tx).await?;
-            rest = &mut rest[1..];
-            continue;
+    for run in runs(batch) {
+        match run {
+            Run::One(job) => job.apply_pg(&mut tx).await?,
+            Run::Appends(slots) => append_all(&mut tx, slots).await?,
         }
-        let run = rest.iter().take_while(|job| job.is_append()).count();
-        let (appends, after) = rest.split_at_mut(run);
-        let slots = appends
-            .iter_mut()
-            .filter_map(|job| job.appending())
-            .collect();
-        append_all(&mut tx, slots).await?;
-        rest = after;
     }
     tx.commit().await
 }

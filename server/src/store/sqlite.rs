@@ -17,7 +17,7 @@ use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
 use super::appends::append_all;
-use super::writer::{Job, Publish, WRITE_BATCH, WriteTurn, Writes, finish};
+use super::writer::{Job, Publish, Run, WRITE_BATCH, WriteTurn, Writes, finish, runs};
 
 /// The writer's own connection to the database file at `path`, set up as sqlx sets up
 /// the others (see `Store::open`). It never checkpoints: its commits carry messages
@@ -102,21 +102,11 @@ fn run_writes(
 /// together. An error means nothing was committed.
 fn write_all(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut rest = batch;
-    while let Some(first) = rest.first_mut() {
-        if !first.is_append() {
-            first.apply(&tx)?;
-            rest = &mut rest[1..];
-            continue;
+    for run in runs(batch) {
+        match run {
+            Run::One(job) => job.apply(&tx)?,
+            Run::Appends(slots) => append_all(&tx, slots)?,
         }
-        let run = rest.iter().take_while(|job| job.is_append()).count();
-        let (appends, after) = rest.split_at_mut(run);
-        let slots = appends
-            .iter_mut()
-            .filter_map(|job| job.appending())
-            .collect();
-        append_all(&tx, slots)?;
-        rest = after;
     }
     tx.commit()
 }

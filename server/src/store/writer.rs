@@ -159,6 +159,30 @@ pub(super) const WRITE_BATCH: usize = 4096;
 /// What tells everyone following a case about a new message, once it is committed.
 pub(super) type Publish = Arc<OnceLock<Box<dyn Fn(&ChatMessage) + Send + Sync>>>;
 
+/// A group's writes as each database writes them: one by one, except appends next to
+/// each other, which go in together.
+pub(super) enum Run<'a> {
+    One(&'a mut Box<dyn Job>),
+    Appends(Vec<AppendSlot<'a>>),
+}
+
+/// Splits `batch` into its [`Run`]s, in order.
+pub(super) fn runs(batch: &mut [Box<dyn Job>]) -> Vec<Run<'_>> {
+    let mut runs = Vec::new();
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let appends = rest.iter().take_while(|job| job.is_append()).count();
+        let (run, after) = std::mem::take(&mut rest).split_at_mut(appends.max(1));
+        runs.push(if appends == 0 {
+            Run::One(&mut run[0])
+        } else {
+            Run::Appends(run.iter_mut().filter_map(|job| job.appending()).collect())
+        });
+        rest = after;
+    }
+    runs
+}
+
 /// After a group's commit (or its failure): publishes the new messages it committed, in
 /// its order, then tells every sender how its write went.
 pub(super) fn finish(batch: &mut Vec<Box<dyn Job>>, publish: &Publish) {
