@@ -28,9 +28,10 @@ use crate::chat;
 use crate::hub::Hub;
 use crate::store::{Store, now_ms};
 
-/// How long before the bus went away a message may have been sent and still be lost
-/// with it (on its way, or its commit still running).
-const LOST_BEFORE_DOWN_MS: Millis = 5_000;
+/// How long before this node's sockets followed a case a message may have been sent
+/// and still be missing from what they read then (its commit still running, or the
+/// clocks of two nodes a little apart).
+const MISSED_BEFORE_MS: Millis = 5_000;
 
 /// What a node's sockets heard that the other nodes' must hear too.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,6 +81,8 @@ pub enum Fanout {
 pub struct Interest {
     pub case: CaseId,
     pub on: bool,
+    /// When.
+    pub at: Millis,
 }
 
 /// Where a [`Hub`] hands what the other nodes must hear.
@@ -130,6 +133,8 @@ enum Step {
     Committed(ChatMessage),
     /// Another node committed the message `seq` of `case`.
     Heard { case: CaseId, seq: Seq },
+    /// The first socket here followed `case` at `at`.
+    Followed { case: CaseId, at: Millis },
     /// No socket here follows `case` any more.
     Forget(CaseId),
     /// The bus went away at this time.
@@ -233,8 +238,9 @@ async fn subscribe(
     sequencer: mpsc::UnboundedSender<Step>,
 ) {
     let mut subscribed: HashMap<CaseId, tokio::task::JoinHandle<()>> = HashMap::new();
-    while let Some(Interest { case, on }) = interests.recv().await {
+    while let Some(Interest { case, on, at }) = interests.recv().await {
         if on {
+            let _ = sequencer.send(Step::Followed { case, at });
             if subscribed.contains_key(&case) {
                 continue;
             }
@@ -280,12 +286,21 @@ async fn hear(
     }
 }
 
+/// What this node's sockets have of a case they follow.
+struct Followed {
+    /// The last `seq` delivered here; `None` before the first.
+    heard: Option<Seq>,
+    /// When the first of them followed it: before the first message delivered here,
+    /// what was sent since may be missing (they read what came before when they
+    /// followed).
+    since: Millis,
+}
+
 /// Delivers each followed case's messages to this node's sockets in `seq` order, each
 /// once, filling what the bus lost from the database; and tells the other nodes of
 /// each message this node committed.
 async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store: Store) {
-    // The last `seq` this node's sockets heard, by followed case.
-    let mut heard: HashMap<CaseId, Seq> = HashMap::new();
+    let mut cases: HashMap<CaseId, Followed> = HashMap::new();
     // When the bus went away, until the sweep after it came back.
     let mut down_since: Option<Millis> = None;
     while let Some(step) = steps.recv().await {
@@ -293,72 +308,61 @@ async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store
             Step::Committed(message) => {
                 let (case, seq) = (message.case_id, message.seq);
                 if hub.follows(case) {
-                    catch_up(&mut heard, &hub, &store, case, seq - 1).await;
-                    if heard.get(&case).is_none_or(|last| *last < seq) {
+                    let followed = deliver_upto(&mut cases, &hub, &store, case, seq - 1).await;
+                    if followed.heard.is_none_or(|last| last < seq) {
                         chat::publish_message(&hub, &message);
-                        heard.insert(case, seq);
+                        followed.heard = Some(seq);
                     }
                 }
                 hub.tell_others(Fanout::Message { case, seq });
             }
             Step::Heard { case, seq } => {
                 if hub.follows(case) {
-                    heard.entry(case).or_insert(seq - 1);
-                    catch_up(&mut heard, &hub, &store, case, seq).await;
+                    deliver_upto(&mut cases, &hub, &store, case, seq).await;
                 }
             }
+            Step::Followed { case, at } => {
+                cases.entry(case).or_insert(Followed {
+                    heard: None,
+                    since: at,
+                });
+            }
             Step::Forget(case) => {
-                heard.remove(&case);
+                cases.remove(&case);
             }
             Step::Down(at) => {
                 down_since.get_or_insert(at);
             }
             Step::Sweep => {
-                let Some(down) = down_since.take() else {
-                    continue;
-                };
-                for case in hub.followed_cases() {
-                    // A case heard of since it was followed goes on from there; one
-                    // not heard of had nothing on the bus before it went away, so
-                    // what it lost was sent since (its followers keep each seq once).
-                    let since = heard.get(&case).map_or(down - LOST_BEFORE_DOWN_MS, |_| 0);
-                    let last = heard.get(&case).copied().unwrap_or(0);
-                    heard.insert(case, last);
-                    catch_up_since(&mut heard, &hub, &store, case, Seq::MAX, since).await;
+                if down_since.take().is_some() {
+                    for case in hub.followed_cases() {
+                        deliver_upto(&mut cases, &hub, &store, case, Seq::MAX).await;
+                    }
                 }
             }
         }
     }
 }
 
-/// Delivers the messages of `case` after the last one heard, up to `upto`, from the
-/// database. A case heard of for the first time starts at `upto`: its sockets read
-/// what came before when they followed it.
-async fn catch_up(
-    heard: &mut HashMap<CaseId, Seq>,
+/// Delivers from the database what this node's followers of `case` lack, up to `upto`:
+/// what came after the last message delivered here, or before the first, whatever was
+/// sent since they followed, less a margin (a follower keeps each `seq` once). Gives
+/// the case's state.
+async fn deliver_upto<'a>(
+    cases: &'a mut HashMap<CaseId, Followed>,
     hub: &Hub,
     store: &Store,
     case: CaseId,
     upto: Seq,
-) {
-    if let std::collections::hash_map::Entry::Vacant(first) = heard.entry(case) {
-        first.insert(upto);
-        return;
-    }
-    catch_up_since(heard, hub, store, case, upto, 0).await;
-}
-
-/// Delivers the messages of `case` after the last one heard, up to `upto`, sent at
-/// `since` or later.
-async fn catch_up_since(
-    heard: &mut HashMap<CaseId, Seq>,
-    hub: &Hub,
-    store: &Store,
-    case: CaseId,
-    upto: Seq,
-    since: Millis,
-) {
-    let mut after = heard.get(&case).copied().unwrap_or(0);
+) -> &'a mut Followed {
+    let followed = cases.entry(case).or_insert_with(|| Followed {
+        heard: None,
+        since: now_ms(),
+    });
+    let (mut after, since) = match followed.heard {
+        Some(last) => (last, 0),
+        None => (0, followed.since - MISSED_BEFORE_MS),
+    };
     while after < upto {
         match store.messages_between(case, after, upto, since).await {
             Ok(messages) if messages.is_empty() => break,
@@ -367,6 +371,7 @@ async fn catch_up_since(
                     chat::publish_message(hub, message);
                     after = message.seq;
                 }
+                followed.heard = Some(after);
             }
             Err(error) => {
                 tracing::warn!(%error, case, "cannot read the messages the bus lost");
@@ -374,5 +379,5 @@ async fn catch_up_since(
             }
         }
     }
-    heard.insert(case, after);
+    followed
 }

@@ -574,6 +574,7 @@ impl Hub {
             let _ = others.interest.send(Interest {
                 case: *case,
                 on: true,
+                at: crate::store::now_ms(),
             });
         }
         inner.interest = Some(others.interest.clone());
@@ -693,7 +694,11 @@ fn drop_follower(inner: &mut Inner, case: CaseId, id: ConnId) {
 /// Tells the bus, if any, that this node's sockets follow `case` now or no longer.
 fn interest(inner: &Inner, case: CaseId, on: bool) {
     if let Some(interest) = &inner.interest {
-        let _ = interest.send(Interest { case, on });
+        let _ = interest.send(Interest {
+            case,
+            on,
+            at: crate::store::now_ms(),
+        });
     }
 }
 
