@@ -14,7 +14,7 @@ if [ -z "$command" ] || [ -z "$dir" ]; then
   exit 2
 fi
 
-if ! command -v nats-server >/dev/null; then
+if [ "$command" != stop ] && ! command -v nats-server >/dev/null; then
   echo "installing nats-server (Debian's package)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2

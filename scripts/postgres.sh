@@ -19,6 +19,9 @@ if [ -z "$command" ] || [ -z "$dir" ]; then
   exit 2
 fi
 
+if [ "$command" = stop ] && ! command -v pg_config >/dev/null; then
+  exit 0
+fi
 if ! command -v pg_config >/dev/null || [ ! -x "$(pg_config --bindir)/initdb" ]; then
   echo "installing PostgreSQL (Debian's package)" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -38,7 +41,7 @@ as_owner() {
 # Starts the cluster in $dir on port $1 and waits until it takes connections.
 serve() {
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $1 -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
+    -o "-p $1 -k '$dir' -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
 }
 
 case "$command" in

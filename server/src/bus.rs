@@ -137,9 +137,13 @@ enum Step {
     Followed { case: CaseId, at: Millis },
     /// No socket here follows `case` any more.
     Forget(CaseId),
+    /// This node's subscription to `case` is in place: what was sent before it is
+    /// read from the database.
+    Subscribed(CaseId),
     /// The bus went away at this time.
     Down(Millis),
-    /// The bus is back: read what each followed case gained meanwhile.
+    /// The bus is back, with this node's subscriptions: read what each followed case
+    /// gained meanwhile.
     Sweep,
 }
 
@@ -152,6 +156,7 @@ impl Bus {
         };
         let (sequencer, steps) = mpsc::unbounded_channel();
         let back = sequencer.clone();
+        let (reconnected, reconnects) = mpsc::unbounded_channel();
         let client = async_nats::ConnectOptions::new()
             // A node's own fanout is already delivered here.
             .no_echo()
@@ -162,10 +167,13 @@ impl Bus {
             })
             .event_callback(move |event| {
                 let back = back.clone();
+                let reconnected = reconnected.clone();
                 async move {
                     match event {
+                        // The subscriptions are made again after this: the sweep waits
+                        // for them (see `subscribe`).
                         async_nats::Event::Connected => {
-                            let _ = back.send(Step::Sweep);
+                            let _ = reconnected.send(());
                         }
                         async_nats::Event::Disconnected => {
                             tracing::warn!("NATS is unreachable; reconnecting");
@@ -186,7 +194,7 @@ impl Bus {
         tokio::spawn(subscribe(
             client.clone(),
             subjects,
-            interests,
+            (interests, reconnects),
             heard,
             sequencer.clone(),
         ));
@@ -219,41 +227,81 @@ async fn send_out(
             Fanout::Message { case, .. } | Fanout::Case { case, .. } => subjects.case(*case),
             _ => subjects.nodes(),
         };
+        // While NATS is away, what only informs is dropped rather than piled up (the
+        // sweep after it comes back reads the messages); what closes sockets or makes
+        // them follow a case waits for it.
+        let informs = !matches!(
+            fanout,
+            Fanout::Follow { .. } | Fanout::KickAgent { .. } | Fanout::KickSessions { .. }
+        );
+        if informs && client.connection_state() != async_nats::connection::State::Connected {
+            continue;
+        }
         let Ok(payload) = serde_json::to_vec(&fanout) else {
             continue;
         };
-        // While NATS is away the client buffers; what is lost, the sequencer reads.
         if let Err(error) = client.publish(subject, payload.into()).await {
             tracing::warn!(%error, "a fanout was not sent");
         }
     }
 }
 
-/// Subscribes to each case while this node's sockets follow it.
+/// Subscribes to each case while this node's sockets follow it. Once a subscription
+/// is in place (the server has it: a flush answered), the sequencer reads what was
+/// sent before it; after a reconnect, once the subscriptions are made again, it sweeps.
 async fn subscribe(
     client: async_nats::Client,
     subjects: Subjects,
-    mut interests: mpsc::UnboundedReceiver<Interest>,
+    (mut interests, mut reconnects): (
+        mpsc::UnboundedReceiver<Interest>,
+        mpsc::UnboundedReceiver<()>,
+    ),
     heard: mpsc::UnboundedSender<async_nats::Message>,
     sequencer: mpsc::UnboundedSender<Step>,
 ) {
     let mut subscribed: HashMap<CaseId, tokio::task::JoinHandle<()>> = HashMap::new();
-    while let Some(Interest { case, on, at }) = interests.recv().await {
-        if on {
-            let _ = sequencer.send(Step::Followed { case, at });
-            if subscribed.contains_key(&case) {
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            most = interests.recv_many(&mut batch, 1024) => {
+                if most == 0 {
+                    return;
+                }
+            }
+            Some(()) = reconnects.recv() => {
+                if client.flush().await.is_ok() {
+                    let _ = sequencer.send(Step::Sweep);
+                }
                 continue;
             }
-            match client.subscribe(subjects.case(case)).await {
-                Ok(subscriber) => {
-                    subscribed.insert(case, tokio::spawn(forward(subscriber, heard.clone())));
+        }
+        let mut new = Vec::new();
+        for Interest { case, on, at } in batch.drain(..) {
+            if on {
+                let _ = sequencer.send(Step::Followed { case, at });
+                if subscribed.contains_key(&case) {
+                    continue;
                 }
-                Err(error) => tracing::warn!(%error, case, "cannot follow a case on NATS"),
+                match client.subscribe(subjects.case(case)).await {
+                    Ok(subscriber) => {
+                        subscribed.insert(case, tokio::spawn(forward(subscriber, heard.clone())));
+                        new.push(case);
+                    }
+                    Err(error) => tracing::warn!(%error, case, "cannot follow a case on NATS"),
+                }
+            } else {
+                // Dropping the subscriber unsubscribes.
+                if let Some(forwarding) = subscribed.remove(&case) {
+                    forwarding.abort();
+                }
+                new.retain(|c| *c != case);
+                let _ = sequencer.send(Step::Forget(case));
             }
-        } else if let Some(forwarding) = subscribed.remove(&case) {
-            // Dropping the subscriber unsubscribes.
-            forwarding.abort();
-            let _ = sequencer.send(Step::Forget(case));
+        }
+        if !new.is_empty() && client.flush().await.is_ok() {
+            for case in new {
+                let _ = sequencer.send(Step::Subscribed(case));
+            }
         }
     }
 }
@@ -326,6 +374,11 @@ async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store
                     heard: None,
                     since: at,
                 });
+            }
+            Step::Subscribed(case) => {
+                if hub.follows(case) {
+                    deliver_upto(&mut cases, &hub, &store, case, Seq::MAX).await;
+                }
             }
             Step::Forget(case) => {
                 cases.remove(&case);

@@ -155,6 +155,7 @@ impl Store {
         };
         let mut writing = self.writing().await?;
         let mut tx = sqlx::Connection::begin(&mut *writing).await?;
+        self.lock_admins(&mut tx).await?;
         let admins_before = active_admins(&mut tx).await?;
         let done = sqlx::query(
             "UPDATE agents SET name = $1, email = $2, is_admin = $3, active = $4, capacity = $5, \
@@ -195,7 +196,7 @@ impl Store {
                 .await?;
         }
         // Checked inside the write, so two admins demoting each other at once cannot
-        // both succeed (the writes take turns).
+        // both succeed (the writes take turns; across nodes, see `lock_admins`).
         if admins_before > 0 && active_admins(&mut tx).await? == 0 {
             return Err(StoreError::LastAdmin);
         }
@@ -210,6 +211,7 @@ impl Store {
     pub async fn remove_agent(&self, id: AgentId) -> StoreResult<bool> {
         let mut writing = self.writing().await?;
         let mut tx = sqlx::Connection::begin(&mut *writing).await?;
+        self.lock_admins(&mut tx).await?;
         let admins_before = active_admins(&mut tx).await?;
         let done = sqlx::query(
             "UPDATE agents SET active = FALSE, routing = FALSE, removed_at = $1, \
@@ -298,5 +300,17 @@ impl Store {
                 .fetch_all(&mut *self.writing().await?)
                 .await?,
         )
+    }
+
+    /// On PostgreSQL, locks the active admins' rows for the rest of `tx`, so that two
+    /// nodes changing admins at once take turns and the last active admin stays (on
+    /// SQLite the writes take turns already).
+    async fn lock_admins(&self, tx: &mut AnyConnection) -> StoreResult<()> {
+        if let Engine::Postgres { .. } = self.engine {
+            sqlx::query("SELECT id FROM agents WHERE is_admin AND active ORDER BY id FOR UPDATE")
+                .fetch_all(&mut *tx)
+                .await?;
+        }
+        Ok(())
     }
 }

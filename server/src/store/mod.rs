@@ -220,6 +220,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A database made with another page size keeps it.
 const PAGE_BYTES_ON_DISK: u32 = 1024;
 
+/// `path` made absolute, as a URL's path: every byte but letters, digits and `-._~/`
+/// percent-encoded, so spaces, `#`, `?` and `%` in a folder name survive the URL.
+fn url_path(path: &Path) -> String {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut url = String::new();
+    for byte in path.as_os_str().as_encoded_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(byte) {
+            url.push(char::from(*byte));
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url
+}
+
 /// A pool of `connections` to the SQLite database at `path`, opened in `mode` (`ro`,
 /// `rwc`) and set up with [`PRAGMAS`]. Without `checkpoints`, its commits never copy
 /// the write-ahead log (see [`sqlite::run_checkpoints`]).
@@ -229,7 +244,7 @@ async fn sqlite_pool(
     connections: u32,
     checkpoints: bool,
 ) -> StoreResult<AnyPool> {
-    let url = format!("sqlite://{}?mode={mode}", path.display());
+    let url = format!("sqlite://{}?mode={mode}", url_path(path));
     let pool = AnyPoolOptions::new()
         .max_connections(connections)
         .test_before_acquire(false)
@@ -281,9 +296,12 @@ impl Store {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Self::open_postgres(url).await;
         }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        Self::open_sqlite(SqliteConnectOptions::from_str(url)?).await
+    }
+
+    /// Opens (creating if needed) the SQLite database `options` name and migrates it.
+    async fn open_sqlite(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let options = options.create_if_missing(true).busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         let one = |checkpoints| sqlite_pool(&path, "rwc", 1, checkpoints);
         // Checkpoints run off every write path: see [`sqlite::run_checkpoints`].
@@ -416,10 +434,15 @@ impl Store {
         );
         let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await?;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await?;
-        let base = server
+        // The server's URL with this database's name in place of its own.
+        let (server_part, query) = server.split_once('?').unwrap_or((server.as_str(), ""));
+        let base = server_part
             .rsplit_once('/')
-            .map_or(server.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
+            .map_or(server_part, |(base, _)| base);
+        let url = match query {
+            "" => format!("{base}/{name}"),
+            query => format!("{base}/{name}?{query}"),
+        };
         std::fs::create_dir_all(dir).map_err(io)?;
         std::fs::write(&named, &url).map_err(io)?;
         Ok(Some(url))
@@ -428,8 +451,8 @@ impl Store {
     /// Opens the database file `parlor.db` inside `dir`, creating the folder.
     pub async fn open_dir(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        let url = format!("sqlite://{}", dir.join("parlor.db").display());
-        Self::open(&url).await
+        sqlx::any::install_default_drivers();
+        Self::open_sqlite(SqliteConnectOptions::new().filename(dir.join("parlor.db"))).await
     }
 
     /// The write pool's connection, once it is its turn (the writer's group in progress

@@ -3,7 +3,10 @@
 //! commit runs into the next one: one disk flush for a burst instead of one each.
 //!
 //! A run of appends is set-based: whatever its size, it locks its cases (in id order,
-//! so two nodes' runs never wait on each other in a circle), reads their last `seq` and
+//! so two nodes' runs of appends never wait on each other in a circle; other writes in
+//! the same group lock cases in their own order, and when two nodes' groups do wait on
+//! each other PostgreSQL ends one after a second and it is written again one by one),
+//! reads their last `seq` and
 //! the ids it uses, and inserts every new message in one statement. The case's row lock
 //! is what keeps `seq` gap-free when several nodes append to one case: each reads the
 //! last `seq` only once it holds the lock, in a statement of its own (so it sees what
@@ -19,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::appends::{AppendSlot, CaseForAppend, author_columns, decide};
 use super::writer::{Job, Publish, Run, WRITE_BATCH, Writes, finish, runs};
-use super::{StoreResult, author_from_columns, now_ms};
+use super::{StoreError, StoreResult, author_from_columns, now_ms};
 
 /// How long a statement may wait for a lock or the server before it gives up: a
 /// write waits at most this long for another node's.
@@ -63,15 +66,25 @@ async fn run_writes(pool: PgPool, mut queue: mpsc::Receiver<Box<dyn Job>>, publi
         {
             batch.push(next);
         }
-        if let Err(error) = write_when_reachable(&pool, &mut batch).await {
-            tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
-            for one in &mut batch {
-                if let Err(error) = write_when_reachable(&pool, std::slice::from_mut(one)).await {
-                    one.failed(error.into());
+        let mut written_again = false;
+        match write_when_reachable(&pool, &mut batch).await {
+            Ok(again) => written_again = again,
+            Err(error) if unreachable(&error) => {
+                tracing::error!(%error, size = batch.len(), "PostgreSQL stayed unreachable; the writes fail");
+                for job in &mut batch {
+                    job.failed(StoreError::Database(sqlx::Error::PoolTimedOut));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, size = batch.len(), "a group commit failed; writing one by one");
+                for one in &mut batch {
+                    if let Err(error) = write_all(&pool, std::slice::from_mut(one)).await {
+                        one.failed(error.into());
+                    }
                 }
             }
         }
-        finish(&mut batch, &publish);
+        finish(&mut batch, &publish, written_again);
     }
 }
 
@@ -80,22 +93,25 @@ const WAIT_FOR_DATABASE: Duration = Duration::from_secs(60);
 
 /// Writes `batch` (see [`write_all`]), trying again while PostgreSQL cannot be reached,
 /// for up to [`WAIT_FOR_DATABASE`]: a restart of the database holds sends back ("Sending…"
-/// on screen) rather than failing them. If the connection drops after a commit but
-/// before its answer (rare), the group is written again: appends and new chats are
-/// idempotent and get what was stored; the other writes then find their change made
-/// and answer as if another had made it (an assignment, an end), and a screen pop
+/// on screen) rather than failing them. Gives whether it was written again after a
+/// try that may have committed: if the connection drops after a commit but before its
+/// answer (rare), appends and new chats get what was stored (so their messages are
+/// published again: followers keep each seq once); the other writes find their change
+/// made and answer as if another had made it (an assignment, an end), and a screen pop
 /// opened is logged twice.
-async fn write_when_reachable(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()> {
+async fn write_when_reachable(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<bool> {
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(50);
+    let mut again = false;
     loop {
         match write_all(pool, batch).await {
             Err(error) if unreachable(&error) && started.elapsed() < WAIT_FOR_DATABASE => {
                 tracing::warn!(%error, "PostgreSQL cannot be reached; the writes wait");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
+                again = true;
             }
-            done => return done,
+            done => return done.map(|()| again),
         }
     }
 }
@@ -105,7 +121,7 @@ async fn write_when_reachable(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx
 fn unreachable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::WorkerCrashed => true,
         // Connection exceptions (08…) and the server shutting down or starting (57P…).
         sqlx::Error::Database(e) => e
             .code()

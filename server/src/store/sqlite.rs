@@ -88,7 +88,7 @@ fn run_writes(
                 }
             }
         }
-        finish(&mut batch, &publish);
+        finish(&mut batch, &publish, false);
         if copied.swap(false, Ordering::AcqRel) {
             let _turn = turn.blocking_lock();
             if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {

@@ -870,3 +870,19 @@ async fn sends_made_while_postgres_restarts_wait_for_it_and_then_land_once_in_or
     assert_eq!(ids, expected, "each once, in order");
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_data_folder_with_spaces_and_url_signs_in_its_name_opens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let odd = dir.path().join("my data #1 ?x=%20");
+    let store = Store::open_dir(&odd).await.expect("opens");
+    store
+        .start_chat(&secret::token(), &new_chat("m1"))
+        .await
+        .expect("writes");
+    store.close().await;
+    assert!(
+        odd.join("parlor.db").exists(),
+        "the file is where it was asked for"
+    );
+}

@@ -184,11 +184,15 @@ pub(super) fn runs(batch: &mut [Box<dyn Job>]) -> Vec<Run<'_>> {
 }
 
 /// After a group's commit (or its failure): publishes the new messages it committed, in
-/// its order, then tells every sender how its write went.
-pub(super) fn finish(batch: &mut Vec<Box<dyn Job>>, publish: &Publish) {
+/// its order (with `again`, every message it answered with: the group was written
+/// again after a try whose commit may have gone through unannounced), then tells every
+/// sender how its write went.
+pub(super) fn finish(batch: &mut Vec<Box<dyn Job>>, publish: &Publish, again: bool) {
     if let Some(publish) = publish.get() {
         for job in batch.iter_mut() {
-            if let Some((_, Some(Ok((message, true))))) = job.appending() {
+            if let Some((_, Some(Ok((message, new))))) = job.appending()
+                && (*new || again)
+            {
                 publish(message);
             }
         }
