@@ -92,6 +92,9 @@ pub struct Outgoing {
     pub interest: mpsc::UnboundedSender<Interest>,
 }
 
+/// How long a starting node waits for NATS before it serves without it.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The subjects of one cluster (the nodes on one database).
 #[derive(Clone)]
 struct Subjects {
@@ -190,6 +193,14 @@ impl Bus {
         let (heard, incoming) = mpsc::unbounded_channel();
         let nodes = client.subscribe(subjects.nodes()).await?;
         tokio::spawn(forward(nodes, heard.clone()));
+        // A node serves nobody before it hears the others (a session ended elsewhere
+        // meanwhile would leave its console open here), unless NATS stays away.
+        if tokio::time::timeout(JOIN_WAIT, client.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS is not reachable yet; starting without it, joining once it is");
+        }
         tokio::spawn(send_out(client.clone(), subjects.clone(), outgoing));
         tokio::spawn(subscribe(
             client.clone(),

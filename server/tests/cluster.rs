@@ -300,3 +300,48 @@ async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_i
     assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
     assert_eq!(health(&two).await, reqwest::StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_node_closes_the_console_open_on_another() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let cookie = one.sign_in().await;
+    let (mut console, _) = two.console(&cookie).await;
+    let status = reqwest::Client::new()
+        .post(one.url("/api/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("answers")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(
+        close_code(&mut console).await,
+        Some(parlor_protocol::CLOSE_SESSION_ENDED),
+        "the console on the other node closes, saying the session ended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_an_agent_off_on_one_node_closes_their_console_on_another() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let mut bea = two.second_agent("bea@example.com").await;
+    let admin = one.sign_in().await;
+    let status = one
+        .put_agent(
+            &admin,
+            2,
+            serde_json::json!({
+                "name": "Bea", "email": "bea@example.com", "is_admin": false,
+                "active": false, "capacity": 3, "groups": []
+            }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        close_code(&mut bea).await,
+        Some(parlor_protocol::CLOSE_ACCOUNT_OFF),
+        "the console on the other node closes, saying the account was switched off"
+    );
+}

@@ -7,25 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::StreamExt;
 use parlor_protocol::AgentFrame;
 use reqwest::StatusCode;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Whether the socket is closed within a few seconds with the code that tells a console
 /// its session ended (so it goes to the sign-in page instead of reconnecting).
 async fn closes(ws: &mut Ws) -> bool {
-    let code = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(_))) => continue,
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                _ => return None,
-            }
-        }
-    })
-    .await;
-    code == Ok(Some(parlor_protocol::CLOSE_SESSION_ENDED))
+    close_code(ws).await == Some(parlor_protocol::CLOSE_SESSION_ENDED)
 }
 
 async fn me(server: &Server, cookie: &str) -> StatusCode {

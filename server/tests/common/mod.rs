@@ -318,6 +318,23 @@ pub async fn recv_any<T: DeserializeOwned>(ws: &mut Ws) -> T {
     }
 }
 
+/// The code the server closes the socket with, within a few seconds (frames before it
+/// are skipped); `None` when it closes without one or stays open.
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => continue,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// Whether no frame but queue news arrives within a short while.
 pub async fn quiet<T: Frame>(ws: &mut Ws) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
