@@ -10,7 +10,7 @@
 //! Messages of one case are committed in `seq` order (the case's row is locked while
 //! they are numbered), so whatever comes before a `seq` heard is already there to read.
 //! After the bus comes back, the sequencer reads what each followed case gained
-//! meanwhile.
+//! meanwhile, and closes the consoles whose sessions ended meanwhile.
 //!
 //! A node subscribes to a case's subject only while one of its sockets follows the
 //! case ([`Interest`]); what is for agents or everyone goes on one subject all nodes
@@ -402,9 +402,23 @@ async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store
                     for case in hub.followed_cases() {
                         deliver_upto(&mut cases, &hub, &store, case, Seq::MAX).await;
                     }
+                    close_ended_sessions(&hub, &store).await;
                 }
             }
         }
+    }
+}
+
+/// Closes the consoles here whose sessions ended while the bus was away (signed out
+/// on another node, an account switched off): that news was lost with the bus.
+async fn close_ended_sessions(hub: &Hub, store: &Store) {
+    let here = hub.console_sessions();
+    match store.live_sessions(&here).await {
+        Ok(live) => {
+            let ended: Vec<String> = here.into_iter().filter(|s| !live.contains(s)).collect();
+            hub.kick_sessions_here(&ended);
+        }
+        Err(error) => tracing::warn!(%error, "cannot check the sessions of the consoles here"),
     }
 }
 

@@ -549,7 +549,8 @@ impl Hub {
         });
     }
 
-    fn kick_sessions_here(&self, sessions: &[String]) {
+    /// Closes the consoles of these sessions on this node only.
+    pub fn kick_sessions_here(&self, sessions: &[String]) {
         let mut inner = self.lock();
         let ended: Vec<ConnId> = inner
             .conns
@@ -614,6 +615,19 @@ impl Hub {
             Fanout::KickAgent { agent } => self.kick_agent_here(agent),
             Fanout::KickSessions { sessions } => self.kick_sessions_here(&sessions),
         }
+    }
+
+    /// The sessions (token digests) of the consoles open here.
+    pub fn console_sessions(&self) -> Vec<String> {
+        let inner = self.lock();
+        let mut sessions: Vec<String> = inner
+            .conns
+            .values()
+            .filter_map(|c| c.session.as_deref().map(str::to_owned))
+            .collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        sessions
     }
 
     /// The cases some socket here follows.

@@ -345,3 +345,32 @@ async fn switching_an_agent_off_on_one_node_closes_their_console_on_another() {
         "the console on the other node closes, saying the account was switched off"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_while_a_node_was_cut_off_from_nats_closes_its_console_when_it_is_back() {
+    if shared_nats().is_none() {
+        return;
+    }
+    let nats = OwnNats::start().await;
+    let (one, two) = two_nodes(&nats.url).await;
+    let cookie = one.sign_in().await;
+    let (mut console, _) = two.console(&cookie).await;
+    nats_script("stop", nats.dir.path()).await;
+    // Ended by a process with no bus: node two can only find out from the database.
+    let token = cookie
+        .split_once('=')
+        .map(|(_, token)| token)
+        .expect("a cookie");
+    let database = one.running.state.config.database_url.clone();
+    let busless = parlor_server::store::Store::open(&database.expect("PostgreSQL"))
+        .await
+        .expect("opens");
+    busless.delete_session(token).await.expect("ended");
+    busless.close().await;
+    nats_script("resume", nats.dir.path()).await;
+    assert_eq!(
+        close_code(&mut console).await,
+        Some(parlor_protocol::CLOSE_SESSION_ENDED),
+        "the console closes once its node hears the bus again"
+    );
+}

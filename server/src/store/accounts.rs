@@ -265,6 +265,26 @@ impl Store {
         }
     }
 
+    /// Which of these sessions (token digests) are still live.
+    pub async fn live_sessions(&self, digests: &[String]) -> StoreResult<HashSet<String>> {
+        let mut live = HashSet::new();
+        for chunk in digests.chunks(500) {
+            let marks = (2..chunk.len() + 2)
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT token_hash FROM sessions WHERE expires_at > $1 AND token_hash IN ({marks})"
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(now_ms());
+            for digest in chunk {
+                query = query.bind(digest);
+            }
+            live.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(live)
+    }
+
     /// Ends the session of this cookie token; returns its digest (for closing its sockets).
     pub async fn delete_session(&self, token: &str) -> StoreResult<String> {
         let digest = secret::digest(token);

@@ -15,7 +15,7 @@
 //! cases, messages and the offer log as read, `setup` groups, macros and settings, and
 //! `rows` how rows map to Parlor's types.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
