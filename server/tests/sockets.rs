@@ -662,19 +662,9 @@ async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
         )
         .await;
     assert_eq!(response, 200);
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match bea.next().await {
-                Some(Ok(Message::Text(_))) => continue,
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                _ => return None,
-            }
-        }
-    })
-    .await;
     assert_eq!(
-        closed,
-        Ok(Some(parlor_protocol::CLOSE_ACCOUNT_OFF)),
+        close_code(&mut bea).await,
+        Some(parlor_protocol::CLOSE_ACCOUNT_OFF),
         "the socket closes saying the account was switched off"
     );
     let login = reqwest::Client::new()
