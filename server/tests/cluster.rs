@@ -329,14 +329,7 @@ async fn switching_an_agent_off_on_one_node_closes_their_console_on_another() {
     let mut bea = two.second_agent("bea@example.com").await;
     let admin = one.sign_in().await;
     let status = one
-        .put_agent(
-            &admin,
-            2,
-            serde_json::json!({
-                "name": "Bea", "email": "bea@example.com", "is_admin": false,
-                "active": false, "capacity": 3, "groups": []
-            }),
-        )
+        .switch_off(&admin, 2, ("Bea", "bea@example.com", false))
         .await;
     assert_eq!(status, 200);
     assert_eq!(

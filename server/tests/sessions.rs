@@ -237,15 +237,9 @@ async fn two_admins_switching_each_other_off_at_once_leave_one_admin() {
     let second = server
         .sign_in_as("second@example.com", "second-password")
         .await;
-    let switch_off = |name: &str, email: &str| {
-        serde_json::json!({
-            "name": name, "email": email, "is_admin": true,
-            "active": false, "capacity": 3, "groups": []
-        })
-    };
     let (a, b) = tokio::join!(
-        server.put_agent(&first, 2, switch_off("Second", "second@example.com")),
-        server.put_agent(&second, 1, switch_off("Admin", "admin@parlor.local")),
+        server.switch_off(&first, 2, ("Second", "second@example.com", true)),
+        server.switch_off(&second, 1, ("Admin", "admin@parlor.local", true)),
     );
     let mut statuses = [a, b];
     statuses.sort();

@@ -652,14 +652,7 @@ async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
     let mut bea = server.second_agent("bea@example.com").await;
     let admin = server.sign_in().await;
     let response = server
-        .put_agent(
-            &admin,
-            2,
-            serde_json::json!({
-                "name": "Bea", "email": "bea@example.com", "is_admin": false,
-                "active": false, "capacity": 3, "groups": []
-            }),
-        )
+        .switch_off(&admin, 2, ("Bea", "bea@example.com", false))
         .await;
     assert_eq!(response, 200);
     assert_eq!(
@@ -677,14 +670,7 @@ async fn a_deactivated_agent_is_disconnected_at_once_and_cannot_sign_in() {
 
     // The last admin cannot switch themselves off.
     let response = server
-        .put_agent(
-            &admin,
-            1,
-            serde_json::json!({
-                "name": "Admin", "email": "admin@parlor.local", "is_admin": true,
-                "active": false, "capacity": 3, "groups": []
-            }),
-        )
+        .switch_off(&admin, 1, ("Admin", "admin@parlor.local", true))
         .await;
     assert_eq!(response, 409);
 }

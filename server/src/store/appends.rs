@@ -126,8 +126,11 @@ pub(super) fn decide(
 }
 
 /// The message stored under an id in a case, if any (the `(case_id, client_id)` index).
-pub(super) const STORED_UNDER: &str = "SELECT case_id, seq, client_id, author_kind, agent_id, \
-     author_name, body, sent_at FROM messages WHERE case_id = $1 AND client_id = $2";
+pub(super) const STORED_UNDER: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE case_id = $1 AND client_id = $2"
+);
 
 /// What an append checks of its case: the chat's state, the last `seq` (from the
 /// primary key's index) and the agent in it.
@@ -135,8 +138,11 @@ const CASE_FOR_APPEND: &str = "SELECT c.chat_state, \
      (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.case_id = c.id), \
      c.agent_id FROM cases c WHERE c.id = $1";
 
-pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
-     agent_id, author_name, body, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(super) const INSERT_MESSAGE: &str = concat!(
+    "INSERT INTO messages (",
+    message_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+);
 
 /// Writes appends that arrived together, on SQLite: each case read once for all its
 /// appends, each id looked up and each message inserted with statements prepared once.
@@ -189,7 +195,7 @@ pub(super) fn append_all(
     Ok(())
 }
 
-/// A message as the writer reads it back (columns as in [`STORED_UNDER`]).
+/// A message as the writer reads it back (columns as in `message_columns!`).
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
     Ok(ChatMessage {
         case_id: row.get(0)?,

@@ -102,10 +102,12 @@ impl Store {
         after: Seq,
         before: Seq,
     ) -> StoreResult<Vec<ChatMessage>> {
-        let rows = sqlx::query(
-            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-             FROM messages WHERE case_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE case_id = $1 AND seq > $2 AND seq < $3 \
+             ORDER BY seq DESC LIMIT $4"
+        ))
         .bind(case)
         .bind(after)
         .bind(before)
@@ -135,11 +137,12 @@ impl Store {
         upto: Seq,
         since: Millis,
     ) -> StoreResult<Vec<ChatMessage>> {
-        let rows = sqlx::query(
-            "SELECT case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at \
-             FROM messages WHERE case_id = $1 AND seq > $2 AND seq <= $3 AND sent_at >= $4 \
-             ORDER BY seq LIMIT 1000",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE case_id = $1 AND seq > $2 AND seq <= $3 AND sent_at >= $4 \
+             ORDER BY seq LIMIT 1000"
+        ))
         .bind(case)
         .bind(after)
         .bind(upto)

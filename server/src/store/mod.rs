@@ -33,6 +33,13 @@ use sqlx::{AnyConnection, AnyPool, Row, SqlitePool};
 use crate::passwords::{DUMMY_HASH, Passwords};
 use crate::secret;
 
+/// A message's columns, in the order every query of messages reads them.
+macro_rules! message_columns {
+    () => {
+        "case_id, seq, client_id, author_kind, agent_id, author_name, body, sent_at"
+    };
+}
+
 mod accounts;
 mod appends;
 mod cases;
@@ -292,7 +299,6 @@ impl Store {
     /// Opens the database at `url` and migrates it: PostgreSQL for a `postgres://` (or
     /// `postgresql://`) URL, else SQLite (the file is made if missing).
     pub async fn open(url: &str) -> StoreResult<Self> {
-        sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Self::open_postgres(url).await;
         }
@@ -301,6 +307,7 @@ impl Store {
 
     /// Opens (creating if needed) the SQLite database `options` name and migrates it.
     async fn open_sqlite(options: SqliteConnectOptions) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
         let options = options.create_if_missing(true).busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_owned();
         let one = |checkpoints| sqlite_pool(&path, "rwc", 1, checkpoints);
@@ -335,6 +342,7 @@ impl Store {
     /// Opens the PostgreSQL database at `url` and migrates it (one node at a time: the
     /// migrations take a lock).
     async fn open_postgres(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
         let writer = postgres::writer_pool(url).await?;
         sqlx::migrate!("./migrations/postgres").run(&writer).await?;
         // A read while PostgreSQL is unreachable fails after a few seconds rather than
@@ -418,7 +426,6 @@ impl Store {
     /// file in `dir`. `scripts/test.sh` runs the tests both ways.
     #[doc(hidden)]
     pub async fn test_database_url(dir: &Path) -> StoreResult<Option<String>> {
-        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let Ok(server) = std::env::var("PARLOR_TEST_POSTGRES") else {
             return Ok(None);
         };
@@ -427,11 +434,8 @@ impl Store {
         if let Ok(url) = std::fs::read_to_string(&named) {
             return Ok(Some(url));
         }
-        let name = format!(
-            "parlor_test_{}_{}",
-            std::process::id(),
-            MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        // Random: a process id comes back in a later run against the same server.
+        let name = format!("parlor_test_{}", &secret::token()[..16]);
         let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await?;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await?;
         // The server's URL with this database's name in place of its own.
@@ -451,7 +455,6 @@ impl Store {
     /// Opens the database file `parlor.db` inside `dir`, creating the folder.
     pub async fn open_dir(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        sqlx::any::install_default_drivers();
         Self::open_sqlite(SqliteConnectOptions::new().filename(dir.join("parlor.db"))).await
     }
 

@@ -153,15 +153,19 @@ const LAST_SEQS: &str = "SELECT case_id, MAX(seq) FROM messages WHERE case_id = 
      GROUP BY case_id";
 
 /// The messages stored under the run's ids.
-const STORED: &str = "SELECT m.case_id, m.seq, m.client_id, m.author_kind, m.agent_id, \
-     m.author_name, m.body, m.sent_at FROM messages m \
-     JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k (case_id, client_id) \
-     ON m.case_id = k.case_id AND m.client_id = k.client_id";
+const STORED: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k (case_id, client_id) \
+     USING (case_id, client_id)"
+);
 
-const INSERT_MESSAGES: &str = "INSERT INTO messages (case_id, seq, client_id, author_kind, \
-     agent_id, author_name, body, sent_at) \
-     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
-     $6::TEXT[], $7::TEXT[], $8::BIGINT[])";
+const INSERT_MESSAGES: &str = concat!(
+    "INSERT INTO messages (",
+    message_columns!(),
+    ") SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], \
+     $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[])"
+);
 
 /// Writes appends that arrived together: four statements whatever the run's size. An
 /// error means the transaction must go.

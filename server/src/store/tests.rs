@@ -24,6 +24,22 @@ async fn store() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+/// A chat a new visitor started, its first message's id `first`: the case.
+async fn started(store: &Store, first: &str) -> CaseId {
+    store
+        .start_chat(&secret::token(), &new_chat(first))
+        .await
+        .expect("started")
+        .case
+}
+
+/// The customer of [`new_chat`].
+fn grace() -> Author {
+    Author::Customer {
+        name: "Grace".into(),
+    }
+}
+
 fn new_chat(client_id: &str) -> NewChat {
     NewChat {
         customer_name: "Grace".into(),
@@ -70,14 +86,8 @@ async fn a_password_is_checked_against_its_hash() {
 #[tokio::test]
 async fn messages_get_consecutive_sequence_numbers() {
     let (store, _dir) = store().await;
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let case = started(&store, "m1").await;
+    let customer = grace();
     let (second, _) = store
         .append_message(case, "m2", &customer, "a", None)
         .await
@@ -92,14 +102,8 @@ async fn messages_get_consecutive_sequence_numbers() {
 #[tokio::test]
 async fn a_retried_message_is_stored_once() {
     let (store, _dir) = store().await;
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let case = started(&store, "m1").await;
+    let customer = grace();
     let (first, new) = store
         .append_message(case, "m2", &customer, "hi", None)
         .await
@@ -141,11 +145,7 @@ async fn a_retried_start_returns_the_same_case_and_a_second_start_is_refused() {
 #[tokio::test]
 async fn a_visitor_cannot_read_another_visitors_case() {
     let (store, _dir) = store().await;
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
+    let case = started(&store, "m1").await;
     let other = store
         .start_chat(&secret::token(), &new_chat("m1"))
         .await
@@ -201,11 +201,7 @@ async fn the_offer_log_records_each_screen_pop_and_how_it_ended() {
         .create_agent("bob@example.com", "Bob", "pw-bob-123", false)
         .await
         .expect("made");
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
+    let case = started(&store, "m1").await;
     let opened = |agent, expires_at| store.open_offer(case, agent, expires_at);
     opened(ada, 10).await.expect("queued");
     store
@@ -266,11 +262,7 @@ async fn deactivating_an_account_ends_its_sessions_and_keeps_its_groups_as_set()
 #[tokio::test]
 async fn nothing_can_be_said_in_an_ended_chat() {
     let (store, _dir) = store().await;
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
+    let case = started(&store, "m1").await;
     assert_eq!(
         store
             .end_chat(case, &EndedBy::Customer)
@@ -285,9 +277,7 @@ async fn nothing_can_be_said_in_an_ended_chat() {
             .expect("ended"),
         None
     );
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let customer = grace();
     assert!(matches!(
         store
             .append_message(case, "m2", &customer, "late", None)
@@ -315,9 +305,7 @@ async fn appends_queued_together_get_what_each_would_get_alone() {
         .end_chat(ended, &EndedBy::Customer)
         .await
         .expect("ended");
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let customer = grace();
     let agent = Author::Agent {
         id: 1,
         name: "Ada".into(),
@@ -436,9 +424,7 @@ async fn presence_marks_and_messages_sent_together_all_land_and_a_refusal_sinks_
     for (i, &case) in cases.iter().enumerate() {
         let store = store.clone();
         writes.spawn(async move {
-            let customer = Author::Customer {
-                name: "Grace".into(),
-            };
+            let customer = grace();
             let said = store
                 .append_message(case, "bye", &customer, "Bye", None)
                 .await;
@@ -486,11 +472,7 @@ async fn the_log_is_copied_into_the_database_by_the_checkpointer_not_by_commits(
         .await
         .expect("read");
     assert_eq!(writer_checkpoints, 0, "the writer leaves checkpoints alone");
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
+    let case = started(&store, "m1").await;
     let db = dir.path().join("parlor.db");
     let db_size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
     let before = db_size();
@@ -498,9 +480,7 @@ async fn the_log_is_copied_into_the_database_by_the_checkpointer_not_by_commits(
     for i in 0..400 {
         let store = store.clone();
         writes.spawn(async move {
-            let customer = Author::Customer {
-                name: "Grace".into(),
-            };
+            let customer = grace();
             let body = "x".repeat(2_000);
             store
                 .append_message(case, &format!("m{i}"), &customer, &body, None)
@@ -536,9 +516,7 @@ async fn a_write_outside_the_chat_queue_is_not_held_behind_every_message_queued(
     let (store, _dir) = store().await;
     let mut cases = Vec::new();
     for i in 0..20 {
-        let chat = new_chat(&format!("start-{i}"));
-        let started = store.start_chat(&secret::token(), &chat).await;
-        cases.push(started.expect("started").case);
+        cases.push(started(&store, &format!("start-{i}")).await);
     }
     // Far more messages than one commit takes: the writer goes from one commit to the
     // next while they last, and an account written meanwhile takes its turn between two
@@ -546,9 +524,7 @@ async fn a_write_outside_the_chat_queue_is_not_held_behind_every_message_queued(
     let sending = tokio::spawn({
         let store = store.clone();
         async move {
-            let customer = Author::Customer {
-                name: "Grace".into(),
-            };
+            let customer = grace();
             let mut last = None;
             for n in 0..12 * writer::WRITE_BATCH {
                 let case = cases[n % cases.len()];
@@ -580,13 +556,9 @@ async fn under_steady_writes_the_log_starts_over_instead_of_growing() {
     let store = store.with_case_cap(u32::MAX);
     let mut cases = Vec::new();
     for i in 0..20 {
-        let chat = new_chat(&format!("start-{i}"));
-        let started = store.start_chat(&secret::token(), &chat).await;
-        cases.push(started.expect("started").case);
+        cases.push(started(&store, &format!("start-{i}")).await);
     }
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let customer = grace();
     let body = "x".repeat(4_000);
     let restarts_before = log_restarts(dir.path());
     let began = tokio::time::Instant::now();
@@ -654,9 +626,7 @@ async fn a_database_made_before_the_author_check_was_rewritten_keeps_its_message
         .expect("read");
     let bodies: Vec<&str> = chat.messages.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["hello"]);
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let customer = grace();
     let (next, new) = store
         .append_message(1, "m2", &customer, "still here", None)
         .await
@@ -704,14 +674,8 @@ async fn two_nodes_appending_to_one_case_at_once_keep_its_seq_gap_free_and_store
 {
     let (one, dir) = store().await;
     let two = same_database(dir.path()).await;
-    let case = one
-        .start_chat(&secret::token(), &new_chat("m0"))
-        .await
-        .expect("started")
-        .case;
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let case = started(&one, "m0").await;
+    let customer = grace();
     const EACH: usize = 150;
     // Queued without waiting, so each node's writer commits them in groups that race
     // the other node's.
@@ -752,14 +716,8 @@ async fn two_nodes_appending_to_one_case_at_once_keep_its_seq_gap_free_and_store
 async fn a_send_retried_on_another_node_gets_the_message_stored_the_first_time() {
     let (one, dir) = store().await;
     let two = same_database(dir.path()).await;
-    let case = one
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("started")
-        .case;
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let case = started(&one, "m1").await;
+    let customer = grace();
     let (first, new) = one
         .append_message(case, "m2", &customer, "hi", None)
         .await
@@ -830,14 +788,8 @@ async fn sends_made_while_postgres_restarts_wait_for_it_and_then_land_once_in_or
     }
     let postgres = OwnPostgres::start().await;
     let store = Store::open(&postgres.url).await.expect("opens");
-    let case = store
-        .start_chat(&secret::token(), &new_chat("m0"))
-        .await
-        .expect("started")
-        .case;
-    let customer = Author::Customer {
-        name: "Grace".into(),
-    };
+    let case = started(&store, "m0").await;
+    let customer = grace();
     OwnPostgres::run("stop", postgres.dir.path()).await;
     let mut queued = Vec::new();
     for n in 1..=20 {
@@ -876,10 +828,7 @@ async fn a_data_folder_with_spaces_and_url_signs_in_its_name_opens() {
     let dir = tempfile::tempdir().expect("temp dir");
     let odd = dir.path().join("my data #1 ?x=%20");
     let store = Store::open_dir(&odd).await.expect("opens");
-    store
-        .start_chat(&secret::token(), &new_chat("m1"))
-        .await
-        .expect("writes");
+    started(&store, "m1").await;
     store.close().await;
     assert!(
         odd.join("parlor.db").exists(),

@@ -90,6 +90,21 @@ impl Server {
         self.console(&cookie).await.0
     }
 
+    /// An admin's `PUT /api/agents/{id}` switching the account of `name` and `email`
+    /// off; its status.
+    pub async fn switch_off(
+        &self,
+        cookie: &str,
+        id: i64,
+        (name, email, is_admin): (&str, &str, bool),
+    ) -> reqwest::StatusCode {
+        let body = serde_json::json!({
+            "name": name, "email": email, "is_admin": is_admin,
+            "active": false, "capacity": 3, "groups": []
+        });
+        self.put_agent(cookie, id, body).await
+    }
+
     /// An admin's `PUT /api/agents/{id}`; its status.
     pub async fn put_agent(
         &self,
