@@ -523,7 +523,7 @@ async fn set_routing_settings(
             if input.channel_routing { "1" } else { "0" },
         )
         .await?;
-    state.settings.reload(&state.store).await?;
+    reload_settings(&state).await?;
     if was_on != input.channel_routing {
         state.routing.send(Event::ChannelRouting {
             on: input.channel_routing,
@@ -569,7 +569,7 @@ async fn put_widget_settings(
     let json = serde_json::to_string(&widget)
         .map_err(|e| HttpError::Invalid(format!("Unreadable settings: {e}")))?;
     state.store.set_setting(WIDGET_KEY, &json).await?;
-    state.settings.reload(&state.store).await?;
+    reload_settings(&state).await?;
     Ok(Json(widget))
 }
 
@@ -653,8 +653,16 @@ async fn put_chat_settings(
             .set_setting(&on_key, if on { "1" } else { "0" })
             .await?;
     }
-    state.settings.reload(store).await?;
+    reload_settings(&state).await?;
     Ok(Json(stored_chat_settings(&state).await?))
+}
+
+/// Reads the settings again after an admin changed them, and has the other nodes do
+/// the same.
+async fn reload_settings(state: &AppState) -> Result<(), HttpError> {
+    state.settings.reload(&state.store).await?;
+    state.hub.tell_others(crate::bus::Fanout::Settings);
+    Ok(())
 }
 
 /// How many cases the case list shows.

@@ -10,7 +10,8 @@
 //! Messages of one case are committed in `seq` order (the case's row is locked while
 //! they are numbered), so whatever comes before a `seq` heard is already there to read.
 //! After the bus comes back, the sequencer reads what each followed case gained
-//! meanwhile, and closes the consoles whose sessions ended meanwhile.
+//! meanwhile, closes the consoles whose sessions ended meanwhile, and reads the settings
+//! again (an admin may have changed them on another node).
 //!
 //! A node subscribes to a case's subject only while one of its sockets follows the
 //! case ([`Interest`]); what is for agents or everyone goes on one subject all nodes
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::chat;
 use crate::hub::Hub;
+use crate::settings::SharedSettings;
 use crate::store::{Store, now_ms};
 
 /// How long before this node's sockets followed a case a message may have been sent
@@ -73,6 +75,8 @@ pub enum Fanout {
     KickSessions {
         sessions: Vec<String>,
     },
+    /// An admin changed the settings: read them again.
+    Settings,
 }
 
 /// Whether a node's sockets follow a case: the first one started to, or the last one
@@ -127,6 +131,7 @@ pub enum BusError {
 #[derive(Clone)]
 pub struct Bus {
     client: async_nats::Client,
+    subjects: Subjects,
     sequencer: mpsc::UnboundedSender<Step>,
 }
 
@@ -153,7 +158,12 @@ enum Step {
 impl Bus {
     /// Connects to NATS at `url` and joins the nodes: from now on `hub` tells the
     /// others what its sockets hear, and hears what theirs do.
-    pub async fn start(url: &str, hub: Arc<Hub>, store: Store) -> Result<Self, BusError> {
+    pub async fn start(
+        url: &str,
+        hub: Arc<Hub>,
+        store: Store,
+        settings: SharedSettings,
+    ) -> Result<Self, BusError> {
         let subjects = Subjects {
             prefix: format!("parlor.{}.", store.cluster_name().await?).into(),
         };
@@ -202,6 +212,7 @@ impl Bus {
             tracing::warn!("NATS is not reachable yet; starting without it, joining once it is");
         }
         tokio::spawn(send_out(client.clone(), subjects.clone(), outgoing));
+        let subjects_kept = subjects.clone();
         tokio::spawn(subscribe(
             client.clone(),
             subjects,
@@ -209,16 +220,36 @@ impl Bus {
             heard,
             sequencer.clone(),
         ));
-        tokio::spawn(hear(incoming, hub.clone(), sequencer.clone()));
-        tokio::spawn(sequence(steps, hub.clone(), store));
+        tokio::spawn(hear(
+            incoming,
+            hub.clone(),
+            sequencer.clone(),
+            (store.clone(), settings.clone()),
+        ));
+        tokio::spawn(sequence(steps, hub.clone(), (store, settings)));
         hub.join(Outgoing { fanout, interest });
-        Ok(Self { client, sequencer })
+        Ok(Self {
+            client,
+            subjects: subjects_kept,
+            sequencer,
+        })
     }
 
     /// Delivers a message this node committed, and tells the other nodes: the store's
     /// writer calls this for each message, in commit order.
     pub fn committed(&self, message: &ChatMessage) {
         let _ = self.sequencer.send(Step::Committed(message.clone()));
+    }
+
+    /// The NATS connection, for what other parts of the node send between nodes
+    /// (routing, see [`crate::leader`]).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The subject `name` of this cluster.
+    pub fn subject(&self, name: &str) -> String {
+        format!("{}{name}", self.subjects.prefix)
     }
 
     /// Whether the bus is connected now.
@@ -243,7 +274,10 @@ async fn send_out(
         // them follow a case waits for it.
         let informs = !matches!(
             fanout,
-            Fanout::Follow { .. } | Fanout::KickAgent { .. } | Fanout::KickSessions { .. }
+            Fanout::Follow { .. }
+                | Fanout::KickAgent { .. }
+                | Fanout::KickSessions { .. }
+                | Fanout::Settings
         );
         if informs && client.connection_state() != async_nats::connection::State::Connected {
             continue;
@@ -333,12 +367,14 @@ async fn hear(
     mut incoming: mpsc::UnboundedReceiver<async_nats::Message>,
     hub: Arc<Hub>,
     sequencer: mpsc::UnboundedSender<Step>,
+    (store, settings): (Store, SharedSettings),
 ) {
     while let Some(message) = incoming.recv().await {
         match serde_json::from_slice::<Fanout>(&message.payload) {
             Ok(Fanout::Message { case, seq }) => {
                 let _ = sequencer.send(Step::Heard { case, seq });
             }
+            Ok(Fanout::Settings) => reload_settings(&settings, &store).await,
             Ok(fanout) => hub.hear(fanout),
             Err(error) => tracing::warn!(%error, "an unreadable fanout"),
         }
@@ -358,7 +394,11 @@ struct Followed {
 /// Delivers each followed case's messages to this node's sockets in `seq` order, each
 /// once, filling what the bus lost from the database; and tells the other nodes of
 /// each message this node committed.
-async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store: Store) {
+async fn sequence(
+    mut steps: mpsc::UnboundedReceiver<Step>,
+    hub: Arc<Hub>,
+    (store, settings): (Store, SharedSettings),
+) {
     let mut cases: HashMap<CaseId, Followed> = HashMap::new();
     // When the bus went away, until the sweep after it came back.
     let mut down_since: Option<Millis> = None;
@@ -403,9 +443,18 @@ async fn sequence(mut steps: mpsc::UnboundedReceiver<Step>, hub: Arc<Hub>, store
                         deliver_upto(&mut cases, &hub, &store, case, Seq::MAX).await;
                     }
                     close_ended_sessions(&hub, &store).await;
+                    reload_settings(&settings, &store).await;
                 }
             }
         }
+    }
+}
+
+/// Reads the settings again: an admin changed them on another node (or may have, while
+/// the bus was away).
+async fn reload_settings(settings: &SharedSettings, store: &Store) {
+    if let Err(error) = settings.reload(store).await {
+        tracing::warn!(%error, "cannot read the settings another node changed");
     }
 }
 

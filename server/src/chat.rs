@@ -10,8 +10,8 @@ use parlor_protocol::{
     SystemMessageKind, ToAgent, ToVisitor,
 };
 
-use crate::dispatch::Routing;
 use crate::hub::{ConnId, Hub};
+use crate::leader::Routing;
 use crate::routing::Event;
 use crate::secret;
 use crate::settings::SharedSettings;

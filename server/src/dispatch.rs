@@ -21,50 +21,44 @@ use parlor_protocol::{
     AgentId, CaseId, ErrorCode, Millis, Offer, ProtocolError, RoutingChange, ToAgent, ToVisitor,
     WAITING_LISTED, WaitingChat,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat;
+use crate::consoles::Consoles;
 use crate::hub::Hub;
+use crate::leader::NodeId;
 use crate::routing::{Decision, Engine, Event, Queued};
 use crate::settings::SharedSettings;
-use crate::store::{Caller, Store, StoreResult, now_ms};
+use crate::store::{Caller, Fence, Store, StoreResult, now_ms};
 
-enum Command {
+/// What the routing shell hears.
+pub(crate) enum Command {
+    /// What follows from its own decisions, and the timers of this node.
     Route(Event),
+    /// From the sockets and handlers of a node (this one, or another over the bus).
+    Node(NodeNews),
+}
+
+/// What a node tells routing: over the bus when another node leads.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub(crate) enum NodeNews {
+    Event {
+        node: NodeId,
+        event: Event,
+    },
     /// A customer (re)connected to a waiting chat: tell them their place.
-    TellPosition(CaseId),
-}
-
-/// Where sockets and handlers send routing events.
-#[derive(Clone)]
-pub struct Routing {
-    commands: mpsc::UnboundedSender<Command>,
-    /// Whether anyone can take a new chat now, as the routing task last saw it.
-    online: Arc<AtomicBool>,
-}
-
-impl Routing {
-    /// Whether anyone can take a new chat now (for a widget's welcome).
-    pub fn online(&self) -> bool {
-        self.online.load(Ordering::Relaxed)
-    }
-
-    /// Hands an event to the routing task. If that task is gone the server is shutting
-    /// down, and there is nobody left to route to.
-    pub fn send(&self, event: Event) {
-        self.command(Command::Route(event));
-    }
-
-    /// Asks for the customer's place in the queue to be sent to their widget.
-    pub fn tell_position(&self, case: CaseId) {
-        self.command(Command::TellPosition(case));
-    }
-
-    fn command(&self, command: Command) {
-        if self.commands.send(command).is_err() {
-            tracing::warn!("routing task has stopped; event dropped");
-        }
-    }
+    TellPosition {
+        case: CaseId,
+    },
+    /// How many consoles each agent has on `node`, as of this point in its news: a
+    /// leader that just took over learns them so, and one that missed some news
+    /// corrects itself.
+    Consoles {
+        node: NodeId,
+        agents: Vec<(AgentId, u32)>,
+    },
 }
 
 /// Queue news (the waiting list, places in the queue) goes out at most this often.
@@ -88,6 +82,11 @@ struct Shell {
     feedback: mpsc::WeakUnboundedSender<Command>,
     /// Done when the last decision's task has sent what it had to send.
     last_turn: Option<oneshot::Receiver<()>>,
+    /// The lease this shell routes under: its writes are refused once another node
+    /// took the lease over.
+    fence: Fence,
+    /// The consoles of each node, as routing was told of them.
+    consoles: Consoles,
 }
 
 /// A decision's place in the order of sending: [`Turn::mine`] waits until the decision
@@ -123,24 +122,26 @@ impl Crew {
     }
 }
 
-/// Starts the routing task, re-queueing the chats that were waiting when the server
-/// stopped, with their screen-pop deadlines.
-pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> StoreResult<Routing> {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// Starts a routing task (see [`crate::leader`] for which node runs one), re-queueing
+/// the chats that are waiting, with their screen-pop deadlines. It ends when the
+/// sender it gives is dropped.
+pub(crate) async fn start(
+    store: Store,
+    hub: Arc<Hub>,
+    settings: SharedSettings,
+    online: Arc<AtomicBool>,
+    (fence, me): (Fence, NodeId),
+) -> StoreResult<mpsc::UnboundedSender<Command>> {
+    let (commands, rx) = mpsc::unbounded_channel();
     let now = settings.get();
     let engine = Engine::new(now.screen_pop_timeout_ms, now.channel_routing);
-    let online = Arc::new(AtomicBool::new(false));
-    let routing = Routing {
-        commands: tx,
-        online: online.clone(),
-    };
     for case in store.queued_cases().await? {
-        routing.send(Event::ChatQueued {
+        let _ = commands.send(Command::Route(Event::ChatQueued {
             case: case.summary.id,
             group: case.group_id,
             offer: case.offer,
             away: case.summary.customer_left_at.is_some(),
-        });
+        }));
     }
     let shell = Shell {
         store,
@@ -150,15 +151,22 @@ pub async fn start(store: Store, hub: Arc<Hub>, settings: SharedSettings) -> Sto
         told_waiting: Vec::new(),
         queue_due: None,
         online,
-        feedback: routing.commands.downgrade(),
+        feedback: commands.downgrade(),
         last_turn: None,
+        fence,
+        consoles: Consoles::new(me),
     };
     tokio::spawn(shell.run(rx));
-    Ok(routing)
+    Ok(commands)
 }
+
+/// How often the shell looks for nodes gone silent.
+const SILENCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Shell {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut silence = tokio::time::interval(SILENCE_CHECK_EVERY);
+        silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wait = self.engine.next_deadline().map(until);
             let command = tokio::select! {
@@ -174,35 +182,95 @@ impl Shell {
                     }
                     continue;
                 }
-            };
-            let event = match command {
-                Command::Route(event) => event,
-                Command::TellPosition(case) => {
-                    if let Some(position) = self.engine.position(case) {
-                        self.tell_position(case, position);
+                _ = silence.tick() => {
+                    for node in self.consoles.silent(tokio::time::Instant::now()) {
+                        tracing::warn!(%node, "a node went silent; its consoles count as gone");
+                        self.recount(node, Vec::new()).await;
                     }
                     continue;
                 }
             };
-            let connected = match &event {
-                Event::AgentConnected { agent, .. } => Some(*agent),
-                _ => None,
-            };
-            self.engine
-                .set_offer_timeout(self.settings.get().screen_pop_timeout_ms);
-            for decision in self.engine.handle(now_ms(), event) {
-                if let Err(error) = self.carry_out(decision).await {
-                    tracing::error!(%error, "a routing decision failed");
+            match command {
+                Command::Route(event) => self.handle(event).await,
+                Command::Node(NodeNews::Event { node, event }) => {
+                    if self
+                        .consoles
+                        .count(node, &event, tokio::time::Instant::now())
+                    {
+                        self.handle(event).await;
+                    }
+                }
+                Command::Node(NodeNews::TellPosition { case }) => {
+                    if let Some(position) = self.engine.position(case) {
+                        self.tell_position(case, position);
+                    }
+                }
+                Command::Node(NodeNews::Consoles { node, agents }) => {
+                    self.recount(node, agents).await;
                 }
             }
-            if let Some(agent) = connected
-                && let Err(error) = self.greet(agent).await
-            {
-                tracing::error!(%error, "could not tell a console the queue");
-            }
-            self.queue_due
-                .get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_NEWS_EVERY);
         }
+    }
+
+    /// Routes one event and carries out what the engine decides.
+    async fn handle(&mut self, event: Event) {
+        let connected = match &event {
+            Event::AgentConnected { agent, .. } => Some(*agent),
+            _ => None,
+        };
+        self.engine
+            .set_offer_timeout(self.settings.get().screen_pop_timeout_ms);
+        for decision in self.engine.handle(now_ms(), event) {
+            if let Err(error) = self.carry_out(decision).await {
+                tracing::error!(%error, "a routing decision failed");
+            }
+        }
+        if let Some(agent) = connected
+            && let Err(error) = self.greet(agent).await
+        {
+            tracing::error!(%error, "could not tell a console the queue");
+        }
+        self.queue_due
+            .get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_NEWS_EVERY);
+    }
+
+    /// `node` has `agents`' consoles now: routing hears of those that came and went
+    /// since it last knew. A console's agent and load are read from the database (an
+    /// agent switched off meanwhile does not come back).
+    async fn recount(&mut self, node: NodeId, agents: Vec<(AgentId, u32)>) {
+        let now = tokio::time::Instant::now();
+        let (gone, came) = self.consoles.recount(node.clone(), agents, now);
+        for agent in gone {
+            self.handle(Event::AgentDisconnected { agent }).await;
+        }
+        for (agent, consoles) in came {
+            match self.connected(agent).await {
+                Ok(Some(event)) => {
+                    for _ in 0..consoles {
+                        self.consoles.count(node.clone(), &event, now);
+                        self.handle(event.clone()).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, agent, "cannot read an agent for routing"),
+            }
+        }
+    }
+
+    /// A console of `agent` as routing hears of one connecting, read from the database;
+    /// `None` if the agent was switched off.
+    async fn connected(&self, agent: AgentId) -> StoreResult<Option<Event>> {
+        let Some(record) = self.store.agent(agent).await? else {
+            return Ok(None);
+        };
+        let load = self.store.active_cases_of(agent).await?.len();
+        Ok(Some(Event::AgentConnected {
+            agent,
+            routing: record.routing,
+            capacity: record.capacity,
+            load: u32::try_from(load).unwrap_or(u32::MAX),
+            groups: record.groups,
+        }))
     }
 
     /// Queues the decision's writes behind those before it, and hands the rest to a
@@ -221,7 +289,10 @@ impl Shell {
                 agent,
                 expires_at,
             } => {
-                let written = self.store.open_offer(case, agent, expires_at).await?;
+                let written = self
+                    .store
+                    .open_offer(self.fence, case, agent, expires_at)
+                    .await?;
                 tokio::spawn(async move {
                     let sent = async {
                         written.committed().await?;
@@ -237,7 +308,10 @@ impl Shell {
                 agent,
                 reason,
             } => {
-                let written = self.store.close_offer(case, agent, reason).await?;
+                let written = self
+                    .store
+                    .close_offer(self.fence, case, agent, reason)
+                    .await?;
                 tokio::spawn(async move {
                     let mut turn = turn;
                     if let Err(error) = written.committed().await {
@@ -252,7 +326,7 @@ impl Shell {
                 });
             }
             Decision::RoutingOff { agent, change } => {
-                let written = self.store.queue_routing(agent, false).await?;
+                let written = self.store.queue_routing_off(self.fence, agent).await?;
                 tokio::spawn(async move {
                     let mut turn = turn;
                     if let Err(error) = written.committed().await {
@@ -264,7 +338,7 @@ impl Shell {
                 });
             }
             Decision::Assign { case, agent } => {
-                let written = self.store.queue_assign(case, agent).await?;
+                let written = self.store.queue_assign(self.fence, case, agent).await?;
                 tokio::spawn(async move {
                     let done = async {
                         let assigned = written.committed().await?;

@@ -592,8 +592,8 @@ impl Hub {
     /// Delivers to this node's sockets what another node's heard.
     pub fn hear(&self, fanout: Fanout) {
         match fanout {
-            // The bus reads a new message from the database and publishes it here.
-            Fanout::Message { .. } => {}
+            // The bus reads a new message (or the settings) from the database.
+            Fanout::Message { .. } | Fanout::Settings => {}
             Fanout::Case {
                 case,
                 visitor,

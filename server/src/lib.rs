@@ -8,8 +8,10 @@ pub mod bus;
 pub mod chat;
 pub mod client;
 pub mod config;
+pub mod consoles;
 pub mod dispatch;
 pub mod hub;
+pub mod leader;
 pub mod limits;
 pub mod location;
 pub mod passwords;
@@ -40,8 +42,8 @@ use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 
-use crate::dispatch::Routing;
 use crate::hub::Hub;
+use crate::leader::Routing;
 use crate::settings::{Settings, SharedSettings};
 use crate::store::{Store, StoreError};
 use crate::templates::Templates;
@@ -171,7 +173,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let settings = SharedSettings::new(Settings::load(&store).await?);
     let hub = Arc::new(Hub::default());
     let bus = match &config.nats_url {
-        Some(url) => Some(bus::Bus::start(url, hub.clone(), store.clone()).await?),
+        Some(url) => {
+            Some(bus::Bus::start(url, hub.clone(), store.clone(), settings.clone()).await?)
+        }
         None => None,
     };
     store.publish_with({
@@ -182,7 +186,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None => chat::publish_message(&hub, message),
         }
     });
-    let routing = dispatch::start(store.clone(), hub.clone(), settings.clone()).await?;
+    let routing = leader::start(store.clone(), hub.clone(), settings.clone(), bus.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Listen {

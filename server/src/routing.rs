@@ -8,9 +8,12 @@
 use std::collections::BTreeMap;
 
 use parlor_protocol::{AgentId, CaseId, GroupId, Millis, OfferClosed, RoutingChange};
+use serde::{Deserialize, Serialize};
 
-/// Something that happened, as far as routing cares.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Something that happened, as far as routing cares. Serializable: with several nodes,
+/// the leader hears other nodes' events over the bus.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum Event {
     /// A console of this agent connected. `load` is the number of chats they are in.
     AgentConnected {

@@ -32,7 +32,8 @@ pub async fn run(state: AppState) {
     limits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            // With several nodes, the one that routes runs the chat timers.
+            _ = tick.tick(), if state.routing.leads() => {
                 if let Err(error) = sweep(&state).await {
                     tracing::error!(%error, "chat timers failed; trying again");
                 }

@@ -102,6 +102,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
             tracing::error!("health check: NATS is unreachable");
         }
         health["bus"] = serde_json::json!(if connected { "ok" } else { "unreachable" });
+        // Whether this node holds the routing lease (see `leader`): one node should.
+        health["routing"] = serde_json::json!(if state.routing.leads() {
+            "leads"
+        } else {
+            "follows"
+        });
         ok &= connected;
     }
     let status = if ok {

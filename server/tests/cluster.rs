@@ -367,3 +367,102 @@ async fn a_session_ended_while_a_node_was_cut_off_from_nats_closes_its_console_w
         "the console closes once its node hears the bus again"
     );
 }
+
+/// The screen pop of the next chat on a console, skipping other frames.
+async fn next_offer(ws: &mut Ws) -> i64 {
+    first_of(ws, |frame: ToAgent| match frame {
+        ToAgent::Offer { offer } => Some(offer.case_id),
+        _ => None,
+    })
+    .await
+}
+
+/// Accepts `case_id` on a console and waits for its tab to open.
+async fn accept(agent: &mut Ws, case_id: i64) {
+    send(agent, &AgentFrame::Accept { case_id }).await;
+    let opened = first_of(agent, |frame: ToAgent| match frame {
+        ToAgent::ChatOpened { chat } => Some(chat.case.id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(opened, case_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_routing_node_is_killed_another_routes_the_next_chat_within_the_lease() {
+    let Some(nats) = shared_nats() else { return };
+    // The first node, a real process, takes the routing lease; node two follows.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let leader = Parlor::start_with(dir.path(), "127.0.0.1:0", &[("PARLOR_NATS_URL", &nats)]).await;
+    let database = parlor_server::store::Store::test_database_url(dir.path())
+        .await
+        .expect("a database");
+    let two = Server::start_with(|config| {
+        config.database_url = database;
+        config.nats_url = Some(nats.clone());
+    })
+    .await;
+    assert!(!two.running.state.routing.leads());
+    let health: serde_json::Value = reqwest::get(two.url("/healthz"))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["routing"], "follows");
+
+    // A chat started on node two pops up on the agent's console on node two: the
+    // leader hears both over the bus, and its screen pop comes back over it.
+    let mut agent = two.agent().await;
+    let (mut first, _) = two.visitor().await;
+    send(&mut first, &start_chat("first")).await;
+    let case_id = next_offer(&mut agent).await;
+    accept(&mut agent, case_id).await;
+
+    leader.kill_9().await;
+    let killed = tokio::time::Instant::now();
+    let (mut second, _) = two.visitor().await;
+    send(&mut second, &start_chat("second")).await;
+    // Nobody routes until the lease runs out; then node two takes it, reads the chat
+    // waiting, and pops it up.
+    let bound = parlor_server::leader::LEASE
+        + parlor_server::leader::LEASE_TICK
+        + std::time::Duration::from_secs(1);
+    let next = tokio::time::timeout(bound, next_offer(&mut agent))
+        .await
+        .unwrap_or_else(|_| panic!("no screen pop within {bound:?} of the kill"));
+    assert_ne!(next, case_id);
+    assert!(two.running.state.routing.leads());
+    eprintln!("screen pop {:?} after the kill", killed.elapsed());
+    accept(&mut agent, next).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_an_admin_changes_on_one_node_apply_on_the_others() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let cookie = one.sign_in().await;
+    let mut widget: serde_json::Value = one.get_json("/api/settings/widget", &cookie).await;
+    widget["title"] = "Talk to Parlor".into();
+    let status = reqwest::Client::new()
+        .put(one.url("/api/settings/widget"))
+        .header("cookie", &cookie)
+        .json(&widget)
+        .send()
+        .await
+        .expect("answers")
+        .status();
+    assert!(status.is_success(), "{status}");
+    // Node two reads them again when the bus tells it (a moment later).
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let seen: serde_json::Value = two.get_json("/api/settings/widget", &cookie).await;
+            if seen["title"] == "Talk to Parlor" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("node two has the new title");
+}

@@ -263,8 +263,17 @@ impl Store {
 
     /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
     /// Queued without waiting for the commit (routing goes on deciding meanwhile).
-    pub async fn queue_assign(&self, case: CaseId, agent: AgentId) -> StoreResult<Queued<bool>> {
-        self.queue(Assign { case, agent }).await
+    pub async fn queue_assign(
+        &self,
+        fence: Fence,
+        case: CaseId,
+        agent: AgentId,
+    ) -> StoreResult<Queued<bool>> {
+        self.queue(Fenced {
+            fence,
+            op: Assign { case, agent },
+        })
+        .await
     }
 
     /// Ends a chat. `None` when it had already ended; else the agent who was in it.
@@ -407,35 +416,37 @@ impl Store {
     /// Records a screen pop opened on `agent`'s screen, to run out at `expires_at`.
     pub async fn open_offer(
         &self,
+        fence: Fence,
         case: CaseId,
         agent: AgentId,
         expires_at: Millis,
     ) -> StoreResult<Queued<()>> {
         let at = now_ms();
-        self.queue(OpenOffer {
+        let op = OpenOffer {
             case,
             agent,
             expires_at,
             at,
-        })
-        .await
+        };
+        self.queue(Fenced { fence, op }).await
     }
 
     /// Records how the open screen pop of `case` on `agent`'s screen ended.
     pub async fn close_offer(
         &self,
+        fence: Fence,
         case: CaseId,
         agent: AgentId,
         outcome: OfferClosed,
     ) -> StoreResult<Queued<()>> {
         let at = now_ms();
-        self.queue(CloseOffer {
+        let op = CloseOffer {
             case,
             agent,
             outcome,
             at,
-        })
-        .await
+        };
+        self.queue(Fenced { fence, op }).await
     }
 
     pub async fn offer_log(&self, case: CaseId) -> StoreResult<Vec<OfferLogEntry>> {
@@ -461,11 +472,17 @@ impl Store {
 
     /// An agent's routing switch. `false` when there is no such agent.
     pub async fn set_routing(&self, agent: AgentId, on: bool) -> StoreResult<bool> {
-        self.queue_routing(agent, on).await?.committed().await
+        self.write(SetRouting { agent, on }).await
     }
 
-    /// Queues an agent's routing switch without waiting for the commit.
-    pub async fn queue_routing(&self, agent: AgentId, on: bool) -> StoreResult<Queued<bool>> {
-        self.queue(SetRouting { agent, on }).await
+    /// Queues routing's switching an agent's routing off, without waiting for the
+    /// commit.
+    pub async fn queue_routing_off(
+        &self,
+        fence: Fence,
+        agent: AgentId,
+    ) -> StoreResult<Queued<bool>> {
+        let op = SetRouting { agent, on: false };
+        self.queue(Fenced { fence, op }).await
     }
 }

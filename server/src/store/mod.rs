@@ -44,6 +44,7 @@ mod accounts;
 mod appends;
 mod cases;
 mod chats;
+mod lease;
 mod postgres;
 mod rows;
 mod setup;
@@ -59,6 +60,8 @@ use chats::{
     Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Presence, Requeue,
     SetRouting, StartChat,
 };
+use lease::Fenced;
+pub use lease::{Epoch, Fence};
 pub use writer::Queued;
 use writer::{Op, Writes};
 
@@ -94,6 +97,8 @@ pub enum StoreError {
     AlreadyChatting,
     #[error("that name is already used")]
     NameTaken,
+    #[error("this node no longer routes chats")]
+    NotLeader,
     #[error("the case holds {0} messages, the most it keeps")]
     CaseFull(Seq),
 }

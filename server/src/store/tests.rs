@@ -202,10 +202,10 @@ async fn the_offer_log_records_each_screen_pop_and_how_it_ended() {
         .await
         .expect("made");
     let case = started(&store, "m1").await;
-    let opened = |agent, expires_at| store.open_offer(case, agent, expires_at);
+    let opened = |agent, expires_at| store.open_offer(None, case, agent, expires_at);
     opened(ada, 10).await.expect("queued");
     store
-        .close_offer(case, ada, OfferClosed::TimedOut)
+        .close_offer(None, case, ada, OfferClosed::TimedOut)
         .await
         .expect("queued");
     // Queued one after another, the writes commit in that order.
@@ -834,4 +834,97 @@ async fn a_data_folder_with_spaces_and_url_signs_in_its_name_opens() {
         odd.join("parlor.db").exists(),
         "the file is where it was asked for"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routing_lease_goes_to_one_node_at_a_time_and_only_once_it_ran_out() {
+    let (one, dir) = store().await;
+    let two = same_database(dir.path()).await;
+    let first = one.take_lease("one", 1_000, 4_000).await.expect("tried");
+    assert_eq!(first, Some(Epoch(1)));
+    assert_eq!(
+        two.take_lease("two", 3_999, 6_999).await.expect("tried"),
+        None
+    );
+    assert!(
+        one.renew_lease("one", Epoch(1), 7_000)
+            .await
+            .expect("renewed")
+    );
+    assert!(
+        !two.renew_lease("two", Epoch(1), 8_000)
+            .await
+            .expect("tried")
+    );
+    assert_eq!(
+        two.take_lease("two", 7_000, 10_000).await.expect("tried"),
+        Some(Epoch(2))
+    );
+    assert!(
+        !one.renew_lease("one", Epoch(1), 11_000)
+            .await
+            .expect("tried")
+    );
+    two.give_up_lease("two", Epoch(2)).await.expect("given up");
+    assert_eq!(
+        one.take_lease("one", 7_001, 10_000).await.expect("tried"),
+        Some(Epoch(3))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_decision_made_under_a_lease_another_node_took_over_changes_nothing() {
+    let (one, dir) = store().await;
+    let two = same_database(dir.path()).await;
+    let ada = one
+        .create_agent("ada@example.com", "Ada", "pw-ada-123", false)
+        .await
+        .expect("made");
+    let case = started(&one, "m1").await;
+    let old = one.take_lease("one", 0, 1_000).await.expect("tried");
+    // Node one's writes pass while its lease holds.
+    one.open_offer(old, case, ada, 500)
+        .await
+        .expect("queued")
+        .committed()
+        .await
+        .expect("under the lease");
+    // Node two takes the lease over once it ran out; node one does not know yet.
+    let new = two.take_lease("two", 1_000, 4_000).await.expect("tried");
+    assert!(new.is_some());
+    let refused = one
+        .queue_assign(old, case, ada)
+        .await
+        .expect("queued")
+        .committed()
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotLeader)), "{refused:?}");
+    let closed = one
+        .close_offer(old, case, ada, OfferClosed::TimedOut)
+        .await
+        .expect("queued");
+    assert!(matches!(
+        closed.committed().await,
+        Err(StoreError::NotLeader)
+    ));
+    let off = one
+        .queue_routing_off(old, ada)
+        .await
+        .expect("queued")
+        .committed()
+        .await;
+    assert!(matches!(off, Err(StoreError::NotLeader)));
+    // Nothing changed: the chat still waits, with node one's screen pop still open.
+    let record = two.case(case).await.expect("read").expect("there");
+    assert_eq!(record.summary.state, ChatState::Queued);
+    assert_eq!(record.offer, Some((ada, 500)));
+    // Node two's decisions under the new lease go through.
+    let assigned = two
+        .queue_assign(new, case, ada)
+        .await
+        .expect("queued")
+        .committed()
+        .await
+        .expect("under the new lease");
+    assert!(assigned);
 }

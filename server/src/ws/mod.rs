@@ -65,7 +65,9 @@ impl From<StoreError> for ProtocolError {
                     ),
                 );
             }
-            StoreError::Database(_)
+            // (NotLeader: routing's writes only, which no frame waits for.)
+            StoreError::NotLeader
+            | StoreError::Database(_)
             | StoreError::Writer(_)
             | StoreError::Migration(_)
             | StoreError::Password(_) => {
