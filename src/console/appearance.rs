@@ -196,11 +196,21 @@ pub fn AppearancePage() -> impl IntoView {
             problem.set(Some(error.message));
             return;
         }
+        // What the form held when the save left: edits made while it is on its way
+        // (Enter in a field saves, and the admin goes on) stay, and stay unsaved.
+        let sent = (draft.get_untracked(), origins.get_untracked());
         run(
             problem,
             async move { call::<WidgetSettings>("PUT", "/api/settings/widget", Some(&settings)).await },
             move |fresh| {
-                show(fresh);
+                // (try_: the page may be gone by the time the answer comes.)
+                let untouched = draft.try_with_untracked(|d| *d == sent.0) == Some(true)
+                    && origins.try_with_untracked(|o| *o == sent.1) == Some(true);
+                if untouched {
+                    show(fresh);
+                } else {
+                    stored.set(Some(fresh));
+                }
                 saved.set(true);
             },
         );

@@ -100,6 +100,43 @@ test("the Appearance page takes a colour as hex too, shows the launcher where it
   await expect(form).toBeHidden();
 });
 
+test("an edit made while the Appearance page is saving stays, and stays unsaved", async ({ page }) => {
+  await signIn(page);
+  const pages = page.locator(".pages");
+  await pages.getByRole("link", { name: "Appearance" }).click();
+  const form = page.locator(".appearance-page");
+  const hex = form.getByLabel("Brand colour as hex");
+  await expect(hex).not.toHaveValue("");
+
+  // The save's answer is held until the admin has made the next edit.
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/api/settings/widget", async (route) => {
+    if (route.request().method() !== "PUT") return route.continue();
+    const response = await route.fetch();
+    await held;
+    await route.fulfill({ response });
+  });
+  await hex.fill("#0f766e");
+  await hex.press("Enter");
+  await form.getByLabel("Position").selectOption({ label: "Bottom left" });
+  release();
+  await expect(form.locator(".saved")).toHaveText("Saved.");
+  await expect(form.locator(".preview-stage")).toHaveAttribute("data-side", "left");
+  await expect(form.getByLabel("Position")).toHaveValue("left");
+  await expect(hex).toHaveValue("#0f766e");
+
+  // The position is not saved yet, so leaving asks.
+  let asked = "";
+  page.once("dialog", async (dialog) => {
+    asked = dialog.message();
+    await dialog.dismiss();
+  });
+  await pages.getByRole("link", { name: "Chats" }).click();
+  await expect.poll(() => asked).toContain("not saved");
+  await expect(form).toBeVisible();
+});
+
 test("an admin removes an agent after a clear question, and the agent is signed out", async ({ browser, page }) => {
   await signIn(page);
   await createAgent(page.request, { name: "Bea Agent", email: "bea@example.com", password: "bea-password-1" });
