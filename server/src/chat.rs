@@ -16,7 +16,7 @@ use crate::routing::Event;
 use crate::secret;
 use crate::settings::SharedSettings;
 use crate::store::{
-    Caller, CaseRecord, NewChat, Started, Store, StoreError, StoreResult, VisitorId,
+    Caller, CaseRecord, NewChat, Presence, Started, Store, StoreError, StoreResult, VisitorId,
 };
 
 /// Tells everyone here following its case about a new message: the store's writer
@@ -186,23 +186,28 @@ impl Chats {
         Ok(())
     }
 
-    /// The customer of a live chat closed their last widget (`gone_since` set) or opened
-    /// one again (`None`): recorded, told to the consoles following the case (a "left"
+    /// The customer of a live chat closed their last widget on `node` (`gone_since`
+    /// set) or opened one there (`None`): counted there. If that made them gone from
+    /// every node, or back, it is told to the consoles following the case (a "left"
     /// marker; the widget needs no word of it), and to routing, which offers a waiting
-    /// chat to nobody while its customer is gone. A return when they were not gone
-    /// changes nothing.
+    /// chat to nobody while its customer is gone.
     pub async fn customer_presence(
         &self,
+        node: &str,
         case: CaseId,
         gone_since: Option<Millis>,
     ) -> StoreResult<()> {
+        let who = Presence::Customer(case);
+        let changed = match gone_since {
+            None => self.store.here(node, who).await?,
+            Some(at) => self.store.left(node, who, at).await?,
+        };
+        if !changed {
+            return Ok(());
+        }
         let Some(mut record) = self.store.case(case).await? else {
             return Ok(());
         };
-        if gone_since.is_none() && record.summary.customer_left_at.is_none() {
-            return Ok(());
-        }
-        self.store.set_customer_gone(case, gone_since).await?;
         self.routing.send(Event::CustomerPresence {
             case,
             here: gone_since.is_none(),

@@ -109,6 +109,11 @@ impl Routing {
         self.inner.online.load(Ordering::Relaxed)
     }
 
+    /// This node.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
     /// Whether this node routes chats now (and runs the chat timers).
     pub fn leads(&self) -> bool {
         self.local().shell.is_some()
@@ -170,9 +175,15 @@ impl Routing {
     }
 }
 
-/// Starts routing on this node: on its own without a bus, else as one of the nodes
-/// that take turns leading.
+/// A new node's id.
+pub fn new_node() -> NodeId {
+    secret::token()[..12].to_owned()
+}
+
+/// Starts routing on `node`: on its own without a bus, else as one of the nodes that
+/// take turns leading.
 pub async fn start(
+    node: NodeId,
     store: Store,
     hub: Arc<Hub>,
     settings: SharedSettings,
@@ -180,7 +191,7 @@ pub async fn start(
 ) -> StoreResult<Routing> {
     let routing = Routing {
         inner: Arc::new(Inner {
-            node: secret::token()[..12].to_owned(),
+            node,
             online: Arc::new(AtomicBool::new(false)),
             local: Mutex::new(Local::default()),
         }),

@@ -168,8 +168,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     } else {
         None
     };
-    // Whoever was connected before this start is gone until they come back.
-    store.mark_everyone_gone(store::now_ms()).await?;
+    // The sockets this node counts count from now (see `timers`): before it serves.
+    let node = leader::new_node();
+    store
+        .renew_node(&node, store::now_ms() + timers::NODE_LEASE_MS)
+        .await?;
     let settings = SharedSettings::new(Settings::load(&store).await?);
     let hub = Arc::new(Hub::default());
     let bus = match &config.nats_url {
@@ -186,7 +189,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None => chat::publish_message(&hub, message),
         }
     });
-    let routing = leader::start(store.clone(), hub.clone(), settings.clone(), bus.as_ref()).await?;
+    let routing = leader::start(
+        node,
+        store.clone(),
+        hub.clone(),
+        settings.clone(),
+        bus.as_ref(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Listen {

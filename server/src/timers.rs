@@ -6,13 +6,19 @@
 //! changes nothing: this task reads them a few times a second and acts on what is due.
 //! Once a minute it also forgets expired sign-in sessions and closes their consoles, and
 //! every few seconds the rate limits forget what no longer limits anyone.
+//!
+//! Each node keeps a lease on its row in `nodes`, renewed every second: the customers
+//! and agents it counts as here (`presence`) count only while it holds it. On the node
+//! that routes, the same tick finds nodes whose lease ran out (stopped, killed, cut
+//! off) and uncounts their sockets, so whoever had sockets only there counts as gone
+//! from the moment the lease ran out, and their timers start.
 
 use std::time::Duration;
 
-use parlor_protocol::EndedBy;
+use parlor_protocol::{EndedBy, Millis};
 
 use crate::AppState;
-use crate::store::{StoreResult, now_ms};
+use crate::store::{Presence, StoreResult, now_ms};
 
 /// How often deadlines are checked: the most a timeout can run late.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -23,6 +29,12 @@ const SESSIONS_EVERY: Duration = Duration::from_secs(60);
 /// How often the rate limits forget what no longer limits anyone.
 const LIMITS_EVERY: Duration = Duration::from_secs(10);
 
+/// How often a node renews its lease, and the routing node looks for dead ones.
+const NODES_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a node's lease lasts from a renewal: a node gone this long is dead.
+pub const NODE_LEASE_MS: Millis = 5_000;
+
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -30,6 +42,8 @@ pub async fn run(state: AppState) {
     sessions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut limits = tokio::time::interval(LIMITS_EVERY);
     limits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut nodes = tokio::time::interval(NODES_EVERY);
+    nodes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             // With several nodes, the one that routes runs the chat timers.
@@ -43,6 +57,11 @@ pub async fn run(state: AppState) {
                 Err(error) => tracing::error!(%error, "could not forget expired sessions"),
             },
             _ = limits.tick() => state.limits.sweep(std::time::Instant::now()),
+            _ = nodes.tick() => {
+                if let Err(error) = keep_nodes(&state).await {
+                    tracing::error!(%error, "node leases failed; trying again");
+                }
+            }
         }
     }
 }
@@ -63,7 +82,36 @@ async fn sweep(state: &AppState) -> StoreResult<()> {
         .await?
     {
         state.chats.requeue_all_of(agent).await?;
-        state.store.set_agent_gone(agent, None).await?;
+        state.store.clear_agent_gone(agent).await?;
+    }
+    Ok(())
+}
+
+/// Renews this node's lease; on the routing node, uncounts the sockets of dead nodes.
+async fn keep_nodes(state: &AppState) -> StoreResult<()> {
+    let me = state.routing.node();
+    state.store.renew_node(me, now_ms() + NODE_LEASE_MS).await?;
+    if !state.routing.leads() {
+        return Ok(());
+    }
+    for (node, ran_out) in state.store.dead_nodes(now_ms()).await? {
+        if node == me {
+            continue;
+        }
+        for who in state.store.counted_on(&node).await? {
+            match who {
+                Presence::Customer(case) => {
+                    state
+                        .chats
+                        .customer_presence(&node, case, Some(ran_out))
+                        .await?;
+                }
+                Presence::Agent(_) => {
+                    state.store.left(&node, who, ran_out).await?;
+                }
+            }
+        }
+        state.store.forget_node(&node).await?;
     }
     Ok(())
 }

@@ -466,3 +466,120 @@ async fn settings_an_admin_changes_on_one_node_apply_on_the_others() {
     .await
     .expect("node two has the new title");
 }
+
+/// When the customer of `case` counts as gone, as the database has it.
+async fn customer_left_at(server: &Server, case: i64) -> Option<i64> {
+    let record = server.running.state.store.case(case).await.expect("read");
+    record.expect("the case").summary.customer_left_at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_with_widgets_on_two_nodes_counts_as_gone_only_when_both_closed() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let (mut first, token) = one.visitor().await;
+    send(&mut first, &start_chat("first")).await;
+    let case_id = first_of(&mut first, |frame: ToVisitor| match frame {
+        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
+        _ => None,
+    })
+    .await;
+    // A second tab, through the load balancer to node two.
+    let mut second = silent_widget_at(two.running.addr).await;
+    send(
+        &mut second,
+        &VisitorFrame::Hello {
+            token: Some(token),
+            since: 0,
+        },
+    )
+    .await;
+    first_of(&mut second, |frame: ToVisitor| match frame {
+        ToVisitor::Welcome { chat, .. } => chat,
+        _ => None,
+    })
+    .await;
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before_last = parlor_server::store::now_ms();
+    drop(second);
+    let left = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if let Some(at) = customer_left_at(&one, case_id).await {
+                return at;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("gone once the last widget closed");
+    assert!(
+        left >= before_last,
+        "counted gone at {left}, before the last widget closed at {before_last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_counts_its_customers_gone_once_its_lease_ran_out_and_a_start_counts_nobody_else()
+ {
+    let Some(nats) = shared_nats() else { return };
+    let one = Server::start_with(|config| config.nats_url = Some(nats.clone())).await;
+    let database = one
+        .running
+        .state
+        .config
+        .database_url
+        .clone()
+        .expect("PostgreSQL");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("PARLOR_NATS_URL", nats.as_str()),
+        ("PARLOR_DATABASE_URL", database.as_str()),
+    ];
+    let other = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
+    // A customer on each node.
+    let (mut here, _) = one.visitor().await;
+    send(&mut here, &start_chat("here")).await;
+    let staying = first_of(&mut here, |frame: ToVisitor| match frame {
+        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
+        _ => None,
+    })
+    .await;
+    let mut there = silent_widget_at(other.addr).await;
+    send(
+        &mut there,
+        &VisitorFrame::Hello {
+            token: None,
+            since: 0,
+        },
+    )
+    .await;
+    send(&mut there, &start_chat("there")).await;
+    let stranded = first_of(&mut there, |frame: ToVisitor| match frame {
+        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
+        _ => None,
+    })
+    .await;
+
+    let killed = parlor_server::store::now_ms();
+    other.kill_9().await;
+    // Its widget's socket is gone with it; its customer counts as gone once its lease
+    // ran out (5 s), found by the node that routes.
+    let left = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            if let Some(at) = customer_left_at(&one, stranded).await {
+                return at;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the killed node's customer counts as gone");
+    assert!(left > killed, "gone from when the lease ran out");
+    assert_eq!(customer_left_at(&one, staying).await, None);
+
+    // A node starting on the database counts nobody else as gone.
+    let _again = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
+    assert_eq!(customer_left_at(&one, staying).await, None);
+    drop(here);
+}

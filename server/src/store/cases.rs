@@ -256,9 +256,28 @@ impl Store {
         writer::queue(&self.writes, op).await
     }
 
-    /// Records that `who`'s last socket closed at `since`, or that one is back (`None`).
-    async fn set_gone(&self, who: Presence, since: Option<Millis>) -> StoreResult<()> {
-        self.write(Mark { who, since }).await
+    /// `node` has a socket of `who` again (its first): counted there, and no longer
+    /// gone. Gives whether they counted as gone.
+    pub async fn here(&self, node: &str, who: Presence) -> StoreResult<bool> {
+        self.write(Mark {
+            node: node.to_owned(),
+            who,
+            left_at: None,
+            now: now_ms(),
+        })
+        .await
+    }
+
+    /// The last socket of `who` on `node` closed at `at`: gone from then, unless a live
+    /// node still has one of theirs. Gives whether they became gone.
+    pub async fn left(&self, node: &str, who: Presence, at: Millis) -> StoreResult<bool> {
+        self.write(Mark {
+            node: node.to_owned(),
+            who,
+            left_at: Some(at),
+            now: now_ms(),
+        })
+        .await
     }
 
     /// Puts an agent in a queued chat. `false` when the chat is no longer queued.
@@ -361,14 +380,14 @@ impl Store {
         Ok(rows.iter().map(|r| case_record(r).summary).collect())
     }
 
-    /// Records that the customer's last widget for the case closed (or that one is back).
-    pub async fn set_customer_gone(&self, case: CaseId, since: Option<Millis>) -> StoreResult<()> {
-        self.set_gone(Presence::Customer(case), since).await
-    }
-
-    /// Records that the agent's last console closed (or that one is back).
-    pub async fn set_agent_gone(&self, agent: AgentId, since: Option<Millis>) -> StoreResult<()> {
-        self.set_gone(Presence::Agent(agent), since).await
+    /// The agent's absence was dealt with (their chats went back to the queue): it
+    /// starts no timer again until they come and go once more.
+    pub async fn clear_agent_gone(&self, agent: AgentId) -> StoreResult<()> {
+        sqlx::query("UPDATE agents SET gone_at = NULL WHERE id = $1")
+            .bind(agent)
+            .execute(&mut *self.writing().await?)
+            .await?;
+        Ok(())
     }
 
     /// Live chats whose customer has been gone since `before` or longer.
@@ -392,25 +411,6 @@ impl Store {
         )
     }
 
-    /// At start nobody is connected: every live chat's customer and every agent in a
-    /// chat count as gone from now, unless they were gone already.
-    pub async fn mark_everyone_gone(&self, now: Millis) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE cases SET customer_gone_at = $1 \
-             WHERE chat_state != 'ended' AND customer_gone_at IS NULL",
-        )
-        .bind(now)
-        .execute(&mut *self.writing().await?)
-        .await?;
-        sqlx::query(
-            "UPDATE agents SET gone_at = $1 WHERE gone_at IS NULL \
-             AND id IN (SELECT agent_id FROM cases WHERE chat_state = 'active')",
-        )
-        .bind(now)
-        .execute(&mut *self.writing().await?)
-        .await?;
-        Ok(())
-    }
     // -------------------------------------------------------------------- offer log
 
     /// Records a screen pop opened on `agent`'s screen, to run out at `expires_at`.

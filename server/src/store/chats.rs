@@ -17,48 +17,156 @@ use super::writer::Op;
 use super::{NewChat, Started, StoreError, StoreResult, VisitorId, now_ms, outcome_name};
 use crate::secret;
 
-/// Whose last socket has closed (or is back): a chat's customer, or an agent.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Presence {
+/// Whose sockets a node counts: a chat's customer, or an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
     Customer(CaseId),
     Agent(AgentId),
 }
 
-/// A presence mark: gone since then, or back (`None`). A crowd of sockets closing (or
-/// coming back) at once shares commits instead of waiting their turn one by one.
-pub(super) struct Mark {
-    pub who: Presence,
-    pub since: Option<Millis>,
-}
+impl Presence {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Customer(_) => "customer",
+            Self::Agent(_) => "agent",
+        }
+    }
 
-impl Mark {
-    fn statement(&self) -> (&'static str, i64) {
-        match self.who {
-            Presence::Customer(case) => {
-                ("UPDATE cases SET customer_gone_at = $1 WHERE id = $2", case)
+    pub fn id(self) -> i64 {
+        match self {
+            Self::Customer(id) | Self::Agent(id) => id,
+        }
+    }
+
+    pub fn from_row(kind: &str, id: i64) -> Option<Self> {
+        match kind {
+            "customer" => Some(Self::Customer(id)),
+            "agent" => Some(Self::Agent(id)),
+            _ => None,
+        }
+    }
+
+    /// Locks their row (PostgreSQL): nodes marking the same person wait in turn, so
+    /// each sees what the one before it counted.
+    fn lock(self) -> &'static str {
+        match self {
+            Self::Customer(_) => "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
+            Self::Agent(_) => "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE",
+        }
+    }
+
+    /// No longer gone; changes a row only if they were.
+    fn clear(self) -> &'static str {
+        match self {
+            Self::Customer(_) => {
+                "UPDATE cases SET customer_gone_at = NULL \
+                 WHERE id = $1 AND customer_gone_at IS NOT NULL"
             }
-            Presence::Agent(agent) => ("UPDATE agents SET gone_at = $1 WHERE id = $2", agent),
+            Self::Agent(_) => {
+                "UPDATE agents SET gone_at = NULL WHERE id = $1 AND gone_at IS NOT NULL"
+            }
+        }
+    }
+
+    /// Gone since `$1`; changes a row only if they were not gone already.
+    fn mark(self) -> &'static str {
+        match self {
+            Self::Customer(_) => {
+                "UPDATE cases SET customer_gone_at = $1 \
+                 WHERE id = $2 AND customer_gone_at IS NULL"
+            }
+            Self::Agent(_) => "UPDATE agents SET gone_at = $1 WHERE id = $2 AND gone_at IS NULL",
         }
     }
 }
 
-impl Op for Mark {
-    type Output = ();
+const COUNT_HERE: &str =
+    "INSERT INTO presence (node, kind, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const UNCOUNT: &str = "DELETE FROM presence WHERE node = $1 AND kind = $2 AND id = $3";
+/// Whether a live node (its lease still running) has a socket of theirs.
+const ELSEWHERE: &str = "SELECT 1 FROM presence p JOIN nodes n ON n.id = p.node \
+     WHERE p.kind = $1 AND p.id = $2 AND n.expires_at > $3 LIMIT 1";
 
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
-        let (sql, id) = self.statement();
-        tx.prepare_cached(sql)?.execute(params![self.since, id])?;
-        Ok(Ok(()))
+/// A node's count of someone's sockets went from none to some (`left_at: None`): they
+/// are counted there and no longer gone; the output is whether they were. Or from
+/// some to none at `left_at`: uncounted there, and gone from then unless a live node
+/// still has a socket of theirs; the output is whether they became gone. A crowd of
+/// sockets closing (or coming back) at once shares commits.
+pub(super) struct Mark {
+    pub node: String,
+    pub who: Presence,
+    pub left_at: Option<Millis>,
+    /// When the mark was made: nodes whose lease ran out by then count for nothing.
+    pub now: Millis,
+}
+
+impl Op for Mark {
+    type Output = bool;
+
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
+        let (kind, id) = (self.who.kind(), self.who.id());
+        let Some(at) = self.left_at else {
+            tx.prepare_cached(COUNT_HERE)?
+                .execute(params![self.node, kind, id])?;
+            let cleared = tx.prepare_cached(self.who.clear())?.execute(params![id])?;
+            return Ok(Ok(cleared > 0));
+        };
+        tx.prepare_cached(UNCOUNT)?
+            .execute(params![self.node, kind, id])?;
+        let elsewhere = tx
+            .prepare_cached(ELSEWHERE)?
+            .query_row(params![kind, id, self.now], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if elsewhere {
+            return Ok(Ok(false));
+        }
+        let marked = tx
+            .prepare_cached(self.who.mark())?
+            .execute(params![at, id])?;
+        Ok(Ok(marked > 0))
     }
 
-    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<()>> {
-        let (sql, id) = self.statement();
-        sqlx::query(sql)
-            .bind(self.since)
+    async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<bool>> {
+        let (kind, id) = (self.who.kind(), self.who.id());
+        sqlx::query(self.who.lock())
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        Ok(Ok(()))
+        let Some(at) = self.left_at else {
+            sqlx::query(COUNT_HERE)
+                .bind(&self.node)
+                .bind(kind)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let cleared = sqlx::query(self.who.clear())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            return Ok(Ok(cleared.rows_affected() > 0));
+        };
+        sqlx::query(UNCOUNT)
+            .bind(&self.node)
+            .bind(kind)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let elsewhere: Option<i32> = sqlx::query_scalar(ELSEWHERE)
+            .bind(kind)
+            .bind(id)
+            .bind(self.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if elsewhere.is_some() {
+            return Ok(Ok(false));
+        }
+        let marked = sqlx::query(self.who.mark())
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Ok(marked.rows_affected() > 0))
     }
 }
 

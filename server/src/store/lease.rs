@@ -17,7 +17,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use sqlx::PgConnection;
 
 use super::writer::Op;
-use super::{Store, StoreError, StoreResult};
+use super::{Presence, Store, StoreError, StoreResult};
 use parlor_protocol::Millis;
 
 /// Which holding of the routing lease routing's writes were decided under: `epoch`
@@ -74,6 +74,57 @@ impl Store {
     /// waiting for it to run out.
     pub async fn give_up_lease(&self, node: &str, epoch: Epoch) -> StoreResult<()> {
         self.renew_lease(node, epoch, 0).await.map(drop)
+    }
+
+    // ------------------------------------------------------------------ node leases
+
+    /// Keeps `node` alive until `until`: the sockets it counts count (see
+    /// [`Store::here`]).
+    pub async fn renew_node(&self, node: &str, until: Millis) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO nodes (id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(node)
+        .bind(until)
+        .execute(&mut *self.writing().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// The nodes whose lease ran out by `now` (stopped, killed or cut off), with when.
+    pub async fn dead_nodes(&self, now: Millis) -> StoreResult<Vec<(String, Millis)>> {
+        Ok(
+            sqlx::query_as("SELECT id, expires_at FROM nodes WHERE expires_at <= $1")
+                .bind(now)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    /// Whose sockets `node` counted.
+    pub async fn counted_on(&self, node: &str) -> StoreResult<Vec<Presence>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, id FROM presence WHERE node = $1")
+                .bind(node)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(kind, id)| Presence::from_row(&kind, id))
+            .collect())
+    }
+
+    /// Forgets a dead node once it counts nobody.
+    pub async fn forget_node(&self, node: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM nodes WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM presence WHERE node = $1)",
+        )
+        .bind(node)
+        .execute(&mut *self.writing().await?)
+        .await?;
+        Ok(())
     }
 }
 

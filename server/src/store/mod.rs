@@ -56,9 +56,10 @@ mod writer;
 use rows::*;
 
 use appends::Append;
+pub use chats::Presence;
 use chats::{
-    Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Presence, Requeue,
-    SetRouting, StartChat,
+    Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Requeue, SetRouting,
+    StartChat,
 };
 use lease::Fenced;
 pub use lease::{Epoch, Fence};

@@ -429,7 +429,7 @@ async fn presence_marks_and_messages_sent_together_all_land_and_a_refusal_sinks_
                 .append_message(case, "bye", &customer, "Bye", None)
                 .await;
             let gone = store
-                .set_customer_gone(case, Some(1_000 + i as Millis))
+                .left("node", Presence::Customer(case), 1_000 + i as Millis)
                 .await;
             (case, said.map(|_| ()), gone)
         });
@@ -452,7 +452,10 @@ async fn presence_marks_and_messages_sent_together_all_land_and_a_refusal_sinks_
     );
     // Half of them come back.
     for &case in &cases[1..50] {
-        store.set_customer_gone(case, None).await.expect("marked");
+        store
+            .here("node", Presence::Customer(case))
+            .await
+            .expect("marked");
     }
     let mut idle = store.chats_idle_since(Millis::MAX).await.expect("read");
     idle.sort_unstable();

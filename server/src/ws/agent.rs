@@ -21,7 +21,7 @@ use crate::auth::{same_origin, session_token, signed_in_agent};
 use crate::chat::{CaseUpdate, TabClosed};
 use crate::routing::Event;
 use crate::secret;
-use crate::store::{AgentRecord, Caller, CaseRecord, StoreError, StoreResult, now_ms};
+use crate::store::{AgentRecord, Caller, CaseRecord, Presence, StoreError, StoreResult, now_ms};
 use crate::templates;
 
 pub async fn agent_socket(
@@ -67,19 +67,22 @@ struct AgentSession {
 }
 
 impl AgentSession {
-    /// The last console gone starts the grace period; a reload within it changes nothing.
+    /// The last console gone (from every node) starts the grace period; a reload within
+    /// it changes nothing.
     ///
-    /// A console that opens while the mark is being written clears it in its `hello`,
-    /// unless that `hello` ran first; checking again after the write settles that order:
-    /// whichever ran last, the mark stays only while no console is open.
+    /// A console that opens here while the mark is being written clears it in its
+    /// `hello`, unless that `hello` ran first; checking again after the write settles
+    /// that order: whichever ran last, the mark stays only while no console is open.
     async fn start_grace_if_last(&self) -> StoreResult<()> {
-        let (hub, store) = (&self.socket.state.hub, &self.socket.state.store);
+        let state = &self.socket.state;
+        let (hub, store, node) = (&state.hub, &state.store, state.routing.node());
         if hub.consoles_of(self.me()) > 0 {
             return Ok(());
         }
-        store.set_agent_gone(self.me(), Some(now_ms())).await?;
+        let me = Presence::Agent(self.me());
+        store.left(node, me, now_ms()).await?;
         if hub.consoles_of(self.me()) > 0 {
-            store.set_agent_gone(self.me(), None).await?;
+            store.here(node, me).await?;
         }
         Ok(())
     }
@@ -128,7 +131,9 @@ impl Session for AgentSession {
                 })?;
                 let since: HashMap<CaseId, Seq> =
                     cursors.iter().map(|c| (c.case_id, c.since)).collect();
-                store.set_agent_gone(self.me(), None).await?;
+                store
+                    .here(self.socket.state.routing.node(), Presence::Agent(self.me()))
+                    .await?;
                 let cases = store.active_cases_of(self.me()).await?;
                 let mut chats = Vec::with_capacity(cases.len());
                 for case in &cases {

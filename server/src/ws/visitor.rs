@@ -95,11 +95,21 @@ impl Session for VisitorSession {
     async fn on_close(&mut self) {
         let Some(visitor) = self.visitor else { return };
         let state = &self.socket.state;
+        let node = state.routing.node();
         let gone = async {
             if let Some(case) = state.store.live_case_of(visitor).await?
                 && state.hub.widgets_following(case) == 0
             {
-                state.chats.customer_presence(case, Some(now_ms())).await?;
+                state
+                    .chats
+                    .customer_presence(node, case, Some(now_ms()))
+                    .await?;
+                // A widget that followed while the mark was written made its own mark
+                // first, which this one undid: whichever ran last, the customer counts
+                // as gone only while no widget is open.
+                if state.hub.widgets_following(case) > 0 {
+                    state.chats.customer_presence(node, case, None).await?;
+                }
             }
             Ok::<(), StoreError>(())
         };
@@ -129,7 +139,7 @@ impl Session for VisitorSession {
                         self.visitor = Some(visitor);
                         let chat = match store.live_case_of(visitor).await? {
                             Some(case) => {
-                                let chat = self.follow(case, since, true).await?;
+                                let chat = self.follow(case, since).await?;
                                 self.case = Some(case);
                                 self.remember_live(&chat.case);
                                 Some(chat)
@@ -210,7 +220,7 @@ impl Session for VisitorSession {
                     .map_err(|e| ProtocolError::from(e).for_send(&client_id))?;
                 self.visitor = Some(started.visitor);
                 // A retried start finds the chat already there, perhaps left meanwhile.
-                let chat_view = self.follow(started.case, 0, !started.new).await?;
+                let chat_view = self.follow(started.case, 0).await?;
                 self.case = Some(started.case);
                 self.remember_live(&chat_view.case);
                 self.reply(&ToVisitor::ChatStarted { chat: chat_view });
@@ -347,20 +357,21 @@ impl VisitorSession {
 
     /// Follows the case on this socket and reads what the widget has not seen yet.
     /// Following first means nothing published meanwhile is missed; the widget drops
-    /// what it already holds by `seq`. A customer `returning` to a chat that was already
-    /// there no longer counts as gone (a new chat has never been left: no write).
+    /// what it already holds by `seq`. This node counts the customer as here (so
+    /// closing a widget on another node does not count them gone), and a customer
+    /// returning to a chat that was already there no longer counts as gone.
     async fn follow(
         &self,
         case: CaseId,
         since: Seq,
-        returning: bool,
     ) -> Result<parlor_protocol::Chat, ProtocolError> {
         let visitor = self.visitor.ok_or_else(say_hello)?;
         let state = &self.socket.state;
         state.hub.follow(self.socket.conn, case);
-        if returning {
-            state.chats.customer_presence(case, None).await?;
-        }
+        state
+            .chats
+            .customer_presence(state.routing.node(), case, None)
+            .await?;
         Ok(self
             .socket
             .state
