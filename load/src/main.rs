@@ -38,6 +38,10 @@ struct Args {
     /// Parlor's address.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// Several Parlor nodes' addresses, comma-separated, instead of `--url`: customers
+    /// and agents are spread over them in turn (the admin's calls go to the first).
+    #[arg(long, value_delimiter = ',')]
+    urls: Vec<String>,
     #[arg(long, env = "PARLOR_ADMIN_EMAIL", default_value = "admin@parlor.local")]
     admin_email: String,
     #[arg(long, env = "PARLOR_ADMIN_PASSWORD")]
@@ -111,8 +115,16 @@ impl Run {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn ws_url(&self, path: &str) -> String {
-        format!("{}{path}", self.args.url.replacen("http", "ws", 1))
+    /// The address client `number` (a customer's or an agent's) connects to.
+    fn url(&self, number: usize) -> &str {
+        match self.args.urls.len() {
+            0 => &self.args.url,
+            nodes => &self.args.urls[number % nodes],
+        }
+    }
+
+    fn ws_url(&self, number: usize, path: &str) -> String {
+        format!("{}{path}", self.url(number).replacen("http", "ws", 1))
     }
 
     fn error(&self, what: &str) {
@@ -186,8 +198,8 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-async fn agent(run: Arc<Run>, cookie: String) {
-    let mut request = match run.ws_url("/ws/agent").into_client_request() {
+async fn agent(run: Arc<Run>, number: usize, cookie: String) {
+    let mut request = match run.ws_url(number, "/ws/agent").into_client_request() {
         Ok(request) => request,
         Err(e) => return run.error(&e.to_string()),
     };
@@ -310,7 +322,8 @@ async fn first_sight(run: &Run, offer: &parlor_protocol::Offer) -> bool {
 /// which only waits to be accepted.
 async fn customer(run: Arc<Run>, number: usize, every: Option<Duration>) {
     let Ok((mut ws, _)) =
-        tokio_tungstenite::connect_async_with_config(run.ws_url("/ws/visitor"), None, true).await
+        tokio_tungstenite::connect_async_with_config(run.ws_url(number, "/ws/visitor"), None, true)
+            .await
     else {
         return run.error("customer socket did not open");
     };
@@ -412,7 +425,7 @@ async fn customer(run: Arc<Run>, number: usize, every: Option<Duration>) {
 /// A bare relay's agent socket: answers each customer message as a Parlor agent would,
 /// starting the answer with the customer's number so the relay knows where it goes.
 async fn bare_agent(run: Arc<Run>, number: usize) {
-    let url = run.ws_url(&format!("/ws/agent/{number}"));
+    let url = run.ws_url(number, &format!("/ws/agent/{number}"));
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(url, None, true).await
     else {
         return run.error("agent socket did not open");
@@ -443,7 +456,8 @@ async fn bare_agent(run: Arc<Run>, number: usize) {
 /// every `every`.
 async fn bare_customer(run: Arc<Run>, number: usize, every: Duration) {
     let agent = number % run.args.agents.max(1);
-    let url = run.ws_url(&format!("/ws/customer/{agent}/{number}"));
+    // On the relay its agent is on: a relay knows only its own sockets.
+    let url = run.ws_url(agent, &format!("/ws/customer/{agent}/{number}"));
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(url, None, true).await
     else {
         return run.error("customer socket did not open");
@@ -527,7 +541,7 @@ async fn put_routing(
     secs: u32,
 ) -> Result<(), String> {
     let routing = http
-        .put(format!("{}/api/settings/routing", run.args.url))
+        .put(format!("{}/api/settings/routing", run.url(0)))
         .header("cookie", admin)
         .json(&serde_json::json!({ "channel_routing": true, "screen_pop_timeout_secs": secs }))
         .send()
@@ -545,7 +559,7 @@ async fn prepare_agents(
     run: &Run,
     http: &reqwest::Client,
 ) -> Result<(String, Vec<String>), String> {
-    let url = &run.args.url;
+    let url = run.url(0);
     let admin = sign_in(http, url, &run.args.admin_email, &run.args.admin_password).await?;
     put_routing(run, http, &admin, 600).await?;
     let capacity = run.args.customers.div_ceil(run.args.agents.max(1)) + 1;
@@ -632,8 +646,8 @@ async fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        for cookie in cookies {
-            tokio::spawn(agent(run.clone(), cookie));
+        for (number, cookie) in cookies.into_iter().enumerate() {
+            tokio::spawn(agent(run.clone(), number, cookie));
         }
     }
     let agents = run.args.agents;
@@ -720,7 +734,11 @@ async fn main() -> std::process::ExitCode {
 
     let t = &run.tally;
     let against = if bare { "the bare relay" } else { "Parlor" };
-    println!("parlor-load against {against} at {}", run.args.url);
+    let at = match run.args.urls.as_slice() {
+        [] => run.args.url.clone(),
+        nodes => nodes.join(", "),
+    };
+    println!("parlor-load against {against} at {at}");
     println!(
         "  customers connected           {} of {n}; chats accepted {} ({:.1} s to open and accept all{})",
         t.customers_connected.load(Ordering::Relaxed),

@@ -12,7 +12,7 @@
 //! It also tells whoever cares how the queue changed, at most every
 //! [`QUEUE_NEWS_EVERY`]: consoles get the waiting list, waiting customers their place.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -87,6 +87,9 @@ struct Shell {
     fence: Fence,
     /// The consoles of each node, as routing was told of them.
     consoles: Consoles,
+    /// Chats whose place in the queue differed from the database's at the last check
+    /// (see [`Shell::reconcile`]).
+    unreconciled: HashSet<CaseId>,
 }
 
 /// A decision's place in the order of sending: [`Turn::mine`] waits until the decision
@@ -155,6 +158,7 @@ pub(crate) async fn start(
         last_turn: None,
         fence,
         consoles: Consoles::new(me),
+        unreconciled: HashSet::new(),
     };
     tokio::spawn(shell.run(rx));
     Ok(commands)
@@ -163,10 +167,15 @@ pub(crate) async fn start(
 /// How often the shell looks for nodes gone silent.
 const SILENCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// With several nodes, how often routing checks its queue against the database.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
 impl Shell {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut silence = tokio::time::interval(SILENCE_CHECK_EVERY);
         silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wait = self.engine.next_deadline().map(until);
             let command = tokio::select! {
@@ -179,6 +188,13 @@ impl Shell {
                     self.queue_due = None;
                     if let Err(error) = self.tell_queue().await {
                         tracing::error!(%error, "could not tell the queue");
+                    }
+                    continue;
+                }
+                // (One node hears all it routes in order: nothing to check.)
+                _ = reconcile.tick(), if self.fence.is_some() => {
+                    if let Err(error) = self.reconcile().await {
+                        tracing::error!(%error, "could not check the queue against the database");
                     }
                     continue;
                 }
@@ -255,6 +271,41 @@ impl Shell {
                 Err(error) => tracing::error!(%error, agent, "cannot read an agent for routing"),
             }
         }
+    }
+
+    /// Puts right what news lost on the bus left wrong (a node's "chat waiting" sent
+    /// while no node led, or while NATS was away): a chat waiting in the database but
+    /// not here joins the queue, one here but no longer waiting there leaves it. Only
+    /// a difference seen at two checks in a row counts: one seen once may be news on
+    /// its way, or a decision of this node's not committed yet.
+    async fn reconcile(&mut self) -> StoreResult<()> {
+        let stored: HashSet<CaseId> = self.store.queued_case_ids().await?.into_iter().collect();
+        let here: HashSet<CaseId> = self.engine.waiting().map(|q| q.case).collect();
+        let differ: HashSet<CaseId> = stored.symmetric_difference(&here).copied().collect();
+        let lasting: Vec<CaseId> = differ.intersection(&self.unreconciled).copied().collect();
+        self.unreconciled = differ;
+        for case in lasting {
+            self.unreconciled.remove(&case);
+            if !stored.contains(&case) {
+                tracing::warn!(case, "a chat no longer waiting was still in the queue");
+                self.handle(Event::ChatLeft { case }).await;
+                continue;
+            }
+            let Some(record) = self.store.case(case).await? else {
+                continue;
+            };
+            if record.summary.state == parlor_protocol::ChatState::Queued {
+                tracing::warn!(case, "a waiting chat was missing from the queue");
+                self.handle(Event::ChatQueued {
+                    case,
+                    group: record.group_id,
+                    offer: record.offer,
+                    away: record.summary.customer_left_at.is_some(),
+                })
+                .await;
+            }
+        }
+        Ok(())
     }
 
     /// A console of `agent` as routing hears of one connecting, read from the database;

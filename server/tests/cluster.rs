@@ -4,8 +4,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
+use futures_util::StreamExt;
 use parlor_protocol::{AgentFrame, ChatMessage, ToAgent, ToVisitor, VisitorFrame};
+use tokio_tungstenite::tungstenite::Message;
 
 /// The NATS server the tests share; `None` (the test is skipped) unless the tests run
 /// on PostgreSQL with NATS.
@@ -368,13 +372,23 @@ async fn a_session_ended_while_a_node_was_cut_off_from_nats_closes_its_console_w
     );
 }
 
-/// The screen pop of the next chat on a console, skipping other frames.
-async fn next_offer(ws: &mut Ws) -> i64 {
-    first_of(ws, |frame: ToAgent| match frame {
-        ToAgent::Offer { offer } => Some(offer.case_id),
-        _ => None,
-    })
-    .await
+/// The chat of the next screen pop on a console within `limit`, skipping other frames
+/// (however long the console stays quiet meanwhile).
+async fn offer_within(ws: &mut Ws, limit: Duration) -> Option<i64> {
+    let next = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(ToAgent::Offer { offer }) = serde_json::from_str(text.as_str()) {
+                        return offer.case_id;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the console closed: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(limit, next).await.ok()
 }
 
 /// Accepts `case_id` on a console and waits for its tab to open.
@@ -416,7 +430,9 @@ async fn when_the_routing_node_is_killed_another_routes_the_next_chat_within_the
     let mut agent = two.agent().await;
     let (mut first, _) = two.visitor().await;
     send(&mut first, &start_chat("first")).await;
-    let case_id = next_offer(&mut agent).await;
+    let case_id = offer_within(&mut agent, Duration::from_secs(5))
+        .await
+        .expect("a screen pop");
     accept(&mut agent, case_id).await;
 
     leader.kill_9().await;
@@ -425,12 +441,11 @@ async fn when_the_routing_node_is_killed_another_routes_the_next_chat_within_the
     send(&mut second, &start_chat("second")).await;
     // Nobody routes until the lease runs out; then node two takes it, reads the chat
     // waiting, and pops it up.
-    let bound = parlor_server::leader::LEASE
-        + parlor_server::leader::LEASE_TICK
-        + std::time::Duration::from_secs(1);
-    let next = tokio::time::timeout(bound, next_offer(&mut agent))
+    let bound =
+        parlor_server::leader::LEASE + parlor_server::leader::LEASE_TICK + Duration::from_secs(1);
+    let next = offer_within(&mut agent, bound)
         .await
-        .unwrap_or_else(|_| panic!("no screen pop within {bound:?} of the kill"));
+        .unwrap_or_else(|| panic!("no screen pop within {bound:?} of the kill"));
     assert_ne!(next, case_id);
     assert!(two.running.state.routing.leads());
     eprintln!("screen pop {:?} after the kill", killed.elapsed());
@@ -582,4 +597,38 @@ async fn a_killed_node_counts_its_customers_gone_once_its_lease_ran_out_and_a_st
     let _again = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
     assert_eq!(customer_left_at(&one, staying).await, None);
     drop(here);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_chat_routing_never_heard_of_is_found_in_the_database_and_routed() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    assert!(one.running.state.routing.leads());
+    let mut agent = two.agent().await;
+    // A chat whose news was lost on the bus: written by a process with no bus at all.
+    let database = one.running.state.config.database_url.clone();
+    let busless = parlor_server::store::Store::open(&database.expect("PostgreSQL"))
+        .await
+        .expect("opens");
+    let chat = parlor_server::store::NewChat {
+        customer_name: "Grace".into(),
+        subject: "Lost news".into(),
+        location: String::new(),
+        client_id: "lost".into(),
+        body: "Hello?".into(),
+        group: None,
+        email: None,
+        answers: Vec::new(),
+    };
+    let started = busless
+        .start_chat("a-visitor-token-nobody-heard-of", &chat)
+        .await
+        .expect("started");
+    // Routing checks its queue against the database every 5 s, and acts on what
+    // differed twice.
+    let offered = offer_within(&mut agent, Duration::from_secs(15))
+        .await
+        .expect("the chat pops up once routing finds it");
+    assert_eq!(offered, started.case);
+    accept(&mut agent, offered).await;
 }

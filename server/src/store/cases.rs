@@ -195,6 +195,15 @@ impl Store {
         .await?)
     }
 
+    /// The chats waiting for an agent.
+    pub async fn queued_case_ids(&self) -> StoreResult<Vec<CaseId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM cases WHERE chat_state = 'queued'")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
     /// Chats waiting for an agent, oldest first, with the offer that was open, if any.
     pub async fn queued_cases(&self) -> StoreResult<Vec<CaseRecord>> {
         let rows = sqlx::query(&format!(
