@@ -2,13 +2,14 @@
 //! NATS (`--nats-url`). Each node's [`Hub`] hands the bus what it delivered to its own
 //! sockets ([`Fanout`]); the other nodes deliver it to theirs.
 //!
-//! A new message travels as its case and `seq` only: the text stays in the database,
-//! and a node reads it from there. The bus may lose a message (NATS keeps nothing for
-//! a node that is away), so each node delivers a case's messages through one
-//! sequencer: a message whose `seq` is not the next one its sockets heard is preceded
-//! by those in between, read from the database, and one already delivered is dropped.
-//! Messages of one case are committed in `seq` order (the case's row is locked while
-//! they are numbered), so whatever comes before a `seq` heard is already there to read.
+//! A new message travels whole when its text is short, and as its case and `seq` only
+//! when it is long: that text stays in the database, and a node reads it from there.
+//! The bus may lose a message (NATS keeps nothing for a node that is away), so each
+//! node delivers a case's messages through one sequencer: a message whose `seq` is not
+//! the next one its sockets heard is preceded by those in between, read from the
+//! database, and one already delivered is dropped. Messages of one case are committed
+//! in `seq` order (the case's row is locked while they are numbered), so whatever
+//! comes before a `seq` heard is already there to read.
 //! After the bus comes back, the sequencer reads what each followed case gained
 //! meanwhile, closes the consoles whose sessions ended meanwhile, and reads the settings
 //! again (an admin may have changed them on another node).
@@ -35,14 +36,21 @@ use crate::store::{Store, now_ms};
 /// clocks of two nodes a little apart).
 const MISSED_BEFORE_MS: Millis = 5_000;
 
+/// A message whose text is at most this long travels whole, and the nodes that hear it
+/// need not read it from the database; a longer one travels as its case and `seq`.
+const CARRIED_BODY_BYTES: usize = 1024;
+
 /// What a node's sockets heard that the other nodes' must hear too.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Fanout {
-    /// A message was committed in `case` (read it from the database).
+    /// A message was committed in `case`: the message itself when short, else read it
+    /// from the database.
     Message {
         case: CaseId,
         seq: Seq,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<Box<ChatMessage>>,
     },
     /// Frames for everyone following `case`: widgets get `visitor`, consoles `agent`.
     Case {
@@ -140,7 +148,11 @@ enum Step {
     /// This node committed the message.
     Committed(ChatMessage),
     /// Another node committed the message `seq` of `case`.
-    Heard { case: CaseId, seq: Seq },
+    Heard {
+        case: CaseId,
+        seq: Seq,
+        message: Option<Box<ChatMessage>>,
+    },
     /// The first socket here followed `case` at `at`.
     Followed { case: CaseId, at: Millis },
     /// No socket here follows `case` any more.
@@ -371,8 +383,8 @@ async fn hear(
 ) {
     while let Some(message) = incoming.recv().await {
         match serde_json::from_slice::<Fanout>(&message.payload) {
-            Ok(Fanout::Message { case, seq }) => {
-                let _ = sequencer.send(Step::Heard { case, seq });
+            Ok(Fanout::Message { case, seq, message }) => {
+                let _ = sequencer.send(Step::Heard { case, seq, message });
             }
             Ok(Fanout::Settings) => reload_settings(&settings, &store).await,
             Ok(fanout) => hub.hear(fanout),
@@ -407,17 +419,24 @@ async fn sequence(
             Step::Committed(message) => {
                 let (case, seq) = (message.case_id, message.seq);
                 if hub.follows(case) {
-                    let followed = deliver_upto(&mut cases, &hub, &store, case, seq - 1).await;
-                    if followed.heard.is_none_or(|last| last < seq) {
-                        chat::publish_message(&hub, &message);
-                        followed.heard = Some(seq);
-                    }
+                    deliver_next(&mut cases, &hub, &store, &message).await;
                 }
-                hub.tell_others(Fanout::Message { case, seq });
+                let carried = message.body.len() <= CARRIED_BODY_BYTES;
+                hub.tell_others(Fanout::Message {
+                    case,
+                    seq,
+                    message: carried.then(|| Box::new(message)),
+                });
             }
-            Step::Heard { case, seq } => {
-                if hub.follows(case) {
-                    deliver_upto(&mut cases, &hub, &store, case, seq).await;
+            Step::Heard { case, seq, message } => {
+                if !hub.follows(case) {
+                    continue;
+                }
+                match message {
+                    Some(message) => deliver_next(&mut cases, &hub, &store, &message).await,
+                    None => {
+                        deliver_upto(&mut cases, &hub, &store, case, seq).await;
+                    }
                 }
             }
             Step::Followed { case, at } => {
@@ -468,6 +487,22 @@ async fn close_ended_sessions(hub: &Hub, store: &Store) {
             hub.kick_sessions_here(&ended);
         }
         Err(error) => tracing::warn!(%error, "cannot check the sessions of the consoles here"),
+    }
+}
+
+/// Delivers `message` to this node's followers of its case, after whatever they lack
+/// before it (read from the database), unless they have it.
+async fn deliver_next(
+    cases: &mut HashMap<CaseId, Followed>,
+    hub: &Hub,
+    store: &Store,
+    message: &ChatMessage,
+) {
+    let (case, seq) = (message.case_id, message.seq);
+    let followed = deliver_upto(cases, hub, store, case, seq - 1).await;
+    if followed.heard.is_none_or(|last| last < seq) {
+        chat::publish_message(hub, message);
+        followed.heard = Some(seq);
     }
 }
 

@@ -100,6 +100,16 @@ async fn a_watcher_on_another_node_hears_every_message_once_and_in_order() {
         assert!(bodies.contains(&format!("agent {n}")), "{bodies:?}");
     }
     assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
+    // A long message travels as its seq only; the watcher's node reads its text.
+    let long = "long ".repeat(400);
+    let frame = AgentFrame::Send {
+        case_id,
+        client_id: "long".into(),
+        body: long.clone(),
+    };
+    send(&mut agent, &frame).await;
+    let message = next_message(&mut watcher).await;
+    assert_eq!((message.seq, message.body), (last_seen + 21, long));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
