@@ -642,3 +642,73 @@ async fn a_waiting_chat_routing_never_heard_of_is_found_in_the_database_and_rout
     assert_eq!(offered, started.case);
     accept(&mut agent, offered).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_room_for_two_and_consoles_on_two_nodes_gets_two_of_three_chats_taken_at_once()
+ {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    // Routing off for the channel: agents take chats from the waiting list.
+    assert!(one.put_routing(false, 30).await.is_success());
+    let bea = one
+        .running
+        .state
+        .store
+        .create_agent("bea@example.com", "Bea", "bea-password-1", false)
+        .await
+        .expect("made");
+    let admin = one.sign_in().await;
+    let body = serde_json::json!({
+        "name": "Bea", "email": "bea@example.com", "is_admin": false,
+        "active": true, "capacity": 2, "groups": []
+    });
+    assert!(one.put_agent(&admin, bea, body).await.is_success());
+    let mut cases = Vec::new();
+    let mut widgets = Vec::new();
+    for n in 0..3 {
+        let (mut widget, _) = one.visitor().await;
+        send(&mut widget, &start_chat(&format!("c{n}"))).await;
+        cases.push(
+            first_of(&mut widget, |frame: ToVisitor| match frame {
+                ToVisitor::ChatStarted { chat } => Some(chat.case.id),
+                _ => None,
+            })
+            .await,
+        );
+        widgets.push(widget);
+    }
+    let cookie = one.sign_in_as("bea@example.com", "bea-password-1").await;
+    let (mut on_one, _) = one.console(&cookie).await;
+    let (mut on_two, _) = two.console(&cookie).await;
+    // Two chats from the console on node one, the third from node two, at once.
+    send(&mut on_one, &AgentFrame::Accept { case_id: cases[0] }).await;
+    send(&mut on_one, &AgentFrame::Accept { case_id: cases[1] }).await;
+    send(&mut on_two, &AgentFrame::Accept { case_id: cases[2] }).await;
+    // Every console of hers hears each chat she entered; the one refused hears why.
+    let mut opened = std::collections::BTreeSet::new();
+    let mut refused = std::collections::BTreeSet::new();
+    for console in [&mut on_one, &mut on_two] {
+        while let Some(frame) =
+            tokio::time::timeout(Duration::from_secs(2), recv_any::<ToAgent>(console))
+                .await
+                .ok()
+        {
+            match frame {
+                ToAgent::ChatOpened { chat } => {
+                    opened.insert(chat.case.id);
+                }
+                ToAgent::Error { error } => {
+                    refused.insert(error.message);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(opened.len(), 2, "two chats entered: {opened:?}");
+    let at_capacity = "You are in as many chats as your capacity allows.";
+    assert_eq!(
+        refused,
+        [at_capacity.to_owned()].into(),
+        "the third refused"
+    );
+}
