@@ -688,10 +688,8 @@ async fn an_agent_with_room_for_two_and_consoles_on_two_nodes_gets_two_of_three_
     let mut opened = std::collections::BTreeSet::new();
     let mut refused = std::collections::BTreeSet::new();
     for console in [&mut on_one, &mut on_two] {
-        while let Some(frame) =
-            tokio::time::timeout(Duration::from_secs(2), recv_any::<ToAgent>(console))
-                .await
-                .ok()
+        while let Ok(frame) =
+            tokio::time::timeout(Duration::from_secs(2), recv_any::<ToAgent>(console)).await
         {
             match frame {
                 ToAgent::ChatOpened { chat } => {
