@@ -278,8 +278,13 @@ impl Engine {
                 entry.connections += 1;
                 entry.routing = routing;
                 entry.capacity = capacity.max(1);
-                entry.load = load;
                 entry.groups = groups;
+                // The load a console read when it connected may be older than chats this
+                // engine has since given the agent (their commits still on the way): while
+                // the agent stays connected, the engine's own count holds.
+                if entry.connections == 1 {
+                    entry.load = load;
+                }
                 if !routing {
                     self.close_offer_of(agent, OfferClosed::Disabled, out);
                 }
@@ -545,6 +550,30 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_second_console_connecting_keeps_the_chats_given_to_the_agent_since_it_read_its_load() {
+        let mut engine = Engine::new(TIMEOUT, false);
+        engine.handle(0, connected(1));
+        for case in [100, 101, 102] {
+            engine.handle(1, queued(case));
+        }
+        for case in [100, 101] {
+            let out = engine.handle(2, Event::Accept { agent: 1, case });
+            assert!(out.contains(&Decision::Assign { case, agent: 1 }), "{out:?}");
+        }
+        // A second console, which read a load of 0 before those two were given.
+        engine.handle(3, connected(1));
+        let out = engine.handle(4, Event::Accept { agent: 1, case: 102 });
+        assert_eq!(
+            out,
+            vec![Decision::Refuse {
+                case: 102,
+                agent: 1,
+                refusal: Refusal::AtCapacity
+            }]
+        );
     }
 
     #[test]

@@ -684,29 +684,155 @@ async fn an_agent_with_room_for_two_and_consoles_on_two_nodes_gets_two_of_three_
     send(&mut on_one, &AgentFrame::Accept { case_id: cases[0] }).await;
     send(&mut on_one, &AgentFrame::Accept { case_id: cases[1] }).await;
     send(&mut on_two, &AgentFrame::Accept { case_id: cases[2] }).await;
-    // Every console of hers hears each chat she entered; the one refused hears why.
+    // Every console of hers hears each chat she entered, and the refusal; then nothing
+    // more comes (a third chat would).
+    let at_capacity = "You are in as many chats as your capacity allows.";
     let mut opened = std::collections::BTreeSet::new();
-    let mut refused = std::collections::BTreeSet::new();
     for console in [&mut on_one, &mut on_two] {
-        while let Ok(frame) =
-            tokio::time::timeout(Duration::from_secs(2), recv_any::<ToAgent>(console)).await
-        {
-            match frame {
-                ToAgent::ChatOpened { chat } => {
-                    opened.insert(chat.case.id);
+        let (mut entered, mut refused) = (Vec::new(), Vec::new());
+        let heard = tokio::time::timeout(Duration::from_secs(10), async {
+            while entered.len() < 2 || refused.is_empty() {
+                match recv_any::<ToAgent>(console).await {
+                    ToAgent::ChatOpened { chat } => entered.push(chat.case.id),
+                    ToAgent::Error { error } => refused.push(error.message),
+                    _ => {}
                 }
-                ToAgent::Error { error } => {
-                    refused.insert(error.message);
-                }
-                _ => {}
             }
+        })
+        .await;
+        assert!(heard.is_ok(), "entered {entered:?}, refused {refused:?}");
+        assert_eq!(refused, vec![at_capacity.to_owned()]);
+        while let Ok(frame) =
+            tokio::time::timeout(Duration::from_secs(1), recv_any::<ToAgent>(console)).await
+        {
+            assert!(
+                !matches!(frame, ToAgent::ChatOpened { .. }),
+                "a third: {frame:?}"
+            );
         }
+        opened.extend(entered);
     }
     assert_eq!(opened.len(), 2, "two chats entered: {opened:?}");
-    let at_capacity = "You are in as many chats as your capacity allows.";
+}
+
+/// A customer's widget on node `addr` with a new chat: the socket, its token, the case.
+async fn customer_at(addr: std::net::SocketAddr, first: &str) -> (Ws, String, i64) {
+    let mut widget = silent_widget_at(addr).await;
+    send(
+        &mut widget,
+        &VisitorFrame::Hello {
+            token: None,
+            since: 0,
+        },
+    )
+    .await;
+    let token = first_of(&mut widget, |frame: ToVisitor| match frame {
+        ToVisitor::Welcome { token, .. } => Some(token),
+        _ => None,
+    })
+    .await;
+    send(&mut widget, &start_chat(first)).await;
+    let case = first_of(&mut widget, |frame: ToVisitor| match frame {
+        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
+        _ => None,
+    })
+    .await;
+    (widget, token, case)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_chat_loses_nothing_acknowledged_and_its_customers_resume_on_another() {
+    let Some(nats) = shared_nats() else { return };
+    let one = Server::start_with(|config| config.nats_url = Some(nats.clone())).await;
+    let database = one.running.state.config.database_url.clone();
+    let database = database.expect("PostgreSQL");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("PARLOR_NATS_URL", nats.as_str()),
+        ("PARLOR_DATABASE_URL", database.as_str()),
+    ];
+    let other = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
+    // The agent (room for three) on node one; four customers on the other node: three
+    // chats accepted, the fourth waiting.
+    let mut agent = one.agent().await;
+    let mut customers = Vec::new();
+    for n in 0..4 {
+        let (widget, token, case) = customer_at(other.addr, &format!("first{n}")).await;
+        if n < 3 {
+            let offered = offer_within(&mut agent, Duration::from_secs(5)).await;
+            assert_eq!(offered, Some(case));
+            accept(&mut agent, case).await;
+        }
+        customers.push((widget, token, case));
+    }
+    let waiting = customers[3].2;
+    // Each chatting customer sends five messages and sees each acknowledged.
+    for (widget, _, case) in &mut customers[..3] {
+        for n in 0..5 {
+            let frame = VisitorFrame::Send {
+                client_id: format!("m{case}-{n}"),
+                body: format!("message {n}"),
+            };
+            send(widget, &frame).await;
+            first_of(widget, |frame: ToVisitor| match frame {
+                ToVisitor::Message { message } if message.client_id == format!("m{case}-{n}") => {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await;
+        }
+    }
+
+    other.kill_9().await;
+    // Each customer's widget reconnects, through the load balancer, to node one, and
+    // finds every message it saw acknowledged there once, in seq order.
+    let mut back = Vec::new();
+    for (_, token, case) in customers.drain(..) {
+        // (A message may come before the welcome: the widget keeps each seq once.)
+        let mut widget = silent_widget_at(one.running.addr).await;
+        let hello = VisitorFrame::Hello {
+            token: Some(token),
+            since: 0,
+        };
+        send(&mut widget, &hello).await;
+        let chat = first_of(&mut widget, |frame: ToVisitor| match frame {
+            ToVisitor::Welcome { chat, .. } => Some(chat.expect("the live chat")),
+            _ => None,
+        })
+        .await;
+        assert_eq!(chat.case.id, case);
+        let seqs: Vec<i64> = chat.messages.iter().map(|m| m.seq).collect();
+        let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+        assert_eq!(seqs, expected, "no gap, none twice");
+        if case != waiting {
+            for n in 0..5 {
+                let id = format!("m{case}-{n}");
+                let copies = chat.messages.iter().filter(|m| m.client_id == id).count();
+                assert_eq!(copies, 1, "{id} once");
+            }
+            // The chat goes on: the agent's answer reaches the customer on node one.
+            let reply = AgentFrame::Send {
+                case_id: case,
+                client_id: format!("r{case}"),
+                body: "Still here".into(),
+            };
+            send(&mut agent, &reply).await;
+            first_of(&mut widget, |frame: ToVisitor| match frame {
+                ToVisitor::Message { message } if message.body == "Still here" => Some(()),
+                _ => None,
+            })
+            .await;
+        }
+        back.push((widget, case));
+    }
+    // The waiting chat is still routing's: once the agent has room, it pops up.
+    let ended = back[0].1;
+    send(&mut agent, &AgentFrame::EndChat { case_id: ended }).await;
+    let offered = offer_within(&mut agent, Duration::from_secs(15)).await;
     assert_eq!(
-        refused,
-        [at_capacity.to_owned()].into(),
-        "the third refused"
+        offered,
+        Some(waiting),
+        "the waiting chat is offered once there is room"
     );
 }
