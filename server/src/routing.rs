@@ -561,11 +561,20 @@ mod tests {
         }
         for case in [100, 101] {
             let out = engine.handle(2, Event::Accept { agent: 1, case });
-            assert!(out.contains(&Decision::Assign { case, agent: 1 }), "{out:?}");
+            assert!(
+                out.contains(&Decision::Assign { case, agent: 1 }),
+                "{out:?}"
+            );
         }
         // A second console, which read a load of 0 before those two were given.
         engine.handle(3, connected(1));
-        let out = engine.handle(4, Event::Accept { agent: 1, case: 102 });
+        let out = engine.handle(
+            4,
+            Event::Accept {
+                agent: 1,
+                case: 102,
+            },
+        );
         assert_eq!(
             out,
             vec![Decision::Refuse {

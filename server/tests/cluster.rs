@@ -131,21 +131,8 @@ async fn a_customer_resumes_on_another_node_and_hears_the_agent_there() {
     // The widget comes back through the load balancer, to the other node.
     // (A message may come before the welcome or again after it: the widget keeps each
     // seq once.)
-    let mut widget = silent_widget_at(two.running.addr).await;
-    send(
-        &mut widget,
-        &VisitorFrame::Hello {
-            token: Some(token),
-            since: 0,
-        },
-    )
-    .await;
-    let chat = first_of(&mut widget, |frame: ToVisitor| match frame {
-        ToVisitor::Welcome { chat, .. } => Some(chat),
-        _ => None,
-    })
-    .await
-    .expect("the live chat in the welcome");
+    let (mut widget, _, chat) = widget_hello(two.running.addr, Some(token)).await;
+    let chat = chat.expect("the live chat in the welcome");
     assert_eq!(chat.case.id, case_id);
     assert_eq!(
         chat.messages.last().map(|m| m.body.as_str()),
@@ -479,13 +466,13 @@ async fn settings_an_admin_changes_on_one_node_apply_on_the_others() {
         .status();
     assert!(status.is_success(), "{status}");
     // Node two reads them again when the bus tells it (a moment later).
-    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+    tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             let seen: serde_json::Value = two.get_json("/api/settings/widget", &cookie).await;
             if seen["title"] == "Talk to Parlor" {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
@@ -498,46 +485,34 @@ async fn customer_left_at(server: &Server, case: i64) -> Option<i64> {
     record.expect("the case").summary.customer_left_at
 }
 
+/// When the customer of `case` counts as gone, once they do within `limit`.
+async fn gone_within(server: &Server, case: i64, limit: Duration) -> Option<i64> {
+    let gone = async {
+        loop {
+            if let Some(at) = customer_left_at(server, case).await {
+                return at;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(limit, gone).await.ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_with_widgets_on_two_nodes_counts_as_gone_only_when_both_closed() {
     let Some(nats) = shared_nats() else { return };
     let (one, two) = two_nodes(&nats).await;
-    let (mut first, token) = one.visitor().await;
-    send(&mut first, &start_chat("first")).await;
-    let case_id = first_of(&mut first, |frame: ToVisitor| match frame {
-        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
-        _ => None,
-    })
-    .await;
+    let (first, token, case_id) = customer_at(one.running.addr, "first").await;
     // A second tab, through the load balancer to node two.
-    let mut second = silent_widget_at(two.running.addr).await;
-    send(
-        &mut second,
-        &VisitorFrame::Hello {
-            token: Some(token),
-            since: 0,
-        },
-    )
-    .await;
-    first_of(&mut second, |frame: ToVisitor| match frame {
-        ToVisitor::Welcome { chat, .. } => chat,
-        _ => None,
-    })
-    .await;
+    let (second, _, chat) = widget_hello(two.running.addr, Some(token)).await;
+    assert!(chat.is_some(), "the live chat in the welcome");
     drop(first);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let before_last = parlor_server::store::now_ms();
     drop(second);
-    let left = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            if let Some(at) = customer_left_at(&one, case_id).await {
-                return at;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("gone once the last widget closed");
+    let left = gone_within(&one, case_id, Duration::from_secs(5))
+        .await
+        .expect("gone once the last widget closed");
     assert!(
         left >= before_last,
         "counted gone at {left}, before the last widget closed at {before_last}"
@@ -549,62 +524,24 @@ async fn a_killed_node_counts_its_customers_gone_once_its_lease_ran_out_and_a_st
  {
     let Some(nats) = shared_nats() else { return };
     let one = Server::start_with(|config| config.nats_url = Some(nats.clone())).await;
-    let database = one
-        .running
-        .state
-        .config
-        .database_url
-        .clone()
-        .expect("PostgreSQL");
     let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("PARLOR_NATS_URL", nats.as_str()),
-        ("PARLOR_DATABASE_URL", database.as_str()),
-    ];
-    let other = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
+    let other = process_node(&one, &nats, dir.path()).await;
     // A customer on each node.
-    let (mut here, _) = one.visitor().await;
-    send(&mut here, &start_chat("here")).await;
-    let staying = first_of(&mut here, |frame: ToVisitor| match frame {
-        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
-        _ => None,
-    })
-    .await;
-    let mut there = silent_widget_at(other.addr).await;
-    send(
-        &mut there,
-        &VisitorFrame::Hello {
-            token: None,
-            since: 0,
-        },
-    )
-    .await;
-    send(&mut there, &start_chat("there")).await;
-    let stranded = first_of(&mut there, |frame: ToVisitor| match frame {
-        ToVisitor::ChatStarted { chat } => Some(chat.case.id),
-        _ => None,
-    })
-    .await;
+    let (here, _, staying) = customer_at(one.running.addr, "here").await;
+    let (_there, _, stranded) = customer_at(other.addr, "there").await;
 
     let killed = parlor_server::store::now_ms();
     other.kill_9().await;
     // Its widget's socket is gone with it; its customer counts as gone once its lease
     // ran out (5 s), found by the node that routes.
-    let left = tokio::time::timeout(std::time::Duration::from_secs(15), async {
-        loop {
-            if let Some(at) = customer_left_at(&one, stranded).await {
-                return at;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the killed node's customer counts as gone");
+    let left = gone_within(&one, stranded, Duration::from_secs(15))
+        .await
+        .expect("the killed node's customer counts as gone");
     assert!(left > killed, "gone from when the lease ran out");
     assert_eq!(customer_left_at(&one, staying).await, None);
 
     // A node starting on the database counts nobody else as gone.
-    let _again = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
+    let _again = process_node(&one, &nats, dir.path()).await;
     assert_eq!(customer_left_at(&one, staying).await, None);
     drop(here);
 }
@@ -666,15 +603,8 @@ async fn an_agent_with_room_for_two_and_consoles_on_two_nodes_gets_two_of_three_
     let mut cases = Vec::new();
     let mut widgets = Vec::new();
     for n in 0..3 {
-        let (mut widget, _) = one.visitor().await;
-        send(&mut widget, &start_chat(&format!("c{n}"))).await;
-        cases.push(
-            first_of(&mut widget, |frame: ToVisitor| match frame {
-                ToVisitor::ChatStarted { chat } => Some(chat.case.id),
-                _ => None,
-            })
-            .await,
-        );
+        let (widget, _, case) = customer_at(one.running.addr, &format!("c{n}")).await;
+        cases.push(case);
         widgets.push(widget);
     }
     let cookie = one.sign_in_as("bea@example.com", "bea-password-1").await;
@@ -715,22 +645,38 @@ async fn an_agent_with_room_for_two_and_consoles_on_two_nodes_gets_two_of_three_
     assert_eq!(opened.len(), 2, "two chats entered: {opened:?}");
 }
 
-/// A customer's widget on node `addr` with a new chat: the socket, its token, the case.
-async fn customer_at(addr: std::net::SocketAddr, first: &str) -> (Ws, String, i64) {
+/// Another node on `one`'s database and the NATS at `nats`: a `parlor` process (it can
+/// be killed), its folder `dir`.
+async fn process_node(one: &Server, nats: &str, dir: &std::path::Path) -> Parlor {
+    let database = one.running.state.config.database_url.clone();
+    let database = database.expect("PostgreSQL");
+    let env = [
+        ("PARLOR_NATS_URL", nats),
+        ("PARLOR_DATABASE_URL", database.as_str()),
+    ];
+    Parlor::start_with(dir, "127.0.0.1:0", &env).await
+}
+
+/// A widget on node `addr` saying hello with `token` (none: a new visitor), and the
+/// welcome's token and live chat. (A message may come before the welcome: the widget
+/// keeps each seq once.)
+async fn widget_hello(
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+) -> (Ws, String, Option<parlor_protocol::Chat>) {
     let mut widget = silent_widget_at(addr).await;
-    send(
-        &mut widget,
-        &VisitorFrame::Hello {
-            token: None,
-            since: 0,
-        },
-    )
-    .await;
-    let token = first_of(&mut widget, |frame: ToVisitor| match frame {
-        ToVisitor::Welcome { token, .. } => Some(token),
+    send(&mut widget, &VisitorFrame::Hello { token, since: 0 }).await;
+    let (token, chat) = first_of(&mut widget, |frame: ToVisitor| match frame {
+        ToVisitor::Welcome { token, chat, .. } => Some((token, chat)),
         _ => None,
     })
     .await;
+    (widget, token, chat)
+}
+
+/// A customer's widget on node `addr` with a new chat: the socket, its token, the case.
+async fn customer_at(addr: std::net::SocketAddr, first: &str) -> (Ws, String, i64) {
+    let (mut widget, token, _) = widget_hello(addr, None).await;
     send(&mut widget, &start_chat(first)).await;
     let case = first_of(&mut widget, |frame: ToVisitor| match frame {
         ToVisitor::ChatStarted { chat } => Some(chat.case.id),
@@ -744,14 +690,8 @@ async fn customer_at(addr: std::net::SocketAddr, first: &str) -> (Ws, String, i6
 async fn a_node_killed_mid_chat_loses_nothing_acknowledged_and_its_customers_resume_on_another() {
     let Some(nats) = shared_nats() else { return };
     let one = Server::start_with(|config| config.nats_url = Some(nats.clone())).await;
-    let database = one.running.state.config.database_url.clone();
-    let database = database.expect("PostgreSQL");
     let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("PARLOR_NATS_URL", nats.as_str()),
-        ("PARLOR_DATABASE_URL", database.as_str()),
-    ];
-    let other = Parlor::start_with(dir.path(), "127.0.0.1:0", &env).await;
+    let other = process_node(&one, &nats, dir.path()).await;
     // The agent (room for three) on node one; four customers on the other node: three
     // chats accepted, the fourth waiting.
     let mut agent = one.agent().await;
@@ -789,18 +729,8 @@ async fn a_node_killed_mid_chat_loses_nothing_acknowledged_and_its_customers_res
     // finds every message it saw acknowledged there once, in seq order.
     let mut back = Vec::new();
     for (_, token, case) in customers.drain(..) {
-        // (A message may come before the welcome: the widget keeps each seq once.)
-        let mut widget = silent_widget_at(one.running.addr).await;
-        let hello = VisitorFrame::Hello {
-            token: Some(token),
-            since: 0,
-        };
-        send(&mut widget, &hello).await;
-        let chat = first_of(&mut widget, |frame: ToVisitor| match frame {
-            ToVisitor::Welcome { chat, .. } => Some(chat.expect("the live chat")),
-            _ => None,
-        })
-        .await;
+        let (mut widget, _, chat) = widget_hello(one.running.addr, Some(token)).await;
+        let chat = chat.expect("the live chat");
         assert_eq!(chat.case.id, case);
         let seqs: Vec<i64> = chat.messages.iter().map(|m| m.seq).collect();
         let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
