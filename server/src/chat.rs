@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use parlor_protocol::{
-    AgentId, Author, CaseId, CaseStatus, ChatMessage, ChatState, EndedBy, GroupId, Millis,
+    AgentId, Author, CaseId, CaseStatus, ChatMessage, ChatState, EndedBy, GroupId,
     SystemMessageKind, ToAgent, ToVisitor,
 };
 
@@ -16,7 +16,8 @@ use crate::routing::Event;
 use crate::secret;
 use crate::settings::SharedSettings;
 use crate::store::{
-    Caller, CaseRecord, NewChat, Presence, Started, Store, StoreError, StoreResult, VisitorId,
+    Caller, CaseRecord, NewChat, Presence, Sockets, Started, Store, StoreError, StoreResult,
+    VisitorId,
 };
 
 /// Tells everyone here following its case about a new message: the store's writer
@@ -186,8 +187,8 @@ impl Chats {
         Ok(())
     }
 
-    /// The customer of a live chat closed their last widget on `node` (`gone_since`
-    /// set) or opened one there (`None`): counted there. If that made them gone from
+    /// The customer of a live chat opened a widget on `node`, closed their last one
+    /// there, or lost them with the node: counted there. If that made them gone from
     /// every node, or back, it is told to the consoles following the case (a "left"
     /// marker; the widget needs no word of it), and to routing, which offers a waiting
     /// chat to nobody while its customer is gone.
@@ -195,12 +196,15 @@ impl Chats {
         &self,
         node: &str,
         case: CaseId,
-        gone_since: Option<Millis>,
+        sockets: Sockets,
     ) -> StoreResult<()> {
-        let who = Presence::Customer(case);
-        let changed = match gone_since {
-            None => self.store.here(node, who).await?,
-            Some(at) => self.store.left(node, who, at).await?,
+        let changed = self
+            .store
+            .mark(node, Presence::Customer(case), sockets)
+            .await?;
+        let gone_since = match sockets {
+            Sockets::Opened => None,
+            Sockets::Closed(at) | Sockets::LostWithNode(at) => Some(at),
         };
         if !changed {
             return Ok(());

@@ -30,7 +30,7 @@ use crate::hub::Hub;
 use crate::leader::NodeId;
 use crate::routing::{Decision, Engine, Event, Queued};
 use crate::settings::SharedSettings;
-use crate::store::{Caller, Fence, Store, StoreResult, now_ms};
+use crate::store::{Caller, Fence, Store, StoreError, StoreResult, now_ms};
 
 /// What the routing shell hears.
 pub(crate) enum Command {
@@ -90,6 +90,9 @@ struct Shell {
     /// Chats whose place in the queue differed from the database's at the last check
     /// (see [`Shell::reconcile`]).
     unreconciled: HashSet<CaseId>,
+    /// Chats this shell gave an agent lately, and when: their commits may still be on
+    /// the way, so the check leaves them be.
+    assigned: HashMap<CaseId, tokio::time::Instant>,
 }
 
 /// A decision's place in the order of sending: [`Turn::mine`] waits until the decision
@@ -125,27 +128,19 @@ impl Crew {
     }
 }
 
-/// Starts a routing task (see [`crate::leader`] for which node runs one), re-queueing
-/// the chats that are waiting, with their screen-pop deadlines. It ends when the
-/// sender it gives is dropped.
-pub(crate) async fn start(
+/// Starts a routing task (see [`crate::leader`] for which node runs one). It first
+/// re-queues the chats that are waiting, with their screen-pop deadlines, then hears
+/// what was sent meanwhile; it ends when the sender it gives is dropped.
+pub(crate) fn start(
     store: Store,
     hub: Arc<Hub>,
     settings: SharedSettings,
     online: Arc<AtomicBool>,
     (fence, me): (Fence, NodeId),
-) -> StoreResult<mpsc::UnboundedSender<Command>> {
+) -> mpsc::UnboundedSender<Command> {
     let (commands, rx) = mpsc::unbounded_channel();
     let now = settings.get();
     let engine = Engine::new(now.screen_pop_timeout_ms, now.channel_routing);
-    for case in store.queued_cases().await? {
-        let _ = commands.send(Command::Route(Event::ChatQueued {
-            case: case.summary.id,
-            group: case.group_id,
-            offer: case.offer,
-            away: case.summary.customer_left_at.is_some(),
-        }));
-    }
     let shell = Shell {
         store,
         hub,
@@ -159,9 +154,10 @@ pub(crate) async fn start(
         fence,
         consoles: Consoles::new(me),
         unreconciled: HashSet::new(),
+        assigned: HashMap::new(),
     };
     tokio::spawn(shell.run(rx));
-    Ok(commands)
+    commands
 }
 
 /// How often the shell looks for nodes gone silent.
@@ -170,8 +166,13 @@ const SILENCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// With several nodes, how often routing checks its queue against the database.
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
+/// How long after an assignment the check leaves its chat be: longer than a commit can
+/// wait for the database (its statements give up after 10 s).
+const ASSIGNED_LATELY: Duration = Duration::from_secs(30);
+
 impl Shell {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.requeue_waiting().await;
         let mut silence = tokio::time::interval(SILENCE_CHECK_EVERY);
         silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
@@ -223,6 +224,32 @@ impl Shell {
                 }
                 Command::Node(NodeNews::Consoles { node, agents }) => {
                     self.recount(node, agents).await;
+                }
+            }
+        }
+    }
+
+    /// Queues the chats the database has waiting, with their open screen pops and
+    /// deadlines; reads again until the database answers (nothing can be routed
+    /// before).
+    async fn requeue_waiting(&mut self) {
+        loop {
+            match self.store.queued_cases().await {
+                Ok(cases) => {
+                    for case in cases {
+                        self.handle(Event::ChatQueued {
+                            case: case.summary.id,
+                            group: case.group_id,
+                            offer: case.offer,
+                            away: case.summary.customer_left_at.is_some(),
+                        })
+                        .await;
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the waiting chats; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
@@ -281,7 +308,13 @@ impl Shell {
     async fn reconcile(&mut self) -> StoreResult<()> {
         let stored: HashSet<CaseId> = self.store.queued_case_ids().await?.into_iter().collect();
         let here: HashSet<CaseId> = self.engine.waiting().map(|q| q.case).collect();
-        let differ: HashSet<CaseId> = stored.symmetric_difference(&here).copied().collect();
+        let lately = tokio::time::Instant::now() - ASSIGNED_LATELY;
+        self.assigned.retain(|_, at| *at > lately);
+        let differ: HashSet<CaseId> = stored
+            .symmetric_difference(&here)
+            .filter(|case| !self.assigned.contains_key(case))
+            .copied()
+            .collect();
         let lasting: Vec<CaseId> = differ.intersection(&self.unreconciled).copied().collect();
         self.unreconciled = differ;
         for case in lasting {
@@ -365,8 +398,8 @@ impl Shell {
                     .await?;
                 tokio::spawn(async move {
                     let mut turn = turn;
-                    if let Err(error) = written.committed().await {
-                        tracing::error!(%error, "closing a screen pop failed");
+                    if !made(written.committed().await, "closing a screen pop failed") {
+                        return;
                     }
                     turn.mine().await;
                     let closed = ToAgent::OfferClosed {
@@ -380,8 +413,8 @@ impl Shell {
                 let written = self.store.queue_routing_off(self.fence, agent).await?;
                 tokio::spawn(async move {
                     let mut turn = turn;
-                    if let Err(error) = written.committed().await {
-                        tracing::error!(%error, "switching routing off failed");
+                    if !made(written.committed().await, "switching routing off failed") {
+                        return;
                     }
                     turn.mine().await;
                     crew.hub
@@ -389,6 +422,9 @@ impl Shell {
                 });
             }
             Decision::Assign { case, agent } => {
+                if self.fence.is_some() {
+                    self.assigned.insert(case, tokio::time::Instant::now());
+                }
                 let written = self.store.queue_assign(self.fence, case, agent).await?;
                 tokio::spawn(async move {
                     let done = async {
@@ -580,6 +616,21 @@ async fn assign(
     );
     hub.send_agent(agent, &ToAgent::ChatOpened { chat });
     Ok(())
+}
+
+/// Whether a decision's write stands, so its frames may go out: a write that failed
+/// is logged and its frames still go (the console must not keep a screen pop routing
+/// has closed), unless this node no longer routes: its decision never happened, and
+/// the routing node's stand.
+fn made<T>(written: StoreResult<T>, failed: &str) -> bool {
+    match written {
+        Ok(_) => true,
+        Err(StoreError::NotLeader) => false,
+        Err(error) => {
+            tracing::error!(%error, "{failed}");
+            true
+        }
+    }
 }
 
 /// How long until `deadline` (epoch ms), from now.

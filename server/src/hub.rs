@@ -630,6 +630,23 @@ impl Hub {
         sessions
     }
 
+    /// Whose sockets are open here: the agents with a console, and the cases a widget
+    /// follows (their customers').
+    pub fn present(&self) -> (Vec<AgentId>, Vec<CaseId>) {
+        let inner = self.lock();
+        let mut agents: Vec<AgentId> = inner.conns.values().filter_map(|c| c.agent).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        let widget = |id: &ConnId| inner.conns.get(id).is_some_and(|c| c.agent.is_none());
+        let cases = inner
+            .followers
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(widget))
+            .map(|(case, _)| *case)
+            .collect();
+        (agents, cases)
+    }
+
     /// The cases some socket here follows.
     pub fn followed_cases(&self) -> Vec<CaseId> {
         self.lock().followers.keys().copied().collect()

@@ -4,7 +4,7 @@
 //! their sockets and handlers tell routing, over the bus. Its decisions reach sockets
 //! on any node through the [`crate::hub::Hub`], which the bus already spans.
 //!
-//! Every [`LEASE_TICK`] the leader renews its lease and beats: every node hears the
+//! Every [`LEASE_TICK`] the leader renews its lease, and beats: every node hears the
 //! beat, learns whether anyone can take a chat (for its widgets' welcome), and answers
 //! with how many consoles each agent has on it. That answer is how a new leader learns
 //! who is connected, how a leader corrects news it missed, and how it notices a node
@@ -33,7 +33,7 @@ use crate::hub::Hub;
 use crate::routing::Event;
 use crate::secret;
 use crate::settings::SharedSettings;
-use crate::store::{Epoch, Store, StoreResult, now_ms};
+use crate::store::{Epoch, Store, now_ms};
 
 /// A node, as routing tells them apart: random, new at each start.
 pub type NodeId = String;
@@ -55,6 +55,8 @@ struct Inner {
     /// Whether anyone can take a new chat now, as the leader last saw it.
     online: Arc<AtomicBool>,
     local: Mutex<Local>,
+    /// The node is shutting down: it takes no lease again.
+    stopping: AtomicBool,
 }
 
 /// What this node tells routing, and where it goes. One lock, so the consoles it
@@ -63,8 +65,10 @@ struct Inner {
 struct Local {
     /// Consoles per agent on this node that routing was told of.
     consoles: HashMap<AgentId, u32>,
-    /// The routing shell, while this node leads.
+    /// The routing shell, while this node leads, and the lease's epoch it leads under
+    /// (none on a node alone).
     shell: Option<mpsc::UnboundedSender<Command>>,
+    epoch: Option<Epoch>,
     /// To the leader over the bus, while another node leads.
     to_leader: Option<mpsc::UnboundedSender<NodeNews>>,
 }
@@ -149,12 +153,13 @@ impl Routing {
     }
 
     /// Starts leading under `fence`: a routing shell of this node's own, first told
-    /// this node's consoles.
-    async fn lead(
+    /// this node's consoles. From here on this node's news goes to it (before it has
+    /// read the waiting chats: what comes meanwhile waits for it).
+    fn lead(
         &self,
         (store, hub, settings): (&Store, &Arc<Hub>, &SharedSettings),
         fence: Option<Epoch>,
-    ) -> StoreResult<mpsc::UnboundedSender<Command>> {
+    ) -> mpsc::UnboundedSender<Command> {
         let node = self.inner.node.clone();
         let shell = dispatch::start(
             store.clone(),
@@ -162,16 +167,31 @@ impl Routing {
             settings.clone(),
             self.inner.online.clone(),
             (fence, node),
-        )
-        .await?;
+        );
         let mut local = self.local();
         let _ = shell.send(Command::Node(local.consoles_news(&self.inner.node)));
         local.shell = Some(shell.clone());
-        Ok(shell)
+        local.epoch = fence;
+        shell
     }
 
     fn step_down(&self) {
-        self.local().shell = None;
+        let mut local = self.local();
+        local.shell = None;
+        local.epoch = None;
+    }
+
+    /// A node shutting down stops routing and gives the lease up, so another node
+    /// takes it at its next tick rather than once the lease ran out.
+    pub async fn give_up(&self, store: &Store) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+        let epoch = self.local().epoch;
+        self.step_down();
+        if let Some(epoch) = epoch
+            && let Err(error) = store.give_up_lease(&self.inner.node, epoch).await
+        {
+            tracing::warn!(%error, "could not give the routing lease up");
+        }
     }
 }
 
@@ -188,17 +208,18 @@ pub async fn start(
     hub: Arc<Hub>,
     settings: SharedSettings,
     bus: Option<&Bus>,
-) -> StoreResult<Routing> {
+) -> Routing {
     let routing = Routing {
         inner: Arc::new(Inner {
             node,
             online: Arc::new(AtomicBool::new(false)),
             local: Mutex::new(Local::default()),
+            stopping: AtomicBool::new(false),
         }),
     };
     match bus {
         None => {
-            routing.lead((&store, &hub, &settings), None).await?;
+            routing.lead((&store, &hub, &settings), None);
         }
         Some(bus) => {
             let (to_leader, news) = mpsc::unbounded_channel();
@@ -218,7 +239,7 @@ pub async fn start(
             tokio::spawn(turns.run(leading));
         }
     }
-    Ok(routing)
+    routing
 }
 
 /// Sends this node's news to whichever node leads, in order.
@@ -261,12 +282,22 @@ async fn hear_beats(bus: Bus, routing: Routing) {
     }
 }
 
-/// While this node leads: its lease's epoch, until when it may count on it, and the
-/// task handing its shell the other nodes' news.
+/// While this node leads: its lease's epoch, until when it may count on it, the task
+/// handing its shell the other nodes' news, and the one beating.
 struct Leading {
     epoch: Epoch,
     until: tokio::time::Instant,
     hearing: tokio::task::JoinHandle<()>,
+    beating: tokio::task::JoinHandle<()>,
+}
+
+impl Leading {
+    /// This node routes no more.
+    fn end(self, routing: &Routing) {
+        routing.step_down();
+        self.hearing.abort();
+        self.beating.abort();
+    }
 }
 
 /// What taking turns at routing needs.
@@ -290,16 +321,17 @@ impl Turns {
         }
     }
 
-    /// The leader renews its lease and beats; the others try to take the lease, which
-    /// succeeds once it ran out.
+    /// The leader renews its lease (it beats on a timer of its own); the others try to
+    /// take the lease, which succeeds once it ran out.
     async fn turn(&self, leading: Option<Leading>) -> Option<Leading> {
-        let Self {
-            routing,
-            store,
-            bus,
-            ..
-        } = self;
+        let Self { routing, store, .. } = self;
         let node = &routing.inner.node;
+        if routing.inner.stopping.load(Ordering::Relaxed) {
+            if let Some(held) = leading {
+                held.end(routing);
+            }
+            return None;
+        }
         let asked = tokio::time::Instant::now();
         let until = now_ms() + millis(LEASE);
         let Some(held) = leading else {
@@ -313,17 +345,13 @@ impl Turns {
             };
         };
         match store.renew_lease(node, held.epoch, until).await {
-            Ok(true) => {
-                beat(bus, routing, held.epoch).await;
-                Some(Leading {
-                    until: asked + LEASE,
-                    ..held
-                })
-            }
+            Ok(true) => Some(Leading {
+                until: asked + LEASE,
+                ..held
+            }),
             Ok(false) => {
                 tracing::warn!(epoch = held.epoch.0, "another node took the routing lease");
-                routing.step_down();
-                held.hearing.abort();
+                held.end(routing);
                 None
             }
             // Cut off from the database: lead on while the lease surely holds (nobody
@@ -334,8 +362,7 @@ impl Turns {
             }
             Err(error) => {
                 tracing::error!(%error, "the routing lease ran out; no longer routing");
-                routing.step_down();
-                held.hearing.abort();
+                held.end(routing);
                 None
             }
         }
@@ -355,7 +382,7 @@ impl Turns {
         let started = async {
             let mut news = bus.client().subscribe(bus.subject("routing")).await?;
             bus.client().flush().await?;
-            let shell = routing.lead((store, hub, settings), Some(epoch)).await?;
+            let shell = routing.lead((store, hub, settings), Some(epoch));
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(tokio::spawn(async move {
                 while let Some(message) = news.next().await {
                     match serde_json::from_slice::<NodeNews>(&message.payload) {
@@ -372,11 +399,11 @@ impl Turns {
         match started.await {
             Ok(hearing) => {
                 tracing::info!(epoch = epoch.0, "this node routes chats now");
-                beat(bus, routing, epoch).await;
                 Some(Leading {
                     epoch,
                     until: asked + LEASE,
                     hearing,
+                    beating: tokio::spawn(beat(bus.clone(), routing.clone(), epoch)),
                 })
             }
             Err(error) => {
@@ -389,19 +416,27 @@ impl Turns {
     }
 }
 
-async fn beat(bus: &Bus, routing: &Routing, epoch: Epoch) {
-    let beat = Beat {
-        node: routing.inner.node.clone(),
-        epoch: epoch.0,
-        online: routing.online(),
-    };
-    if let Ok(payload) = serde_json::to_vec(&beat)
-        && let Err(error) = bus
-            .client()
-            .publish(bus.subject("leader"), payload.into())
-            .await
-    {
-        tracing::warn!(%error, "the routing beat was not sent");
+/// Beats every [`LEASE_TICK`] while this node leads: on a timer of its own, so a slow
+/// renewal of the lease (waiting on the database) does not make the other nodes look
+/// silent.
+async fn beat(bus: Bus, routing: Routing, epoch: Epoch) {
+    let mut tick = tokio::time::interval(LEASE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let beat = Beat {
+            node: routing.inner.node.clone(),
+            epoch: epoch.0,
+            online: routing.online(),
+        };
+        if let Ok(payload) = serde_json::to_vec(&beat)
+            && let Err(error) = bus
+                .client()
+                .publish(bus.subject("leader"), payload.into())
+                .await
+        {
+            tracing::warn!(%error, "the routing beat was not sent");
+        }
     }
 }
 

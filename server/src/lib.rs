@@ -170,8 +170,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     // The sockets this node counts count from now (see `timers`): before it serves.
     let node = leader::new_node();
+    let now = store::now_ms();
     store
-        .renew_node(&node, store::now_ms() + timers::NODE_LEASE_MS)
+        .renew_node(&node, now, now + timers::NODE_LEASE_MS)
         .await?;
     let settings = SharedSettings::new(Settings::load(&store).await?);
     let hub = Arc::new(Hub::default());
@@ -196,7 +197,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         settings.clone(),
         bus.as_ref(),
     )
-    .await?;
+    .await;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Listen {
@@ -328,6 +329,7 @@ async fn shut_down_gracefully(
     if !state.hub.drained(bound).await {
         tracing::warn!("some sockets had not closed at the shutdown bound");
     }
+    state.routing.give_up(&state.store).await;
     state.store.close().await;
     tracing::info!("Parlor stopped");
     result

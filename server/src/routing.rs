@@ -122,6 +122,8 @@ pub enum Refusal {
     OfferedToAnother,
     /// The agent is in as many chats as their capacity allows.
     AtCapacity,
+    /// Routing counts no console of the agent (yet).
+    NotConnected,
 }
 
 impl Refusal {
@@ -132,6 +134,7 @@ impl Refusal {
             }
             Self::OfferedToAnother => "This chat is being offered to another agent.",
             Self::AtCapacity => "You are in as many chats as your capacity allows.",
+            Self::NotConnected => "Parlor is catching up with your console; try again in a moment.",
         }
     }
 }
@@ -276,16 +279,18 @@ impl Engine {
                     idle_since: now,
                 });
                 entry.connections += 1;
-                entry.routing = routing;
-                entry.capacity = capacity.max(1);
-                entry.groups = groups;
-                // The load a console read when it connected may be older than chats this
-                // engine has since given the agent (their commits still on the way): while
-                // the agent stays connected, the engine's own count holds.
+                // What a console read when it connected may be older than what this
+                // engine has since heard or decided (chats given to the agent whose
+                // commits are still on the way, their switch turned off by an ignored
+                // screen pop, an admin's change): while the agent stays connected, the
+                // engine's own view holds.
                 if entry.connections == 1 {
+                    entry.routing = routing;
+                    entry.capacity = capacity.max(1);
                     entry.load = load;
+                    entry.groups = groups;
                 }
-                if !routing {
+                if !entry.routing {
                     self.close_offer_of(agent, OfferClosed::Disabled, out);
                 }
             }
@@ -409,14 +414,18 @@ impl Engine {
             out.push(refuse(Refusal::OfferedToAnother));
             return;
         }
-        if let Some(entry) = self.agents.get_mut(&agent) {
-            if entry.load >= entry.capacity {
-                out.push(refuse(Refusal::AtCapacity));
-                return;
-            }
-            entry.load += 1;
-            entry.idle_since = now;
+        // An agent routing counts no console of has no known load to check: with
+        // several nodes, their node's news may not have reached a new routing node yet.
+        let Some(entry) = self.agents.get_mut(&agent) else {
+            out.push(refuse(Refusal::NotConnected));
+            return;
+        };
+        if entry.load >= entry.capacity {
+            out.push(refuse(Refusal::AtCapacity));
+            return;
         }
+        entry.load += 1;
+        entry.idle_since = now;
         self.queue.remove(i);
         if offer.is_some() {
             out.push(Decision::OfferClosed {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use parlor_protocol::{EndedBy, Millis};
 
 use crate::AppState;
-use crate::store::{Presence, StoreResult, now_ms};
+use crate::store::{Presence, Sockets, StoreResult, now_ms};
 
 /// How often deadlines are checked: the most a timeout can run late.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -44,6 +44,7 @@ pub async fn run(state: AppState) {
     limits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut nodes = tokio::time::interval(NODES_EVERY);
     nodes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
     loop {
         tokio::select! {
             // With several nodes, the one that routes runs the chat timers.
@@ -90,7 +91,22 @@ async fn sweep(state: &AppState) -> StoreResult<()> {
 /// Renews this node's lease; on the routing node, uncounts the sockets of dead nodes.
 async fn keep_nodes(state: &AppState) -> StoreResult<()> {
     let me = state.routing.node();
-    state.store.renew_node(me, now_ms() + NODE_LEASE_MS).await?;
+    let now = now_ms();
+    // Renewed after the lease ran out (cut off from the database, paused): the routing
+    // node may have uncounted this node's sockets meanwhile. They count again.
+    if state.store.renew_node(me, now, now + NODE_LEASE_MS).await? {
+        tracing::warn!("this node's lease ran out; counting its sockets again");
+        let (agents, cases) = state.hub.present();
+        for agent in agents {
+            state.store.here(me, Presence::Agent(agent)).await?;
+        }
+        for case in cases {
+            state
+                .chats
+                .customer_presence(me, case, Sockets::Opened)
+                .await?;
+        }
+    }
     if !state.routing.leads() {
         return Ok(());
     }
@@ -98,20 +114,18 @@ async fn keep_nodes(state: &AppState) -> StoreResult<()> {
         if node == me {
             continue;
         }
+        let lost = Sockets::LostWithNode(ran_out);
         for who in state.store.counted_on(&node).await? {
             match who {
                 Presence::Customer(case) => {
-                    state
-                        .chats
-                        .customer_presence(&node, case, Some(ran_out))
-                        .await?;
+                    state.chats.customer_presence(&node, case, lost).await?;
                 }
                 Presence::Agent(_) => {
-                    state.store.left(&node, who, ran_out).await?;
+                    state.store.mark(&node, who, lost).await?;
                 }
             }
         }
-        state.store.forget_node(&node).await?;
+        state.store.forget_node(&node, now_ms()).await?;
     }
     Ok(())
 }

@@ -438,8 +438,9 @@ async fn when_the_routing_node_is_killed_another_routes_the_next_chat_within_the
     send(&mut second, &start_chat("second")).await;
     // Nobody routes until the lease runs out; then node two takes it, reads the chat
     // waiting, and pops it up.
+    // (The lease and a tick at most; and room for a busy machine.)
     let bound =
-        parlor_server::leader::LEASE + parlor_server::leader::LEASE_TICK + Duration::from_secs(1);
+        parlor_server::leader::LEASE + parlor_server::leader::LEASE_TICK + Duration::from_secs(3);
     let next = offer_within(&mut agent, bound)
         .await
         .unwrap_or_else(|| panic!("no screen pop within {bound:?} of the kill"));
@@ -508,6 +509,11 @@ async fn a_customer_with_widgets_on_two_nodes_counts_as_gone_only_when_both_clos
     assert!(chat.is_some(), "the live chat in the welcome");
     drop(first);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        customer_left_at(&one, case_id).await,
+        None,
+        "one widget is open"
+    );
     let before_last = parlor_server::store::now_ms();
     drop(second);
     let left = gone_within(&one, case_id, Duration::from_secs(5))
@@ -537,7 +543,15 @@ async fn a_killed_node_counts_its_customers_gone_once_its_lease_ran_out_and_a_st
     let left = gone_within(&one, stranded, Duration::from_secs(15))
         .await
         .expect("the killed node's customer counts as gone");
-    assert!(left > killed, "gone from when the lease ran out");
+    // From when its lease ran out: its last renewal (before the kill) and 5 s.
+    assert!(
+        left > killed,
+        "gone from when the lease ran out, not before"
+    );
+    assert!(
+        left <= killed + parlor_server::timers::NODE_LEASE_MS,
+        "gone from when the lease ran out, not when it was found"
+    );
     assert_eq!(customer_left_at(&one, staying).await, None);
 
     // A node starting on the database counts nobody else as gone.
@@ -764,5 +778,60 @@ async fn a_node_killed_mid_chat_loses_nothing_acknowledged_and_its_customers_res
         offered,
         Some(waiting),
         "the waiting chat is offered once there is room"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_lease_ran_out_counts_its_customers_again_when_it_renews_it() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let (_widget, _, case) = customer_at(two.running.addr, "cut-off").await;
+    let node_two = two.running.state.routing.node().to_owned();
+    // Node two's lease runs out (as if it was cut off from the database for a while),
+    // and the routing node uncounts its sockets. (Should node two renew in between,
+    // its socket still counts and nothing changes: again.)
+    use parlor_server::store::{Sockets, now_ms};
+    let state = &one.running.state;
+    while customer_left_at(&one, case).await.is_none() {
+        let now = now_ms();
+        let ran_out = state.store.renew_node(&node_two, now, now - 1).await;
+        ran_out.expect("written");
+        let lost = Sockets::LostWithNode(now);
+        let marked = state.chats.customer_presence(&node_two, case, lost).await;
+        marked.expect("marked");
+    }
+    // Its next renewal finds the lease had run out, and counts its widget again.
+    let back = tokio::time::timeout(Duration::from_secs(5), async {
+        while customer_left_at(&one, case).await.is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "the customer counts as here again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_node_shutting_down_gives_the_lease_up_for_another_to_take_at_once() {
+    let Some(nats) = shared_nats() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut leader =
+        Parlor::start_with(dir.path(), "127.0.0.1:0", &[("PARLOR_NATS_URL", &nats)]).await;
+    let database = parlor_server::store::Store::test_database_url(dir.path())
+        .await
+        .expect("a database");
+    let two = Server::start_with(|config| {
+        config.database_url = database;
+        config.nats_url = Some(nats.clone());
+    })
+    .await;
+    assert!(!two.running.state.routing.leads());
+    leader.sigterm().await;
+    let exited = tokio::time::timeout(Duration::from_secs(10), leader.child.wait()).await;
+    assert!(exited.is_ok(), "the leader stops");
+    // Given up (or already taken by node two): not left to run out.
+    let (holder, _, until) = two.running.state.store.routing_lease().await.expect("read");
+    assert!(
+        until == 0 || holder == two.running.state.routing.node(),
+        "held by {holder} until {until}"
     );
 }

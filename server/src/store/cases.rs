@@ -268,23 +268,29 @@ impl Store {
     /// `node` has a socket of `who` again (its first): counted there, and no longer
     /// gone. Gives whether they counted as gone.
     pub async fn here(&self, node: &str, who: Presence) -> StoreResult<bool> {
-        self.write(Mark {
-            node: node.to_owned(),
-            who,
-            left_at: None,
-            now: now_ms(),
-        })
-        .await
+        self.mark(node, who, Sockets::Opened).await
     }
 
     /// The last socket of `who` on `node` closed at `at`: gone from then, unless a live
     /// node still has one of theirs. Gives whether they became gone.
     pub async fn left(&self, node: &str, who: Presence, at: Millis) -> StoreResult<bool> {
+        self.mark(node, who, Sockets::Closed(at)).await
+    }
+
+    /// Records a change in `node`'s sockets of `who` (see [`Sockets`]): gives whether
+    /// they became gone (or, for [`Sockets::Opened`], whether they were).
+    pub async fn mark(&self, node: &str, who: Presence, sockets: Sockets) -> StoreResult<bool> {
+        let (left_at, node_dead) = match sockets {
+            Sockets::Opened => (None, false),
+            Sockets::Closed(at) => (Some(at), false),
+            Sockets::LostWithNode(at) => (Some(at), true),
+        };
         self.write(Mark {
             node: node.to_owned(),
             who,
-            left_at: Some(at),
+            left_at,
             now: now_ms(),
+            node_dead,
         })
         .await
     }

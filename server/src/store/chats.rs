@@ -80,9 +80,25 @@ impl Presence {
     }
 }
 
+/// What changed in a node's sockets of someone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sockets {
+    /// Its first opened.
+    Opened,
+    /// Its last closed, then.
+    Closed(Millis),
+    /// The node died with them: its lease ran out then. Uncounted only while it is still
+    /// dead (a node whose lease was renewed meanwhile counts its sockets again).
+    LostWithNode(Millis),
+}
+
 const COUNT_HERE: &str =
     "INSERT INTO presence (node, kind, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const UNCOUNT: &str = "DELETE FROM presence WHERE node = $1 AND kind = $2 AND id = $3";
+/// The same for a dead node, only while it still is: one whose lease was renewed
+/// meanwhile counts its sockets again.
+const UNCOUNT_DEAD: &str = "DELETE FROM presence WHERE node = $1 AND kind = $2 AND id = $3 \
+     AND NOT EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND expires_at > $4)";
 /// Whether a live node (its lease still running) has a socket of theirs.
 const ELSEWHERE: &str = "SELECT 1 FROM presence p JOIN nodes n ON n.id = p.node \
      WHERE p.kind = $1 AND p.id = $2 AND n.expires_at > $3 LIMIT 1";
@@ -98,6 +114,9 @@ pub(super) struct Mark {
     pub left_at: Option<Millis>,
     /// When the mark was made: nodes whose lease ran out by then count for nothing.
     pub now: Millis,
+    /// The node is dead (its lease ran out): its socket is uncounted only if it still
+    /// is, else the mark changes nothing.
+    pub node_dead: bool,
 }
 
 impl Op for Mark {
@@ -111,8 +130,17 @@ impl Op for Mark {
             let cleared = tx.prepare_cached(self.who.clear())?.execute(params![id])?;
             return Ok(Ok(cleared > 0));
         };
-        tx.prepare_cached(UNCOUNT)?
-            .execute(params![self.node, kind, id])?;
+        if self.node_dead {
+            let uncounted = tx
+                .prepare_cached(UNCOUNT_DEAD)?
+                .execute(params![self.node, kind, id, self.now])?;
+            if uncounted == 0 {
+                return Ok(Ok(false));
+            }
+        } else {
+            tx.prepare_cached(UNCOUNT)?
+                .execute(params![self.node, kind, id])?;
+        }
         let elsewhere = tx
             .prepare_cached(ELSEWHERE)?
             .query_row(params![kind, id, self.now], |_| Ok(()))
@@ -146,12 +174,23 @@ impl Op for Mark {
                 .await?;
             return Ok(Ok(cleared.rows_affected() > 0));
         };
-        sqlx::query(UNCOUNT)
-            .bind(&self.node)
-            .bind(kind)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let uncount = sqlx::query(if self.node_dead {
+            UNCOUNT_DEAD
+        } else {
+            UNCOUNT
+        })
+        .bind(&self.node)
+        .bind(kind)
+        .bind(id);
+        let uncount = if self.node_dead {
+            uncount.bind(self.now)
+        } else {
+            uncount
+        };
+        let uncounted = uncount.execute(&mut *tx).await?;
+        if self.node_dead && uncounted.rows_affected() == 0 {
+            return Ok(Ok(false));
+        }
         let elsewhere: Option<i32> = sqlx::query_scalar(ELSEWHERE)
             .bind(kind)
             .bind(id)

@@ -12,6 +12,11 @@
 //!
 //! The lease's clock is each node's own: a node whose clock runs ahead takes the lease
 //! early, which the fence makes safe; it only costs the old leader its last decisions.
+//!
+//! Each node also keeps a lease on its row in `nodes` (see `crate::timers`): the
+//! sockets it counts as here count only while it holds it. That lease is judged by
+//! the routing node's clock, so the nodes' clocks must agree to well within its five
+//! seconds (NTP does): a node whose clock lags by more counts as dead.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use sqlx::PgConnection;
@@ -78,18 +83,35 @@ impl Store {
 
     // ------------------------------------------------------------------ node leases
 
-    /// Keeps `node` alive until `until`: the sockets it counts count (see
-    /// [`Store::here`]).
-    pub async fn renew_node(&self, node: &str, until: Millis) -> StoreResult<()> {
+    /// Keeps `node` alive from `now` until `until`: the sockets it counts count (see
+    /// [`Store::here`]). Gives whether its lease had run out (or was about to, within
+    /// a second) or was forgotten: the sockets it counted may have been uncounted
+    /// meanwhile, and must be counted again.
+    pub async fn renew_node(&self, node: &str, now: Millis, until: Millis) -> StoreResult<bool> {
+        let mut conn = self.writing().await?;
+        let before: Option<Millis> =
+            sqlx::query_scalar("SELECT expires_at FROM nodes WHERE id = $1")
+                .bind(node)
+                .fetch_optional(&mut *conn)
+                .await?;
         sqlx::query(
             "INSERT INTO nodes (id, expires_at) VALUES ($1, $2) \
              ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
         )
         .bind(node)
         .bind(until)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *conn)
         .await?;
-        Ok(())
+        Ok(before.is_none_or(|at| at <= now + 1_000))
+    }
+
+    /// Who holds the routing lease, under which epoch, until when.
+    pub async fn routing_lease(&self) -> StoreResult<(String, Epoch, Millis)> {
+        let (holder, epoch, until): (String, i64, Millis) =
+            sqlx::query_as("SELECT holder, epoch, expires_at FROM routing_lease WHERE id = 1")
+                .fetch_one(&self.read)
+                .await?;
+        Ok((holder, Epoch(epoch), until))
     }
 
     /// The nodes whose lease ran out by `now` (stopped, killed or cut off), with when.
@@ -115,13 +137,15 @@ impl Store {
             .collect())
     }
 
-    /// Forgets a dead node once it counts nobody.
-    pub async fn forget_node(&self, node: &str) -> StoreResult<()> {
+    /// Forgets a node dead at `now` once it counts nobody (one that renewed its lease
+    /// meanwhile stays).
+    pub async fn forget_node(&self, node: &str, now: Millis) -> StoreResult<()> {
         sqlx::query(
-            "DELETE FROM nodes WHERE id = $1 \
+            "DELETE FROM nodes WHERE id = $1 AND expires_at <= $2 \
              AND NOT EXISTS (SELECT 1 FROM presence WHERE node = $1)",
         )
         .bind(node)
+        .bind(now)
         .execute(&mut *self.writing().await?)
         .await?;
         Ok(())

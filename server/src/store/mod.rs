@@ -56,11 +56,11 @@ mod writer;
 use rows::*;
 
 use appends::Append;
-pub use chats::Presence;
 use chats::{
     Assign, CloseOffer, EndChat, LeaveMessage, Mark, OpenOffer, Ping, Requeue, SetRouting,
     StartChat,
 };
+pub use chats::{Presence, Sockets};
 use lease::Fenced;
 pub use lease::{Epoch, Fence};
 pub use writer::Queued;

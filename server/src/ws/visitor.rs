@@ -20,7 +20,7 @@ use crate::auth::same_origin;
 use crate::client;
 use crate::location;
 use crate::secret;
-use crate::store::{Caller, NewChat, StoreError, VisitorId, now_ms};
+use crate::store::{Caller, NewChat, Sockets, StoreError, VisitorId, now_ms};
 
 pub async fn visitor_socket(
     ws: WebSocketUpgrade,
@@ -102,13 +102,16 @@ impl Session for VisitorSession {
             {
                 state
                     .chats
-                    .customer_presence(node, case, Some(now_ms()))
+                    .customer_presence(node, case, Sockets::Closed(now_ms()))
                     .await?;
                 // A widget that followed while the mark was written made its own mark
                 // first, which this one undid: whichever ran last, the customer counts
                 // as gone only while no widget is open.
                 if state.hub.widgets_following(case) > 0 {
-                    state.chats.customer_presence(node, case, None).await?;
+                    state
+                        .chats
+                        .customer_presence(node, case, Sockets::Opened)
+                        .await?;
                 }
             }
             Ok::<(), StoreError>(())
@@ -370,7 +373,7 @@ impl VisitorSession {
         state.hub.follow(self.socket.conn, case);
         state
             .chats
-            .customer_presence(state.routing.node(), case, None)
+            .customer_presence(state.routing.node(), case, Sockets::Opened)
             .await?;
         Ok(self
             .socket
