@@ -595,6 +595,55 @@ mod tests {
     }
 
     #[test]
+    fn a_second_console_keeps_the_switch_an_ignored_screen_pop_turned_off() {
+        let mut engine = Engine::new(TIMEOUT, true);
+        engine.handle(0, connected(1));
+        assert_eq!(offers(&engine.handle(1, queued(100))), vec![(100, 1)]);
+        let out = engine.handle(1 + TIMEOUT, Event::Tick);
+        assert!(
+            out.iter()
+                .any(|d| matches!(d, Decision::RoutingOff { agent: 1, .. }))
+        );
+        // A console that read the switch as on before that was committed.
+        engine.handle(2 + TIMEOUT, connected(1));
+        assert!(offers(&engine.handle(3 + TIMEOUT, queued(101))).is_empty());
+    }
+
+    #[test]
+    fn an_accept_from_an_agent_routing_counts_no_console_of_is_refused() {
+        let mut engine = Engine::new(TIMEOUT, false);
+        engine.handle(0, queued(100));
+        let out = engine.handle(
+            1,
+            Event::Accept {
+                agent: 7,
+                case: 100,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![Decision::Refuse {
+                case: 100,
+                agent: 7,
+                refusal: Refusal::NotConnected
+            }]
+        );
+        // Once a console of theirs counts, they may take it.
+        engine.handle(2, connected(7));
+        let out = engine.handle(
+            3,
+            Event::Accept {
+                agent: 7,
+                case: 100,
+            },
+        );
+        assert!(out.contains(&Decision::Assign {
+            case: 100,
+            agent: 7
+        }));
+    }
+
+    #[test]
     fn a_queued_chat_is_offered_to_an_agent_with_routing_on() {
         let mut engine = Engine::new(TIMEOUT, true);
         engine.handle(0, connected(1));
