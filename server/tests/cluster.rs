@@ -369,6 +369,22 @@ async fn a_session_ended_while_a_node_was_cut_off_from_nats_closes_its_console_w
     );
 }
 
+/// A `parlor` process on a new database (its folder `dir`) that routes, being the first
+/// node, and a second node in this process that follows.
+async fn process_leader_and_node(nats: &str, dir: &std::path::Path) -> (Parlor, Server) {
+    let leader = Parlor::start_with(dir, "127.0.0.1:0", &[("PARLOR_NATS_URL", nats)]).await;
+    let database = parlor_server::store::Store::test_database_url(dir)
+        .await
+        .expect("a database");
+    let two = Server::start_with(|config| {
+        config.database_url = database;
+        config.nats_url = Some(nats.to_owned());
+    })
+    .await;
+    assert!(!two.running.state.routing.leads());
+    (leader, two)
+}
+
 /// The chat of the next screen pop on a console within `limit`, skipping other frames
 /// (however long the console stays quiet meanwhile).
 async fn offer_within(ws: &mut Ws, limit: Duration) -> Option<i64> {
@@ -404,16 +420,7 @@ async fn when_the_routing_node_is_killed_another_routes_the_next_chat_within_the
     let Some(nats) = shared_nats() else { return };
     // The first node, a real process, takes the routing lease; node two follows.
     let dir = tempfile::tempdir().expect("temp dir");
-    let leader = Parlor::start_with(dir.path(), "127.0.0.1:0", &[("PARLOR_NATS_URL", &nats)]).await;
-    let database = parlor_server::store::Store::test_database_url(dir.path())
-        .await
-        .expect("a database");
-    let two = Server::start_with(|config| {
-        config.database_url = database;
-        config.nats_url = Some(nats.clone());
-    })
-    .await;
-    assert!(!two.running.state.routing.leads());
+    let (leader, two) = process_leader_and_node(&nats, dir.path()).await;
     let health: serde_json::Value = reqwest::get(two.url("/healthz"))
         .await
         .expect("answers")
@@ -814,17 +821,7 @@ async fn a_node_whose_lease_ran_out_counts_its_customers_again_when_it_renews_it
 async fn a_routing_node_shutting_down_gives_the_lease_up_for_another_to_take_at_once() {
     let Some(nats) = shared_nats() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut leader =
-        Parlor::start_with(dir.path(), "127.0.0.1:0", &[("PARLOR_NATS_URL", &nats)]).await;
-    let database = parlor_server::store::Store::test_database_url(dir.path())
-        .await
-        .expect("a database");
-    let two = Server::start_with(|config| {
-        config.database_url = database;
-        config.nats_url = Some(nats.clone());
-    })
-    .await;
-    assert!(!two.running.state.routing.leads());
+    let (mut leader, two) = process_leader_and_node(&nats, dir.path()).await;
     leader.sigterm().await;
     let exited = tokio::time::timeout(Duration::from_secs(10), leader.child.wait()).await;
     assert!(exited.is_ok(), "the leader stops");
