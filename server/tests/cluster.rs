@@ -27,13 +27,18 @@ fn shared_nats() -> Option<String> {
 /// Two nodes on a new database and the NATS server at `nats`.
 async fn two_nodes(nats: &str) -> (Server, Server) {
     let one = Server::start_with(|config| config.nats_url = Some(nats.to_owned())).await;
+    let two = another_node(&one, nats).await;
+    (one, two)
+}
+
+/// Another node on `one`'s database and the NATS at `nats`, in this process.
+async fn another_node(one: &Server, nats: &str) -> Server {
     let database = one.running.state.config.database_url.clone();
-    let two = Server::start_with(|config| {
+    Server::start_with(|config| {
         config.database_url = database;
         config.nats_url = Some(nats.to_owned());
     })
-    .await;
-    (one, two)
+    .await
 }
 
 /// A chat on node `one` (its agent's console, the customer's widget, the case) watched
@@ -831,4 +836,76 @@ async fn a_routing_node_shutting_down_gives_the_lease_up_for_another_to_take_at_
         until == 0 || holder == two.running.state.routing.node(),
         "held by {holder} until {until}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_an_agent_and_a_watcher_on_three_nodes_each_see_every_message_once_in_order() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let three = another_node(&one, &nats).await;
+    // The customer on node one, the agent on node two (routed by node one), a watcher
+    // on node three.
+    let (mut customer, _, case_id) = customer_at(one.running.addr, "first").await;
+    let mut agent = two.agent().await;
+    let offered = offer_within(&mut agent, Duration::from_secs(5)).await;
+    assert_eq!(offered, Some(case_id));
+    accept(&mut agent, case_id).await;
+    let mut watcher = three.second_agent("bea@example.com").await;
+    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
+    let watched = first_of(&mut watcher, |frame: ToAgent| match frame {
+        ToAgent::Watching { chat } => Some(chat.messages.last().map_or(0, |m| m.seq)),
+        _ => None,
+    })
+    .await;
+    both_send(&mut customer, &mut agent, case_id, 5).await;
+    // What the database holds, in order.
+    let mut ten = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let stored = one
+                .running
+                .state
+                .store
+                .messages_between(case_id, watched, i64::MAX, 0);
+            let stored = stored.await.expect("read");
+            if stored.len() >= 10 {
+                return stored;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("all ten stored");
+    ten.truncate(10);
+    let expected: Vec<(i64, String)> = ten.iter().map(|m| (m.seq, m.body.clone())).collect();
+    // Each side hears them in that order, each once (what it already held may come
+    // again before: a client keeps each seq once; this counts from after it).
+    let mut heard = Vec::new();
+    while heard.len() < 10 {
+        let message = next_message(&mut watcher).await;
+        if message.seq > watched {
+            heard.push((message.seq, message.body));
+        }
+    }
+    assert_eq!(heard, expected, "the watcher on node three");
+    let mut heard = Vec::new();
+    while heard.len() < 10 {
+        let message = next_message(&mut agent).await;
+        if message.seq > watched {
+            heard.push((message.seq, message.body));
+        }
+    }
+    assert_eq!(heard, expected, "the agent on node two");
+    let mut heard = Vec::new();
+    while heard.len() < 10 {
+        let message = first_of(&mut customer, |frame: ToVisitor| match frame {
+            ToVisitor::Message { message } => Some(message),
+            _ => None,
+        })
+        .await;
+        if message.seq > watched {
+            heard.push((message.seq, message.body));
+        }
+    }
+    assert_eq!(heard, expected, "the customer on node one");
+    assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
 }
