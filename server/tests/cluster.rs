@@ -909,3 +909,36 @@ async fn a_customer_an_agent_and_a_watcher_on_three_nodes_each_see_every_message
     assert_eq!(heard, expected, "the customer on node one");
     assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_chat_whose_customer_came_back_unheard_is_offered_once_routing_checks() {
+    let Some(nats) = shared_nats() else { return };
+    let (one, two) = two_nodes(&nats).await;
+    let (widget, _, case) = customer_at(one.running.addr, "back").await;
+    drop(widget);
+    gone_within(&one, case, Duration::from_secs(5))
+        .await
+        .expect("the customer counts as gone");
+    // They come back through a process with no bus: routing never hears of it, and
+    // offers a chat whose customer is gone to nobody.
+    let database = one.running.state.config.database_url.clone();
+    let busless = parlor_server::store::Store::open(&database.expect("PostgreSQL"))
+        .await
+        .expect("opens");
+    let back = parlor_server::store::Presence::Customer(case);
+    assert!(
+        busless
+            .here("a-node-with-no-bus", back)
+            .await
+            .expect("marked")
+    );
+    let mut agent = two.agent().await;
+    // Routing checks its queue against the database every 5 s, and acts on what
+    // differed twice.
+    let offered = offer_within(&mut agent, Duration::from_secs(15)).await;
+    assert_eq!(
+        offered,
+        Some(case),
+        "offered once routing found the customer back"
+    );
+}

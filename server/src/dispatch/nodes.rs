@@ -2,7 +2,7 @@
 //! from the database when it starts, each node's consoles as the node counts them, and
 //! its queue checked against the database (news lost on the bus).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use parlor_protocol::{AgentId, CaseId};
@@ -64,16 +64,20 @@ impl Shell {
 
     /// Puts right what news lost on the bus left wrong (a node's "chat waiting" sent
     /// while no node led, or while NATS was away): a chat waiting in the database but
-    /// not here joins the queue, one here but no longer waiting there leaves it. Only
-    /// a difference seen at two checks in a row counts: one seen once may be news on
-    /// its way, or a decision of this node's not committed yet.
+    /// not here joins the queue, one here but no longer waiting there leaves it, and
+    /// one whose customer came or went as the database has it but not here is told
+    /// so. Only a difference seen at two checks in a row counts: one seen once may be
+    /// news on its way, or a decision of this node's not committed yet.
     pub(super) async fn reconcile(&mut self) -> StoreResult<()> {
-        let stored: HashSet<CaseId> = self.store.queued_case_ids().await?.into_iter().collect();
-        let here: HashSet<CaseId> = self.engine.waiting().map(|q| q.case).collect();
+        let stored: HashMap<CaseId, bool> =
+            self.store.queued_cases_away().await?.into_iter().collect();
+        let here: HashMap<CaseId, bool> = self.engine.waiting().map(|q| (q.case, q.away)).collect();
         let lately = tokio::time::Instant::now() - ASSIGNED_LATELY;
         self.assigned.retain(|_, at| *at > lately);
         let differ: HashSet<CaseId> = stored
-            .symmetric_difference(&here)
+            .keys()
+            .chain(here.keys())
+            .filter(|case| stored.get(case) != here.get(case))
             .filter(|case| !self.assigned.contains_key(case))
             .copied()
             .collect();
@@ -81,23 +85,31 @@ impl Shell {
         self.unreconciled = differ;
         for case in lasting {
             self.unreconciled.remove(&case);
-            if !stored.contains(&case) {
-                tracing::warn!(case, "a chat no longer waiting was still in the queue");
-                self.handle(Event::ChatLeft { case }).await;
-                continue;
-            }
-            let Some(record) = self.store.case(case).await? else {
-                continue;
-            };
-            if record.summary.state == parlor_protocol::ChatState::Queued {
-                tracing::warn!(case, "a waiting chat was missing from the queue");
-                self.handle(Event::ChatQueued {
-                    case,
-                    group: record.group_id,
-                    offer: record.offer,
-                    away: record.summary.customer_left_at.is_some(),
-                })
-                .await;
+            match (stored.get(&case), here.get(&case)) {
+                (None, _) => {
+                    tracing::warn!(case, "a chat no longer waiting was still in the queue");
+                    self.handle(Event::ChatLeft { case }).await;
+                }
+                (Some(&away), Some(_)) => {
+                    tracing::warn!(case, away, "a waiting chat's customer came or went unheard");
+                    self.handle(Event::CustomerPresence { case, here: !away })
+                        .await;
+                }
+                (Some(_), None) => {
+                    let Some(record) = self.store.case(case).await? else {
+                        continue;
+                    };
+                    if record.summary.state == parlor_protocol::ChatState::Queued {
+                        tracing::warn!(case, "a waiting chat was missing from the queue");
+                        self.handle(Event::ChatQueued {
+                            case,
+                            group: record.group_id,
+                            offer: record.offer,
+                            away: record.summary.customer_left_at.is_some(),
+                        })
+                        .await;
+                    }
+                }
             }
         }
         Ok(())

@@ -195,13 +195,16 @@ impl Store {
         .await?)
     }
 
-    /// The chats waiting for an agent.
-    pub async fn queued_case_ids(&self) -> StoreResult<Vec<CaseId>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM cases WHERE chat_state = 'queued'")
+    /// The chats waiting for an agent, each with whether its customer has gone.
+    pub async fn queued_cases_away(&self) -> StoreResult<Vec<(CaseId, bool)>> {
+        let rows: Vec<(CaseId, Option<Millis>)> =
+            sqlx::query_as("SELECT id, customer_gone_at FROM cases WHERE chat_state = 'queued'")
                 .fetch_all(&self.read)
-                .await?,
-        )
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(case, gone)| (case, gone.is_some()))
+            .collect())
     }
 
     /// Chats waiting for an agent, oldest first, with the offer that was open, if any.
