@@ -202,10 +202,7 @@ impl Chats {
             .store
             .mark(node, Presence::Customer(case), sockets)
             .await?;
-        let gone_since = match sockets {
-            Sockets::Opened => None,
-            Sockets::Closed(at) | Sockets::LostWithNode(at) => Some(at),
-        };
+        let gone_since = sockets.left_at();
         if !changed {
             return Ok(());
         }

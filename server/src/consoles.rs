@@ -21,6 +21,28 @@ use crate::routing::Event;
 /// each beat of the leader (see [`crate::leader`]), so this is three beats missed.
 pub const SILENT_AFTER: Duration = Duration::from_millis(3_500);
 
+/// Counts the console `event` connects or disconnects into `agents` (consoles per
+/// agent); `false` for one going that was never counted.
+pub fn tally(agents: &mut HashMap<AgentId, u32>, event: &Event) -> bool {
+    match event {
+        Event::AgentConnected { agent, .. } => {
+            *agents.entry(*agent).or_default() += 1;
+            true
+        }
+        Event::AgentDisconnected { agent } => {
+            let Some(consoles) = agents.get_mut(agent) else {
+                return false;
+            };
+            *consoles -= 1;
+            if *consoles == 0 {
+                agents.remove(agent);
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
 pub struct Consoles {
     /// This node: never silent to itself.
     me: NodeId,
@@ -55,34 +77,14 @@ impl Consoles {
     /// going that routing never heard come (it came before this leader took over, and
     /// the node's count already left it out).
     pub fn count(&mut self, node: NodeId, event: &Event, now: Instant) -> bool {
-        match event {
-            Event::AgentConnected { agent, .. } => {
-                *self.node(node, now).agents.entry(*agent).or_default() += 1;
-                true
+        if let Event::AgentRemoved { agent } = event {
+            self.node(node, now);
+            for node in self.nodes.values_mut() {
+                node.agents.remove(agent);
             }
-            Event::AgentDisconnected { agent } => {
-                let agents = &mut self.node(node, now).agents;
-                let Some(consoles) = agents.get_mut(agent) else {
-                    return false;
-                };
-                *consoles -= 1;
-                if *consoles == 0 {
-                    agents.remove(agent);
-                }
-                true
-            }
-            Event::AgentRemoved { agent } => {
-                self.node(node, now);
-                for node in self.nodes.values_mut() {
-                    node.agents.remove(agent);
-                }
-                true
-            }
-            _ => {
-                self.node(node, now);
-                true
-            }
+            return true;
         }
+        tally(&mut self.node(node, now).agents, event)
     }
 
     /// `node` says it has `agents`' consoles now. Gives one agent per console routing

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::bus::Bus;
+use crate::consoles;
 use crate::dispatch::{self, Command, NodeNews};
 use crate::hub::Hub;
 use crate::routing::Event;
@@ -96,7 +97,6 @@ impl Local {
 #[derive(Serialize, Deserialize)]
 struct Beat {
     node: NodeId,
-    epoch: i64,
     online: bool,
 }
 
@@ -127,20 +127,7 @@ impl Routing {
     /// task is gone, the server is shutting down, and there is nobody left to route to.
     pub fn send(&self, event: Event) {
         let mut local = self.local();
-        match &event {
-            Event::AgentConnected { agent, .. } => {
-                *local.consoles.entry(*agent).or_default() += 1;
-            }
-            Event::AgentDisconnected { agent } => {
-                if let Some(n) = local.consoles.get_mut(agent) {
-                    *n -= 1;
-                    if *n == 0 {
-                        local.consoles.remove(agent);
-                    }
-                }
-            }
-            _ => {}
-        }
+        consoles::tally(&mut local.consoles, &event);
         local.tell(NodeNews::Event {
             node: self.inner.node.clone(),
             event,
@@ -403,7 +390,7 @@ impl Turns {
                     epoch,
                     until: asked + LEASE,
                     hearing,
-                    beating: tokio::spawn(beat(bus.clone(), routing.clone(), epoch)),
+                    beating: tokio::spawn(beat(bus.clone(), routing.clone())),
                 })
             }
             Err(error) => {
@@ -419,14 +406,13 @@ impl Turns {
 /// Beats every [`LEASE_TICK`] while this node leads: on a timer of its own, so a slow
 /// renewal of the lease (waiting on the database) does not make the other nodes look
 /// silent.
-async fn beat(bus: Bus, routing: Routing, epoch: Epoch) {
+async fn beat(bus: Bus, routing: Routing) {
     let mut tick = tokio::time::interval(LEASE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let beat = Beat {
             node: routing.inner.node.clone(),
-            epoch: epoch.0,
             online: routing.online(),
         };
         if let Ok(payload) = serde_json::to_vec(&beat)

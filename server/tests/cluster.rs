@@ -72,13 +72,42 @@ async fn both_send(visitor: &mut Ws, agent: &mut Ws, case_id: i64, count: usize)
     }
 }
 
-/// The next message frame on a console, skipping others.
-async fn next_message(ws: &mut Ws) -> ChatMessage {
-    first_of(ws, |frame: ToAgent| match frame {
+fn console_message(frame: ToAgent) -> Option<ChatMessage> {
+    match frame {
         ToAgent::Message { message } => Some(message),
         _ => None,
-    })
-    .await
+    }
+}
+
+fn widget_message(frame: ToVisitor) -> Option<ChatMessage> {
+    match frame {
+        ToVisitor::Message { message } => Some(message),
+        _ => None,
+    }
+}
+
+/// The next `count` messages a socket hears after `seq` `after`, as seq and text, in
+/// the order heard (what it already held may come again before: a client keeps each
+/// seq once).
+async fn heard_after<T: serde::de::DeserializeOwned>(
+    ws: &mut Ws,
+    after: i64,
+    count: usize,
+    message: fn(T) -> Option<ChatMessage>,
+) -> Vec<(i64, String)> {
+    let mut heard = Vec::new();
+    while heard.len() < count {
+        let message = first_of(ws, message).await;
+        if message.seq > after {
+            heard.push((message.seq, message.body));
+        }
+    }
+    heard
+}
+
+/// The next message frame on a console, skipping others.
+async fn next_message(ws: &mut Ws) -> ChatMessage {
+    first_of(ws, console_message).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,16 +117,11 @@ async fn a_watcher_on_another_node_hears_every_message_once_and_in_order() {
     // The customer and the agent in the chat on node one, a watcher on node two.
     let (mut agent, mut visitor, case_id, mut watcher, last_seen) = watched_chat(&one, &two).await;
     both_send(&mut visitor, &mut agent, case_id, 10).await;
-    // (Messages the watcher already held may come again: a console keeps each seq once.)
-    let mut seqs = Vec::new();
-    let mut bodies = Vec::new();
-    while bodies.len() < 20 {
-        let message = next_message(&mut watcher).await;
-        if message.seq > last_seen {
-            seqs.push(message.seq);
-            bodies.push(message.body);
-        }
-    }
+    let (seqs, bodies): (Vec<i64>, Vec<String>) =
+        heard_after(&mut watcher, last_seen, 20, console_message)
+            .await
+            .into_iter()
+            .unzip();
     let expected: Vec<i64> = (last_seen + 1..=last_seen + 20).collect();
     assert_eq!(seqs, expected, "each message once, in seq order");
     for n in 0..10 {
@@ -877,35 +901,12 @@ async fn a_customer_an_agent_and_a_watcher_on_three_nodes_each_see_every_message
     .expect("all ten stored");
     ten.truncate(10);
     let expected: Vec<(i64, String)> = ten.iter().map(|m| (m.seq, m.body.clone())).collect();
-    // Each side hears them in that order, each once (what it already held may come
-    // again before: a client keeps each seq once; this counts from after it).
-    let mut heard = Vec::new();
-    while heard.len() < 10 {
-        let message = next_message(&mut watcher).await;
-        if message.seq > watched {
-            heard.push((message.seq, message.body));
-        }
-    }
+    // Each side hears them in that order, each once.
+    let heard = heard_after(&mut watcher, watched, 10, console_message).await;
     assert_eq!(heard, expected, "the watcher on node three");
-    let mut heard = Vec::new();
-    while heard.len() < 10 {
-        let message = next_message(&mut agent).await;
-        if message.seq > watched {
-            heard.push((message.seq, message.body));
-        }
-    }
+    let heard = heard_after(&mut agent, watched, 10, console_message).await;
     assert_eq!(heard, expected, "the agent on node two");
-    let mut heard = Vec::new();
-    while heard.len() < 10 {
-        let message = first_of(&mut customer, |frame: ToVisitor| match frame {
-            ToVisitor::Message { message } => Some(message),
-            _ => None,
-        })
-        .await;
-        if message.seq > watched {
-            heard.push((message.seq, message.body));
-        }
-    }
+    let heard = heard_after(&mut customer, watched, 10, widget_message).await;
     assert_eq!(heard, expected, "the customer on node one");
     assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
 }

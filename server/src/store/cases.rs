@@ -283,17 +283,11 @@ impl Store {
     /// Records a change in `node`'s sockets of `who` (see [`Sockets`]): gives whether
     /// they became gone (or, for [`Sockets::Opened`], whether they were).
     pub async fn mark(&self, node: &str, who: Presence, sockets: Sockets) -> StoreResult<bool> {
-        let (left_at, node_dead) = match sockets {
-            Sockets::Opened => (None, false),
-            Sockets::Closed(at) => (Some(at), false),
-            Sockets::LostWithNode(at) => (Some(at), true),
-        };
         self.write(Mark {
             node: node.to_owned(),
             who,
-            left_at,
+            sockets,
             now: now_ms(),
-            node_dead,
         })
         .await
     }

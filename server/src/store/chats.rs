@@ -92,6 +92,16 @@ pub enum Sockets {
     LostWithNode(Millis),
 }
 
+impl Sockets {
+    /// When the last socket went, unless this is one opening.
+    pub fn left_at(self) -> Option<Millis> {
+        match self {
+            Self::Opened => None,
+            Self::Closed(at) | Self::LostWithNode(at) => Some(at),
+        }
+    }
+}
+
 const COUNT_HERE: &str =
     "INSERT INTO presence (node, kind, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const UNCOUNT: &str = "DELETE FROM presence WHERE node = $1 AND kind = $2 AND id = $3";
@@ -103,20 +113,28 @@ const UNCOUNT_DEAD: &str = "DELETE FROM presence WHERE node = $1 AND kind = $2 A
 const ELSEWHERE: &str = "SELECT 1 FROM presence p JOIN nodes n ON n.id = p.node \
      WHERE p.kind = $1 AND p.id = $2 AND n.expires_at > $3 LIMIT 1";
 
-/// A node's count of someone's sockets went from none to some (`left_at: None`): they
-/// are counted there and no longer gone; the output is whether they were. Or from
-/// some to none at `left_at`: uncounted there, and gone from then unless a live node
+/// A node's count of someone's sockets went from none to some ([`Sockets::Opened`]):
+/// they are counted there and no longer gone; the output is whether they were. Or from
+/// some to none at a time: uncounted there, and gone from then unless a live node
 /// still has a socket of theirs; the output is whether they became gone. A crowd of
 /// sockets closing (or coming back) at once shares commits.
 pub(super) struct Mark {
     pub node: String,
     pub who: Presence,
-    pub left_at: Option<Millis>,
+    pub sockets: Sockets,
     /// When the mark was made: nodes whose lease ran out by then count for nothing.
     pub now: Millis,
-    /// The node is dead (its lease ran out): its socket is uncounted only if it still
-    /// is, else the mark changes nothing.
-    pub node_dead: bool,
+}
+
+impl Mark {
+    fn left_at(&self) -> Option<Millis> {
+        self.sockets.left_at()
+    }
+
+    /// The node is dead: its socket is uncounted only if it still is.
+    fn node_dead(&self) -> bool {
+        matches!(self.sockets, Sockets::LostWithNode(_))
+    }
 }
 
 impl Op for Mark {
@@ -124,13 +142,13 @@ impl Op for Mark {
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
         let (kind, id) = (self.who.kind(), self.who.id());
-        let Some(at) = self.left_at else {
+        let Some(at) = self.left_at() else {
             tx.prepare_cached(COUNT_HERE)?
                 .execute(params![self.node, kind, id])?;
             let cleared = tx.prepare_cached(self.who.clear())?.execute(params![id])?;
             return Ok(Ok(cleared > 0));
         };
-        if self.node_dead {
+        if self.node_dead() {
             let uncounted = tx
                 .prepare_cached(UNCOUNT_DEAD)?
                 .execute(params![self.node, kind, id, self.now])?;
@@ -161,7 +179,7 @@ impl Op for Mark {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let Some(at) = self.left_at else {
+        let Some(at) = self.left_at() else {
             sqlx::query(COUNT_HERE)
                 .bind(&self.node)
                 .bind(kind)
@@ -174,7 +192,7 @@ impl Op for Mark {
                 .await?;
             return Ok(Ok(cleared.rows_affected() > 0));
         };
-        let uncount = sqlx::query(if self.node_dead {
+        let uncount = sqlx::query(if self.node_dead() {
             UNCOUNT_DEAD
         } else {
             UNCOUNT
@@ -182,13 +200,13 @@ impl Op for Mark {
         .bind(&self.node)
         .bind(kind)
         .bind(id);
-        let uncount = if self.node_dead {
+        let uncount = if self.node_dead() {
             uncount.bind(self.now)
         } else {
             uncount
         };
         let uncounted = uncount.execute(&mut *tx).await?;
-        if self.node_dead && uncounted.rows_affected() == 0 {
+        if self.node_dead() && uncounted.rows_affected() == 0 {
             return Ok(Ok(false));
         }
         let elsewhere: Option<i32> = sqlx::query_scalar(ELSEWHERE)
