@@ -282,11 +282,13 @@ async fn send_out(
             _ => subjects.nodes(),
         };
         // While NATS is away, what only informs is dropped rather than piled up (the
-        // sweep after it comes back reads the messages); what closes sockets or makes
-        // them follow a case waits for it.
+        // sweep after it comes back reads the messages); what closes sockets, makes
+        // them follow a case, or tells an agent's consoles what routing decided (a
+        // screen pop shown or closed, a chat opened) waits for it, in order.
         let informs = !matches!(
             fanout,
-            Fanout::Follow { .. }
+            Fanout::Agent { .. }
+                | Fanout::Follow { .. }
                 | Fanout::KickAgent { .. }
                 | Fanout::KickSessions { .. }
                 | Fanout::Settings
@@ -460,12 +462,32 @@ async fn sequence(
                 if down_since.take().is_some() {
                     for case in hub.followed_cases() {
                         deliver_upto(&mut cases, &hub, &store, case, Seq::MAX).await;
+                        tell_widgets_state(&hub, &store, case).await;
                     }
                     close_ended_sessions(&hub, &store).await;
+                    // What routing told the consoles here meanwhile (screen pops shown
+                    // and closed, chats opened, switches) was lost with the bus: each
+                    // reconnects and reads where it stands afresh.
+                    hub.kick_consoles_here();
                     reload_settings(&settings, &store).await;
                 }
             }
         }
+    }
+}
+
+/// Tells the widgets here following `case` where it stands (an agent may have joined
+/// while the bus was away).
+async fn tell_widgets_state(hub: &Hub, store: &Store, case: CaseId) {
+    match store.case(case).await {
+        Ok(Some(record)) => {
+            let state = ToVisitor::State {
+                case: record.summary,
+            };
+            hub.publish_here(case, Some(&state), None);
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, case, "cannot read a case the bus may have changed"),
     }
 }
 

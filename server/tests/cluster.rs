@@ -6,23 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::cluster::*;
 use common::*;
 use futures_util::StreamExt;
 use parlor_protocol::{AgentFrame, ChatMessage, ToAgent, ToVisitor, VisitorFrame};
 use tokio_tungstenite::tungstenite::Message;
-
-/// The NATS server the tests share; `None` (the test is skipped) unless the tests run
-/// on PostgreSQL with NATS.
-fn shared_nats() -> Option<String> {
-    let (Ok(_), Ok(nats)) = (
-        std::env::var("PARLOR_TEST_POSTGRES"),
-        std::env::var("PARLOR_TEST_NATS"),
-    ) else {
-        eprintln!("skipped: several nodes need PARLOR_TEST_POSTGRES and PARLOR_TEST_NATS");
-        return None;
-    };
-    Some(nats)
-}
 
 /// Two nodes on a new database and the NATS server at `nats`.
 async fn two_nodes(nats: &str) -> (Server, Server) {
@@ -202,45 +190,6 @@ async fn a_customer_resumes_on_another_node_and_hears_the_agent_there() {
     }
 }
 
-/// A NATS server of a test's own (`scripts/nats.sh`), stopped when dropped.
-struct OwnNats {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl OwnNats {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = nats_script("start", dir.path()).await;
-        Self { dir, url }
-    }
-}
-
-impl Drop for OwnNats {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nats.sh")
-}
-
-/// Runs `scripts/nats.sh command dir`; gives what it printed.
-async fn nats_script(command: &str, dir: &std::path::Path) -> String {
-    let out = tokio::process::Command::new(script())
-        .arg(command)
-        .arg(dir)
-        .output()
-        .await
-        .expect("scripts/nats.sh runs");
-    assert!(out.status.success(), "nats.sh {command}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_is_back() {
     if shared_nats().is_none() {
@@ -288,31 +237,38 @@ async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_i
     );
     nats_script("resume", nats.dir.path()).await;
 
-    // (Messages a console already held may come again: it keeps each seq once.)
-    let mut seqs = Vec::new();
-    while seqs.len() < 15 {
-        let seq = next_message(&mut watcher).await.seq;
-        if seq > last_seen && !seqs.contains(&seq) {
-            seqs.push(seq);
-        }
-    }
+    // The customer's widget on node one hears the five only the database has, once
+    // and in order (the node reads them when the bus is back).
+    let from_db = heard_after(&mut visitor, last_seen + 10, 5, widget_message).await;
+    let expected: Vec<(i64, String)> = (0..5)
+        .map(|n| (last_seen + 11 + n, format!("b{n}")))
+        .collect();
+    assert_eq!(from_db, expected, "what only the database has, in order");
+    // The consoles here missed what routing told them meanwhile: each is dropped, and
+    // resumes. The watcher's finds the fifteen it missed, in order.
+    assert!(
+        closed_within(&mut watcher).await,
+        "node two drops its consoles"
+    );
+    assert!(closed_within(&mut agent).await, "and so does node one");
+    let mut watcher = two
+        .console(&two.sign_in_as("bea@example.com", "bea-password-1").await)
+        .await
+        .0;
+    send(&mut watcher, &AgentFrame::Watch { case_id }).await;
+    let seqs = first_of(&mut watcher, |frame: ToAgent| match frame {
+        ToAgent::Watching { chat } => Some(chat.messages.iter().map(|m| m.seq).collect::<Vec<_>>()),
+        _ => None,
+    })
+    .await;
+    let missed: Vec<i64> = seqs.into_iter().filter(|&seq| seq > last_seen).collect();
     let expected: Vec<i64> = (last_seen + 1..=last_seen + 15).collect();
     assert_eq!(
-        seqs, expected,
+        missed, expected,
         "what the bus lost, read from the database, in order"
     );
-    let mut on_one = Vec::new();
-    while on_one.len() < 5 {
-        let seq = next_message(&mut agent).await.seq;
-        if seq > last_seen + 10 {
-            on_one.push(seq);
-        }
-    }
-    assert_eq!(
-        on_one,
-        (last_seen + 11..=last_seen + 15).collect::<Vec<_>>()
-    );
     // And the bus carries the chat again.
+    let mut agent = one.agent().await;
     send(
         &mut agent,
         &AgentFrame::Send {
@@ -322,13 +278,21 @@ async fn what_a_node_missed_while_nats_restarted_arrives_once_in_order_when_it_i
         },
     )
     .await;
-    let message = next_message(&mut watcher).await;
-    assert_eq!(
-        (message.seq, message.body.as_str()),
-        (last_seen + 16, "after")
-    );
+    // (What it read on watching may come again: a console keeps each seq once.)
+    let after = heard_after(&mut watcher, last_seen + 15, 1, console_message).await;
+    assert_eq!(after, vec![(last_seen + 16, "after".to_owned())]);
     assert!(quiet::<ToAgent>(&mut watcher).await, "nothing twice");
     assert_eq!(health(&two).await, reqwest::StatusCode::OK);
+}
+
+/// Whether the server drops the socket within a few seconds (frames before are
+/// skipped).
+async fn closed_within(ws: &mut Ws) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await
+    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,15 +7,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Frame, PASSWORD, Parlor, Ws, recv, send};
-use futures_util::{SinkExt, StreamExt};
-use parlor_protocol::{OfferClosed, Seq, ToAgent, ToVisitor, VisitorFrame};
+use common::traffic::{Balancer, Customer, Run};
+use common::{PASSWORD, Parlor, Ws, recv, send};
+use futures_util::StreamExt;
+use parlor_protocol::{OfferClosed, ToAgent, ToVisitor};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -24,287 +22,20 @@ async fn console(addr: SocketAddr, cookie: &str) -> Ws {
     common::console_at(addr, cookie).await.0
 }
 
-/// A small deterministic generator, so a failing run can be told apart by its seed.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, sides: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % sides
-    }
-}
-
-/// What one customer saw and sent over the whole run.
-#[derive(Default)]
-struct Customer {
-    number: usize,
-    token: Option<String>,
-    /// Every message this customer's widget received, by `seq`.
-    seen: BTreeMap<Seq, String>,
-    sent: Vec<String>,
-    acked: HashSet<String>,
-    /// Links that opened and said hello: more than one means it lost a link and came back.
-    links: u32,
-}
-
-impl Customer {
-    fn since(&self) -> Seq {
-        self.seen.keys().next_back().copied().unwrap_or(0)
-    }
-
-    /// Records a message; the same `seq` must always be the same message.
-    fn saw(&mut self, seq: Seq, client_id: &str) {
-        let before = self.seen.insert(seq, client_id.to_owned());
-        if let Some(before) = before {
-            assert_eq!(before, client_id, "seq {seq} changed its message");
-        }
-        self.acked.insert(client_id.to_owned());
-    }
-
-    /// Connects (retrying while the server is down), resumes from the last `seq`, and
-    /// starts the chat if it is not stored yet.
-    async fn connect(&mut self, addr: SocketAddr) -> Ws {
-        loop {
-            if let Ok((mut ws, _)) = connect_async(format!("ws://{addr}/ws/visitor")).await {
-                let hello = VisitorFrame::Hello {
-                    token: self.token.clone(),
-                    since: self.since(),
-                };
-                if ws.send(text(&hello)).await.is_ok()
-                    && let Some(chat) = self.welcome(&mut ws).await
-                {
-                    self.links += 1;
-                    if chat {
-                        return ws;
-                    }
-                    let start = VisitorFrame::StartChat {
-                        client_id: format!("start-{}", self.number),
-                        name: format!("Customer {}", self.number),
-                        subject: "Faults".into(),
-                        body: "hello".into(),
-                        time_zone: None,
-                        language: None,
-                        group: None,
-                        email: String::new(),
-                        custom: Default::default(),
-                    };
-                    if ws.send(text(&start)).await.is_ok() && self.started(&mut ws).await {
-                        return ws;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Reads the welcome: `Some(true)` when the chat is stored, with the gap since.
-    async fn welcome(&mut self, ws: &mut Ws) -> Option<bool> {
-        // The socket follows the chat before the transcript is read, so a message
-        // published meanwhile may come first (it is kept by `seq` like any other), and so
-        // may queue news.
-        let mut frame = next(ws).await?;
-        loop {
-            match &frame {
-                ToVisitor::Message { message } => self.saw(message.seq, &message.client_id),
-                news if news.is_queue_news() => {}
-                _ => break,
-            }
-            frame = next(ws).await?;
-        }
-        match frame {
-            ToVisitor::Welcome { token, chat, .. } => {
-                self.token = Some(token);
-                let Some(chat) = chat else {
-                    return Some(false);
-                };
-                for message in chat.messages {
-                    self.saw(message.seq, &message.client_id);
-                }
-                Some(true)
-            }
-            other => panic!("expected welcome, got {other:?}"),
-        }
-    }
-
-    async fn started(&mut self, ws: &mut Ws) -> bool {
-        loop {
-            match next(ws).await {
-                Some(ToVisitor::ChatStarted { chat }) => {
-                    for message in chat.messages {
-                        self.saw(message.seq, &message.client_id);
-                    }
-                    return true;
-                }
-                Some(_) => continue,
-                None => return false,
-            }
-        }
-    }
-
-    /// Sends a message every few milliseconds until `stop`, then until every message
-    /// sent is acknowledged. Each (re)connection sends the unacknowledged ones again
-    /// with their own ids. `drops` closes the socket now and then.
-    async fn run(
-        mut self,
-        addr: Arc<std::sync::Mutex<SocketAddr>>,
-        stop: Arc<AtomicBool>,
-        drops: bool,
-    ) -> Self {
-        let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (self.number as u64 + 1));
-        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-        'connection: loop {
-            assert!(
-                tokio::time::Instant::now() < give_up,
-                "customer {} never settled",
-                self.number
-            );
-            let to = *addr.lock().expect("address");
-            let mut ws = self.connect(to).await;
-            let unacked: Vec<String> = self
-                .sent
-                .iter()
-                .filter(|id| !self.acked.contains(*id))
-                .cloned()
-                .collect();
-            for client_id in unacked {
-                let frame = VisitorFrame::Send {
-                    body: client_id.clone(),
-                    client_id,
-                };
-                if ws.send(text(&frame)).await.is_err() {
-                    continue 'connection;
-                }
-            }
-            let mut tick = tokio::time::interval(Duration::from_millis(15));
-            loop {
-                let stopping = stop.load(Ordering::Relaxed);
-                if stopping && self.sent.iter().all(|id| self.acked.contains(id)) {
-                    return self;
-                }
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if drops && dice.roll(40) == 0 {
-                            let _ = ws.close(None).await;
-                            continue 'connection;
-                        }
-                        if stopping {
-                            continue;
-                        }
-                        let client_id = format!("c{}-{}", self.number, self.sent.len());
-                        self.sent.push(client_id.clone());
-                        let frame = VisitorFrame::Send { body: client_id.clone(), client_id };
-                        if ws.send(text(&frame)).await.is_err() {
-                            continue 'connection;
-                        }
-                    }
-                    frame = next(&mut ws) => match frame {
-                        Some(ToVisitor::Message { message }) => self.saw(message.seq, &message.client_id),
-                        Some(ToVisitor::Error { error }) => panic!("customer {}: {error:?}", self.number),
-                        Some(_) => {}
-                        None => continue 'connection,
-                    },
-                }
-            }
-        }
-    }
-
-    /// The whole stored transcript, read afresh, checked against what was sent and seen.
-    async fn check(&self, addr: SocketAddr) {
-        let (mut ws, _) = connect_async(format!("ws://{addr}/ws/visitor"))
-            .await
-            .expect("opens");
-        let hello = VisitorFrame::Hello {
-            token: self.token.clone(),
-            since: 0,
-        };
-        send(&mut ws, &hello).await;
-        let mut stored: Vec<(Seq, String)> = match recv::<ToVisitor>(&mut ws).await {
-            ToVisitor::Welcome {
-                chat: Some(chat), ..
-            } => chat
-                .messages
-                .into_iter()
-                .map(|m| (m.seq, m.client_id))
-                .collect(),
-            other => panic!("customer {}: expected the chat, got {other:?}", self.number),
-        };
-        // The welcome holds the latest page; the rest comes a page at a time.
-        while let Some(&(first, _)) = stored.first().filter(|(seq, _)| *seq > 1) {
-            send(&mut ws, &VisitorFrame::LoadEarlier { before: first }).await;
-            let page = loop {
-                match recv::<ToVisitor>(&mut ws).await {
-                    ToVisitor::Earlier { messages } => break messages,
-                    ToVisitor::Error { error } => panic!("customer {}: {error:?}", self.number),
-                    _ => {}
-                }
-            };
-            assert!(
-                !page.is_empty(),
-                "customer {}: no page before {first}",
-                self.number
-            );
-            stored.splice(0..0, page.into_iter().map(|m| (m.seq, m.client_id)));
-        }
-        let n = self.number;
-        let seqs: Vec<Seq> = stored.iter().map(|(seq, _)| *seq).collect();
-        let expected: Vec<Seq> = (1..=stored.len() as Seq).collect();
-        assert_eq!(seqs, expected, "customer {n}: stored seqs have a hole");
-        let ids: HashSet<&String> = stored.iter().map(|(_, id)| id).collect();
-        assert_eq!(
-            ids.len(),
-            stored.len(),
-            "customer {n}: a message is stored twice"
-        );
-        for id in &self.sent {
-            assert!(
-                self.acked.contains(id),
-                "customer {n}: {id} never acknowledged"
-            );
-            assert!(
-                ids.contains(id),
-                "customer {n}: acknowledged {id} is not stored"
-            );
-        }
-        let seen: Vec<(Seq, String)> = self.seen.clone().into_iter().collect();
-        assert_eq!(
-            seen, stored,
-            "customer {n}: what the widget holds is not the transcript"
-        );
-    }
-}
-
-fn text(frame: &VisitorFrame) -> Message {
-    Message::Text(serde_json::to_string(frame).expect("serialises").into())
-}
-
-/// The next frame, or `None` when the socket failed, closed or went quiet for 5 s.
-async fn next(ws: &mut Ws) -> Option<ToVisitor> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => {
-                return Some(serde_json::from_str(text.as_str()).expect("a known frame"));
-            }
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            _ => return None,
-        }
-    }
-}
+/// How often each customer sends a message.
+const PACE: Duration = Duration::from_millis(15);
 
 /// Runs `customers` concurrent chats for a while; `fault` happens in the middle.
 async fn total_queue(customers: usize, drops: bool, crash: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
     let parlor = Parlor::start(dir.path(), "127.0.0.1:0").await;
-    let addr = Arc::new(std::sync::Mutex::new(parlor.addr));
-    let stop = Arc::new(AtomicBool::new(false));
+    // A restart comes back on the same address.
+    let nodes = Balancer::new(vec![parlor.addr]);
+    let run = Run::default();
     let runs: Vec<_> = (0..customers)
         .map(|number| {
-            let customer = Customer {
-                number,
-                ..Customer::default()
-            };
-            tokio::spawn(customer.run(addr.clone(), stop.clone(), drops))
+            let customer = Customer::new(number, PACE);
+            tokio::spawn(customer.run(nodes.clone(), run.clone(), drops))
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -316,12 +47,21 @@ async fn total_queue(customers: usize, drops: bool, crash: bool) {
         parlor
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
+    run.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while run.settled() < customers {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "customers never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = run.finish(parlor.addr).await;
     let mut acknowledged = 0;
     let mut links = 0;
     for run in runs {
         let customer = run.await.expect("customer task");
-        customer.check(parlor.addr).await;
+        customer.check(&stored[&customer.case.expect("a chat")]);
         acknowledged += customer.acked.len();
         links += customer.links;
         if crash {

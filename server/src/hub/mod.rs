@@ -397,6 +397,14 @@ impl Hub {
         }
     }
 
+    /// Drops every console on this node; each reconnects and resumes.
+    pub fn kick_consoles_here(&self) {
+        let mut inner = self.lock();
+        for id in consoles(&inner, None) {
+            kick(&mut inner, id);
+        }
+    }
+
     /// Joins the other nodes: from now on what this node's sockets hear goes to `others`
     /// too, and so does which cases they follow.
     pub fn join(&self, others: Outgoing) {

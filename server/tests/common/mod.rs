@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
+pub mod cluster;
 pub mod process;
+pub mod traffic;
 pub use process::Parlor;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
