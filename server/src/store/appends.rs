@@ -10,7 +10,7 @@ use parlor_protocol::{AgentId, Author, CaseId, ChatMessage, Millis, Seq};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use sqlx::PgConnection;
 
-use super::writer::Op;
+use super::writer::{Op, Rows};
 use super::{StoreError, StoreResult, author_from_columns, now_ms};
 
 /// One message to append.
@@ -32,6 +32,10 @@ pub(super) type AppendSlot<'a> = (&'a Append, &'a mut Option<StoreResult<(ChatMe
 
 impl Op for Append {
     type Output = (ChatMessage, bool);
+
+    fn rows(&self) -> Rows {
+        Rows::case(self.case)
+    }
 
     fn appends(&self) -> bool {
         true

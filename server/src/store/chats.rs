@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use sqlx::{PgConnection, Row};
 
 use super::appends::{INSERT_MESSAGE, author_columns};
-use super::writer::Op;
+use super::writer::{Op, Rows};
 use super::{NewChat, Started, StoreError, StoreResult, VisitorId, now_ms, outcome_name};
 use crate::secret;
 
@@ -50,8 +50,8 @@ impl Presence {
     /// each sees what the one before it counted.
     fn lock(self) -> &'static str {
         match self {
-            Self::Customer(_) => "SELECT 1 FROM cases WHERE id = $1 FOR UPDATE",
-            Self::Agent(_) => "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE",
+            Self::Customer(_) => "SELECT 1 FROM cases WHERE id = $1 FOR NO KEY UPDATE",
+            Self::Agent(_) => "SELECT 1 FROM agents WHERE id = $1 FOR NO KEY UPDATE",
         }
     }
 
@@ -139,6 +139,13 @@ impl Mark {
 
 impl Op for Mark {
     type Output = bool;
+
+    fn rows(&self) -> Rows {
+        match self.who {
+            Presence::Customer(case) => Rows::case(case),
+            Presence::Agent(agent) => Rows::agent(agent),
+        }
+    }
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
         let (kind, id) = (self.who.kind(), self.who.id());
@@ -361,11 +368,16 @@ impl Op for LeaveMessage {
 }
 
 /// Runs one statement that changes rows, on either database, and answers with whether
-/// it changed exactly one. `$binds` are bound in order.
+/// it changed exactly one. `$binds` are bound in order; `$rows` is the row it changes.
 macro_rules! changes_one {
-    ($name:ident, $sql:expr, |$op:ident| [$($bind:expr),* $(,)?]) => {
+    ($name:ident, $sql:expr, |$op:ident| [$($bind:expr),* $(,)?], $rows:expr) => {
         impl Op for $name {
             type Output = bool;
+
+            fn rows(&self) -> Rows {
+                let $op = self;
+                $rows
+            }
 
             fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<bool>> {
                 let $op = self;
@@ -392,7 +404,8 @@ changes_one!(
     Assign,
     "UPDATE cases SET chat_state = 'active', agent_id = $1, offer_agent_id = NULL, \
      offer_expires_at = NULL WHERE id = $2 AND chat_state = 'queued'",
-    |op| [op.agent, op.case]
+    |op| [op.agent, op.case],
+    Rows::case(op.case)
 );
 
 /// Takes the agent out of a live chat and puts it back in the queue. `false` when the
@@ -406,7 +419,8 @@ changes_one!(
     Requeue,
     "UPDATE cases SET chat_state = 'queued', agent_id = NULL \
      WHERE id = $1 AND chat_state = 'active' AND agent_id = $2",
-    |op| [op.case, op.agent]
+    |op| [op.case, op.agent],
+    Rows::case(op.case)
 );
 
 /// An agent's routing switch. `false` when there is no such agent.
@@ -418,7 +432,8 @@ pub(super) struct SetRouting {
 changes_one!(
     SetRouting,
     "UPDATE agents SET routing = $1 WHERE id = $2",
-    |op| [op.on, op.agent]
+    |op| [op.on, op.agent],
+    Rows::agent(op.agent)
 );
 
 /// Ends a chat. `None` when it had already ended; else the agent who was in it.
@@ -444,6 +459,10 @@ impl EndChat {
 
 impl Op for EndChat {
     type Output = Option<Option<AgentId>>;
+
+    fn rows(&self) -> Rows {
+        Rows::case(self.case)
+    }
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<Self::Output>> {
         let (kind, name) = self.by();
@@ -481,6 +500,10 @@ const LOG_OFFER: &str = "INSERT INTO offer_log (case_id, agent_id, offered_at) V
 
 impl Op for OpenOffer {
     type Output = ();
+
+    fn rows(&self) -> Rows {
+        Rows::case(self.case)
+    }
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
         tx.prepare_cached(SET_OFFER)?
@@ -522,6 +545,10 @@ const CLOSE_LOGGED_OFFER: &str = "UPDATE offer_log SET outcome = $1, closed_at =
 
 impl Op for CloseOffer {
     type Output = ();
+
+    fn rows(&self) -> Rows {
+        Rows::case(self.case)
+    }
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<()>> {
         tx.prepare_cached(CLEAR_OFFER)?

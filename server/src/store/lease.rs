@@ -21,7 +21,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use sqlx::PgConnection;
 
-use super::writer::Op;
+use super::writer::{Op, Rows};
 use super::{Presence, Store, StoreError, StoreResult};
 use parlor_protocol::Millis;
 
@@ -161,6 +161,10 @@ pub(super) struct Fenced<O> {
 
 impl<O: Op> Op for Fenced<O> {
     type Output = O::Output;
+
+    fn rows(&self) -> Rows {
+        self.op.rows()
+    }
 
     fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<StoreResult<O::Output>> {
         if let Some(Epoch(epoch)) = self.fence {

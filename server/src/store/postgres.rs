@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use parlor_protocol::{CaseId, ChatMessage};
+use parlor_protocol::{AgentId, CaseId, ChatMessage};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Acquire, PgConnection, PgPool, Row};
 use tokio::sync::mpsc;
@@ -135,6 +135,8 @@ fn unreachable(error: &sqlx::Error) -> bool {
 async fn write_all(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
+    let rows = batch_rows(batch);
+    lock_rows(&mut tx, rows).await?;
     for run in runs(batch) {
         match run {
             Run::One(job) => job.apply_pg(&mut tx).await?,
@@ -144,9 +146,46 @@ async fn write_all(pool: &PgPool, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()
     tx.commit().await
 }
 
-/// Locks the run's cases, in id order, and gives each one's state and agent.
+/// Locks the rows the batch's writes change, before any of them: the cases in id
+/// order, then the agents. Another node's writer takes them in the same order, so the
+/// two wait for each other rather than deadlock (which PostgreSQL would break only
+/// after a second, failing one batch). `NO KEY UPDATE`, what an `UPDATE` takes, lets
+/// the inserts that merely refer to a row (a message to its case) go on.
+async fn lock_rows(
+    tx: &mut PgConnection,
+    (cases, agents): (Vec<CaseId>, Vec<AgentId>),
+) -> sqlx::Result<()> {
+    for (ids, lock) in [(cases, LOCK_CASE_ROWS), (agents, LOCK_AGENT_ROWS)] {
+        if !ids.is_empty() {
+            sqlx::query(lock).bind(&ids).execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The cases and the agents the batch's writes change, each once, in id order.
+fn batch_rows(batch: &[Box<dyn Job>]) -> (Vec<CaseId>, Vec<AgentId>) {
+    let (mut cases, mut agents): (Vec<CaseId>, Vec<AgentId>) = (Vec::new(), Vec::new());
+    for job in batch {
+        let rows = job.rows();
+        cases.extend(rows.case);
+        agents.extend(rows.agent);
+    }
+    for ids in [&mut cases, &mut agents] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    (cases, agents)
+}
+
+const LOCK_CASE_ROWS: &str = "SELECT 1 FROM cases WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+const LOCK_AGENT_ROWS: &str =
+    "SELECT 1 FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+
+/// Gives each of the run's cases its state and agent (their rows are locked: see
+/// [`lock_rows`]).
 const LOCK_CASES: &str = "SELECT id, chat_state, agent_id FROM cases WHERE id = ANY($1) \
-     ORDER BY id FOR UPDATE";
+     ORDER BY id FOR NO KEY UPDATE";
 
 /// The last `seq` of each case, read once its lock is held.
 const LAST_SEQS: &str = "SELECT case_id, MAX(seq) FROM messages WHERE case_id = ANY($1) \

@@ -19,7 +19,7 @@ use rusqlite::Transaction;
 use sqlx::PgConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use parlor_protocol::ChatMessage;
+use parlor_protocol::{AgentId, CaseId, ChatMessage};
 
 use super::appends::AppendSlot;
 use super::{StoreError, StoreResult};
@@ -49,6 +49,12 @@ pub(super) trait Op: Send + Sync + 'static {
         false
     }
 
+    /// The rows this write changes or locks, if any: PostgreSQL's writer locks those
+    /// of a whole batch first, in one order, so two nodes' batches never deadlock.
+    fn rows(&self) -> Rows {
+        Rows::default()
+    }
+
     /// The message to append with its outcome's place, if this is one.
     fn appending<'a>(
         &'a self,
@@ -74,6 +80,30 @@ pub(super) trait Job: Send {
     }
     fn is_append(&self) -> bool {
         false
+    }
+    fn rows(&self) -> Rows;
+}
+
+/// The case and the agent row a write changes or locks (see [`Op::rows`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Rows {
+    pub case: Option<CaseId>,
+    pub agent: Option<AgentId>,
+}
+
+impl Rows {
+    pub fn case(case: CaseId) -> Self {
+        Self {
+            case: Some(case),
+            agent: None,
+        }
+    }
+
+    pub fn agent(agent: AgentId) -> Self {
+        Self {
+            case: None,
+            agent: Some(agent),
+        }
     }
 }
 
@@ -112,6 +142,10 @@ impl<O: Op> Job for Pending<O> {
 
     fn is_append(&self) -> bool {
         self.op.appends()
+    }
+
+    fn rows(&self) -> Rows {
+        self.op.rows()
     }
 }
 
