@@ -363,12 +363,17 @@ fn now() -> Millis {
 /// How long after the fault the load keeps going.
 const LOAD_AFTER: Duration = Duration::from_secs(5);
 
+/// Waits until half the customers have arrived: when the fault comes.
+async fn halfway() {
+    tokio::time::sleep(ARRIVING_EVERY * (CUSTOMERS as u32 / 2)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_no_acknowledged_message_and_no_chat_from_routing() {
     let Some(nats) = shared_nats() else { return };
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut load = Load::start(Cluster::start(&nats).await).await;
-    tokio::time::sleep(ARRIVING_EVERY * (CUSTOMERS as u32 / 2)).await;
+    halfway().await;
     // Node two follows routing; its customers and consoles resume on the others.
     load.cluster.kill_9(1).await;
     tokio::time::sleep(LOAD_AFTER).await;
@@ -381,7 +386,7 @@ async fn the_routing_node_killed_under_load_hands_over_with_never_two_screen_pop
     let Some(nats) = shared_nats() else { return };
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut load = Load::start(Cluster::start(&nats).await).await;
-    tokio::time::sleep(ARRIVING_EVERY * (CUSTOMERS as u32 / 2)).await;
+    halfway().await;
     let killed = now();
     load.cluster.kill_9(0).await;
     tokio::time::sleep(LOAD_AFTER).await;
@@ -419,7 +424,7 @@ async fn nats_restarted_under_load_loses_and_doubles_nothing_and_traffic_flows_a
     let cluster = Cluster::start(&nats.url).await;
     let mut probe = Probe::start(&cluster).await;
     let load = Load::start(cluster).await;
-    tokio::time::sleep(ARRIVING_EVERY * (CUSTOMERS as u32 / 2)).await;
+    halfway().await;
     let before = probe.time_to_carry().await;
     nats_script("stop", nats.dir.path()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::{Frame, Ws};
+use super::{Frame, Ws, start_with};
 
 /// The nodes clients reach, handed out as a load balancer with no sticky sessions
 /// does: each new connection may land on any of them, and one that fails goes to the
@@ -225,17 +225,9 @@ impl Customer {
                     if chat {
                         return ws;
                     }
-                    let start = VisitorFrame::StartChat {
-                        client_id: format!("start-{}", self.number),
-                        name: format!("Customer {}", self.number),
-                        subject: "Faults".into(),
-                        body: "hello".into(),
-                        time_zone: None,
-                        language: None,
-                        group: None,
-                        email: String::new(),
-                        custom: Default::default(),
-                    };
+                    let n = self.number;
+                    let start =
+                        start_with(&format!("start-{n}"), &format!("Customer {n}"), "hello");
                     if ws.send(text(&start)).await.is_ok() && self.started(&mut ws).await {
                         return ws;
                     }
