@@ -11,8 +11,10 @@
 //! in `seq` order (the case's row is locked while they are numbered), so whatever
 //! comes before a `seq` heard is already there to read.
 //! After the bus comes back, the sequencer reads what each followed case gained
-//! meanwhile, closes the consoles whose sessions ended meanwhile, and reads the settings
-//! again (an admin may have changed them on another node).
+//! meanwhile and tells the widgets where each chat stands, closes the consoles whose
+//! sessions ended meanwhile, reads the settings again (an admin may have changed them
+//! on another node), and has every other console here reconnect and resume: what
+//! routing told them meanwhile was lost.
 //!
 //! A node subscribes to a case's subject only while one of its sockets follows the
 //! case ([`Interest`]); what is for agents or everyone goes on one subject all nodes
@@ -85,6 +87,10 @@ pub enum Fanout {
     },
     /// An admin changed the settings: read them again.
     Settings,
+    /// Routing changed hands: what the node that routed had decided but not yet told
+    /// the consoles died with it, so every console reconnects and reads where it
+    /// stands.
+    ResumeConsoles,
 }
 
 /// Whether a node's sockets follow a case: the first one started to, or the last one
@@ -292,6 +298,7 @@ async fn send_out(
                 | Fanout::KickAgent { .. }
                 | Fanout::KickSessions { .. }
                 | Fanout::Settings
+                | Fanout::ResumeConsoles
         );
         if informs && client.connection_state() != async_nats::connection::State::Connected {
             continue;
@@ -462,14 +469,17 @@ async fn sequence(
                 if down_since.take().is_some() {
                     for case in hub.followed_cases() {
                         deliver_upto(&mut cases, &hub, &store, case, Seq::MAX).await;
-                        tell_widgets_state(&hub, &store, case).await;
+                        if hub.widgets_following(case) > 0 {
+                            tell_widgets_state(&hub, &store, case).await;
+                        }
                     }
                     close_ended_sessions(&hub, &store).await;
+                    reload_settings(&settings, &store).await;
                     // What routing told the consoles here meanwhile (screen pops shown
                     // and closed, chats opened, switches) was lost with the bus: each
-                    // reconnects and reads where it stands afresh.
+                    // reconnects and reads where it stands afresh (with the settings
+                    // just read). Their open screen pops are offered again.
                     hub.kick_consoles_here();
-                    reload_settings(&settings, &store).await;
                 }
             }
         }

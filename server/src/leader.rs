@@ -386,6 +386,11 @@ impl Turns {
         match started.await {
             Ok(hearing) => {
                 tracing::info!(epoch = epoch.0, "this node routes chats now");
+                // A node that routed before may have died between a decision's commit
+                // and its frames (a chat given to an agent, a screen pop closed): the
+                // consoles read where they stand, as after a restart. Their news
+                // reaches the shell, which is in place.
+                hub.resume_consoles();
                 Some(Leading {
                     epoch,
                     until: asked + LEASE,

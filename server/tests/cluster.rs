@@ -436,12 +436,18 @@ async fn when_the_routing_node_is_killed_another_routes_the_next_chat_within_the
     let killed = tokio::time::Instant::now();
     let (mut second, _) = two.visitor().await;
     send(&mut second, &start_chat("second")).await;
-    // Nobody routes until the lease runs out; then node two takes it, reads the chat
-    // waiting, and pops it up.
+    // Nobody routes until the lease runs out; then node two takes it, has every
+    // console resume (the dead node may have committed a decision it never told
+    // them), reads the chat waiting, and pops it up.
     // (The lease and a tick at most; and room for a busy machine.)
     let bound =
         parlor_server::leader::LEASE + parlor_server::leader::LEASE_TICK + Duration::from_secs(3);
-    let next = offer_within(&mut agent, bound)
+    let resumed = tokio::time::timeout(bound, async {
+        while let Some(Ok(_)) = agent.next().await {}
+    });
+    assert!(resumed.await.is_ok(), "the console resumes at the takeover");
+    let mut agent = two.agent().await;
+    let next = offer_within(&mut agent, bound.saturating_sub(killed.elapsed()))
         .await
         .unwrap_or_else(|| panic!("no screen pop within {bound:?} of the kill"));
     assert_ne!(next, case_id);

@@ -14,9 +14,11 @@ use std::time::Duration;
 use common::cluster::{OwnNats, nats_script, shared_nats};
 use common::traffic::{Agent, Balancer, Customer, Run};
 use common::{PASSWORD, Parlor, Ws, console_at, first_of, send, sign_in_at, start_chat, widget_at};
+use futures_util::StreamExt;
 use parlor_protocol::{AgentFrame, CaseId, Millis, OfferLogEntry, ToAgent, VisitorFrame};
 use parlor_server::store::Store;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
 
 /// The load: customers arrive one every [`ARRIVING_EVERY`], each sending a message
 /// every [`PACE`]; agents (room for three chats each, one more agent than the
@@ -290,6 +292,8 @@ fn one_after_another(pops: &[OfferLogEntry], whose: &str) {
 struct Probe {
     widget: Ws,
     console: Ws,
+    /// Where the console is, and its session, to resume it when the node drops it.
+    at: (SocketAddr, String),
     case_id: CaseId,
     sent: usize,
 }
@@ -315,13 +319,14 @@ impl Probe {
         Self {
             widget,
             console,
+            at: (cluster.addrs[1], admin),
             case_id,
             sent: 0,
         }
     }
 
-    /// Sends from the widget every 50 ms until the console hears one of these; how long
-    /// that took.
+    /// Sends from the widget every 50 ms until the console hears one of these (live;
+    /// resuming it if the node dropped it); how long that took.
     async fn time_to_carry(&mut self) -> Duration {
         let start = tokio::time::Instant::now();
         let first = self.sent;
@@ -330,19 +335,20 @@ impl Probe {
             self.sent += 1;
             let body = client_id.clone();
             send(&mut self.widget, &VisitorFrame::Send { client_id, body }).await;
-            let heard = first_of(&mut self.console, |frame: ToAgent| match frame {
-                ToAgent::Message { message } => message
-                    .client_id
-                    .strip_prefix("probe-")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|&n| n >= first),
-                _ => None,
-            });
-            if tokio::time::timeout(Duration::from_millis(50), heard)
-                .await
-                .is_ok()
-            {
-                return start.elapsed();
+            let until = tokio::time::Instant::now() + Duration::from_millis(50);
+            while let Ok(frame) = tokio::time::timeout_at(until, self.console.next()).await {
+                let Some(Ok(Message::Text(text))) = frame else {
+                    if !matches!(frame, Some(Ok(_))) {
+                        self.console = console_at(self.at.0, &self.at.1).await.0;
+                    }
+                    continue;
+                };
+                if let Ok(ToAgent::Message { message }) = serde_json::from_str(text.as_str())
+                    && let Some(n) = message.client_id.strip_prefix("probe-")
+                    && n.parse::<usize>().is_ok_and(|n| n >= first)
+                {
+                    return start.elapsed();
+                }
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
@@ -387,8 +393,8 @@ async fn the_routing_node_killed_under_load_hands_over_with_never_two_screen_pop
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut load = Load::start(Cluster::start(&nats).await).await;
     halfway().await;
-    let killed = now();
     load.cluster.kill_9(0).await;
+    let killed = now();
     tokio::time::sleep(LOAD_AFTER).await;
     let Finished { pops, resumed } = load.finish().await;
     assert!(resumed > 0, "nobody was on the node killed");

@@ -397,6 +397,12 @@ impl Hub {
         }
     }
 
+    /// Drops every console on every node; each reconnects and resumes.
+    pub fn resume_consoles(&self) {
+        self.kick_consoles_here();
+        self.tell_others(Fanout::ResumeConsoles);
+    }
+
     /// Drops every console on this node; each reconnects and resumes.
     pub fn kick_consoles_here(&self) {
         let mut inner = self.lock();
@@ -452,6 +458,7 @@ impl Hub {
             } => self.unfollow_for_agent_here(agent, case),
             Fanout::KickAgent { agent } => self.kick_agent_here(agent),
             Fanout::KickSessions { sessions } => self.kick_sessions_here(&sessions),
+            Fanout::ResumeConsoles => self.kick_consoles_here(),
         }
     }
 

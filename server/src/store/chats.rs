@@ -46,15 +46,6 @@ impl Presence {
         }
     }
 
-    /// Locks their row (PostgreSQL): nodes marking the same person wait in turn, so
-    /// each sees what the one before it counted.
-    fn lock(self) -> &'static str {
-        match self {
-            Self::Customer(_) => "SELECT 1 FROM cases WHERE id = $1 FOR NO KEY UPDATE",
-            Self::Agent(_) => "SELECT 1 FROM agents WHERE id = $1 FOR NO KEY UPDATE",
-        }
-    }
-
     /// No longer gone; changes a row only if they were.
     fn clear(self) -> &'static str {
         match self {
@@ -181,11 +172,10 @@ impl Op for Mark {
     }
 
     async fn apply_pg(&self, tx: &mut PgConnection) -> sqlx::Result<StoreResult<bool>> {
+        // Their row is locked (the writer locks what each write declares in `rows`):
+        // nodes marking the same person wait in turn, so each sees what the one before
+        // it counted.
         let (kind, id) = (self.who.kind(), self.who.id());
-        sqlx::query(self.who.lock())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         let Some(at) = self.left_at() else {
             sqlx::query(COUNT_HERE)
                 .bind(&self.node)

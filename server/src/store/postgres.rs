@@ -2,11 +2,12 @@
 //! many writers at once, but one writer per node still gathers whatever waits while a
 //! commit runs into the next one: one disk flush for a burst instead of one each.
 //!
-//! A run of appends is set-based: whatever its size, it locks its cases (in id order,
-//! so two nodes' runs of appends never wait on each other in a circle; other writes in
-//! the same group lock cases in their own order, and when two nodes' groups do wait on
-//! each other PostgreSQL ends one after a second and it is written again one by one),
-//! reads their last `seq` and
+//! Each group commit first locks the case and agent rows its writes change, the cases
+//! in id order and then the agents, so two nodes' groups wait for each other rather
+//! than in a circle (PostgreSQL would end one after a second, and it would be written
+//! again one by one).
+//!
+//! A run of appends is set-based: whatever its size, it reads their last `seq` and
 //! the ids it uses, and inserts every new message in one statement. The case's row lock
 //! is what keeps `seq` gap-free when several nodes append to one case: each reads the
 //! last `seq` only once it holds the lock, in a statement of its own (so it sees what

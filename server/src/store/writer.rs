@@ -50,7 +50,8 @@ pub(super) trait Op: Send + Sync + 'static {
     }
 
     /// The rows this write changes or locks, if any: PostgreSQL's writer locks those
-    /// of a whole batch first, in one order, so two nodes' batches never deadlock.
+    /// of a whole batch first, in one order, so two nodes' batches do not deadlock over
+    /// cases and agents. (A new chat's visitor row is still locked in batch order.)
     fn rows(&self) -> Rows {
         Rows::default()
     }

@@ -320,6 +320,11 @@ impl Customer {
             }
             let mut tick = tokio::time::interval(self.pace);
             loop {
+                assert!(
+                    tokio::time::Instant::now() < give_up,
+                    "customer {} never settled",
+                    self.number
+                );
                 let stopping = run.stopping();
                 if stopping && self.sent.iter().all(|id| self.acked.contains(id)) {
                     run.settle(&mut settled);
@@ -634,6 +639,11 @@ impl Agent {
                 let mut out = Vec::new();
                 tokio::select! {
                     _ = tick.tick() => {
+                        assert!(
+                            tokio::time::Instant::now() < give_up,
+                            "agent {} never settled",
+                            self.number
+                        );
                         let acked = self.sent.iter().all(|(_, id)| self.acked.contains(id));
                         if run.stopping() && acked {
                             run.settle(&mut settled);
