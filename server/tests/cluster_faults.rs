@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::cluster::{OwnNats, nats_script, shared_nats};
-use common::traffic::{Agent, Balancer, Customer, Run};
+use common::traffic::{Agent, Balancer, Customer, Run, until};
 use common::{PASSWORD, Parlor, Ws, console_at, first_of, send, sign_in_at, start_chat, widget_at};
 use futures_util::StreamExt;
 use parlor_protocol::{AgentFrame, CaseId, Millis, OfferLogEntry, ToAgent, VisitorFrame};
@@ -181,13 +181,17 @@ impl Load {
         run.stop();
         let clients = CUSTOMERS + AGENTS;
         let settled = || run.settled() == clients;
-        until(settled, (&customers, &agents), "every client settled").await;
+        let stopped = || {
+            customers.iter().any(JoinHandle::is_finished)
+                || agents.iter().any(JoinHandle::is_finished)
+        };
+        until(settled, stopped, "every client settled").await;
         let cases = run.cases();
         assert_eq!(cases.len(), CUSTOMERS, "every customer started a chat");
         // No chat is lost from routing: each one waiting at the fault, or started
         // during it, is offered and entered.
         let entered = || run.entered.lock().expect("entered").len() == CUSTOMERS;
-        until(entered, (&customers, &agents), "every chat entered").await;
+        until(entered, stopped, "every chat entered").await;
         let stored = run.finish(cluster.live()).await;
         // Each client returns once it holds its chats to the end.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -230,26 +234,6 @@ impl Load {
 struct Finished {
     pops: Vec<OfferLogEntry>,
     resumed: usize,
-}
-
-/// Waits until `done`, for a minute at most; a client that stopped before the end
-/// failed, and so does the test, at once.
-async fn until<C, A>(
-    done: impl Fn() -> bool,
-    (customers, agents): (&[JoinHandle<C>], &[JoinHandle<A>]),
-    what: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done() {
-        let stopped = customers.iter().any(JoinHandle::is_finished)
-            || agents.iter().any(JoinHandle::is_finished);
-        assert!(!stopped, "a client failed: see its panic above");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not {what} in a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Checks the screen pops stored: for one chat, and for one agent, each closed before

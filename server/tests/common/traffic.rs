@@ -106,6 +106,20 @@ impl Run {
     }
 }
 
+/// Waits until `done`, for a minute at most. A client that `stopped` before the end
+/// failed (see its panic), and so does the test, at once.
+pub async fn until(done: impl Fn() -> bool, stopped: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(!stopped(), "a client failed: see its panic above");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not {what} in a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A chat's whole stored transcript as seq and `client_id`, read afresh through a
 /// widget with the customer's `token`, a page at a time (over again if the node drops
 /// the socket).
