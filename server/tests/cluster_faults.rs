@@ -215,9 +215,8 @@ impl Load {
             agent.check(&stored);
             messages += agent.sent.len();
             offers += agent.offers;
-            resumed += usize::from(agent.links > 1);
         }
-        eprintln!("{messages} messages, {offers} screen pops, {resumed} clients resumed");
+        eprintln!("{messages} messages, {offers} screen pops, {resumed} customers resumed");
         assert!(
             messages > CUSTOMERS * 100,
             "only {messages} messages flowed"
@@ -229,8 +228,8 @@ impl Load {
     }
 }
 
-/// What a run ended with: every screen pop stored, and how many clients lost their
-/// link and resumed.
+/// What a run ended with: every screen pop stored, and how many customers lost their
+/// link and resumed (consoles also resume when routing changes hands).
 struct Finished {
     pops: Vec<OfferLogEntry>,
     resumed: usize,
